@@ -1,0 +1,140 @@
+"""asyncio transports and StreamWriters, on the default loop and on uvloop.
+
+A transport owns its socket: it may hold bytes the application wrote but the kernel has not
+taken yet, and the loop refuses a second watcher on the fd ("File descriptor N is used by
+transport"). So a zero-copy send here
+
+1. waits until the transport's write buffer is empty, so earlier ``write()`` bytes (HTTP
+   headers, say) reach the wire before the file's bytes;
+2. refuses other writers while it runs: ``StreamWriter.write``/``writelines``/``write_eof``
+   raise ``RuntimeError``, as ``transport.write`` does during ``loop.sendfile``; the transport's
+   own methods are fenced the same way where the transport allows it (the default loop's do;
+   uvloop's are read-only, so there a direct ``transport.write`` during a send is not caught);
+3. works on a private ``dup`` of the socket fd: same socket, its own watcher.
+
+This is what ``loop.sendfile`` does on the default loop, minus two of its limits: uvloop has no
+``loop.sendfile`` at all, and ``loop.sendfile`` cannot say how many bytes went out when it is
+cancelled. Here the transfer loop counts every byte itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from contextlib import ExitStack
+from typing import Any, Self
+
+import anyio
+from anyio.lowlevel import checkpoint
+
+from .._errors import BrokenDestination
+from .._objects import Owner, Target, _fileno
+from .._probe import describe_fd
+from .._sinks import Sink, _claim
+
+__all__ = ["TransportSink", "unwrap_asyncio"]
+
+_TRANSPORT_METHODS = ("get_extra_info", "write", "is_closing", "get_write_buffer_size")
+_FENCED = ("write", "writelines", "write_eof")
+
+
+def _is_transport(obj: object) -> bool:
+    return isinstance(obj, asyncio.WriteTransport) or all(
+        callable(getattr(obj, name, None)) for name in _TRANSPORT_METHODS
+    )
+
+
+def unwrap_asyncio(obj: object) -> Target | None:
+    if isinstance(obj, asyncio.StreamWriter):
+        owner, transport = Owner.WRITER, obj.transport
+    elif _is_transport(obj):
+        owner, transport = Owner.TRANSPORT, obj
+    else:
+        return None
+    tls = transport.get_extra_info("sslcontext") is not None or (
+        transport.get_extra_info("ssl_object") is not None
+    )
+    sock = transport.get_extra_info("socket") or transport.get_extra_info("pipe")
+    fd = -1 if sock is None else _fileno(sock)
+    closed = fd < 0 or transport.is_closing()
+    return Target(obj, owner, fd=fd, tls=tls, closed=closed, transport=transport)
+
+
+class TransportSink(Sink):
+    """A destination whose socket belongs to an asyncio transport (StreamWriter, anyio stream)."""
+
+    @classmethod
+    def create(cls, target: Target) -> TransportSink:
+        return cls(target, describe_fd(target.fd, tls=target.tls, owner=target.description))
+
+    @property
+    def transport(self) -> Any:
+        return self.target.transport
+
+    async def __aenter__(self) -> Self:
+        with ExitStack() as stack:
+            stack.enter_context(_claim(self.info, self.target))
+            if not self.tls:
+                self._fence(stack)
+                self.fd = os.dup(self.target.fd)
+                stack.callback(os.close, self.fd)
+                await self._flush()
+            self._exit = stack.pop_all()
+        return self
+
+    def _fence(self, stack: ExitStack) -> None:
+        obj = self.target.obj
+        guard = getattr(obj, "_send_guard", None)  # anyio's asyncio SocketStream
+        if guard is not None and hasattr(guard, "__enter__"):
+            stack.enter_context(guard)
+        for holder in (obj, self.transport) if obj is not self.transport else (obj,):
+            _shadow_writes(holder, stack)
+
+    async def _flush(self) -> None:
+        transport = self.transport
+        while transport.get_write_buffer_size():
+            if transport.is_closing():
+                raise BrokenDestination("the transport closed before its buffer drained", 0)
+            await anyio.wait_writable(self.fd)
+            await checkpoint()  # the transport's own writer runs on this loop turn
+
+    async def write_stream(self, data: bytes) -> None:
+        obj = self.target.obj
+        if self.target.owner is Owner.ANYIO:
+            await obj.send(data)
+        elif self.target.owner is Owner.WRITER:
+            obj.write(data)
+            await obj.drain()
+        else:
+            await _write_transport(self.transport, data)
+
+
+async def _write_transport(transport: Any, data: bytes) -> None:
+    # A bare transport tells only its protocol when to pause; poll its buffer against the
+    # high-water mark instead, so a slow peer holds us back rather than filling memory.
+    if transport.is_closing():
+        raise ConnectionResetError("the transport is closing")
+    transport.write(data)
+    _, high = transport.get_write_buffer_limits()
+    delay = 0.0005
+    while transport.get_write_buffer_size() > high:
+        if transport.is_closing():
+            raise ConnectionResetError("the transport closed with bytes unsent")
+        await anyio.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    await checkpoint()
+
+
+def _refuse(*args: object, **kwargs: object) -> None:
+    raise RuntimeError("unable to write: a zcio zero-copy send is in progress on this stream")
+
+
+def _shadow_writes(holder: object, stack: ExitStack) -> None:
+    """Make ``holder.write`` & co. raise until ``stack`` closes; skip objects without a dict."""
+    if not hasattr(holder, "__dict__"):
+        return  # uvloop's transports: read-only attributes
+    for name in _FENCED:
+        if name in vars(holder):
+            continue  # someone else shadows it already; leave theirs alone
+        setattr(holder, name, _refuse)
+        stack.callback(delattr, holder, name)

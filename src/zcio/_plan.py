@@ -1,0 +1,165 @@
+"""(source, destination, what the process has learned) -> which method moves the bytes, and why.
+
+Everything that decides a method lives here, as a pure function over probed facts: no system
+call, no awaiting. The table is short enough to hold in one's head:
+
+=================  ==========================================  =======================
+method             source                                      destination
+=================  ==========================================  =======================
+copy_file_range    regular file                                regular file
+sendfile           regular file                                socket, pipe, chardev,
+                                                               regular file
+splice             regular file, pipe, stream socket, chardev  pipe, stream socket,
+                                                               chardev, regular file
+userspace          anything readable                           anything writable
+=================  ==========================================  =======================
+
+A method is passed over, with a :class:`Reason`, when a side does not support it, when TLS runs
+in user space, when ``ZCIO_DISABLE`` names it, when the kernel has refused it before (for the
+whole process on ENOSYS/EPERM, for this pair of kinds on EINVAL), or when the operation does
+not offer it. The transfer tries the candidates in order; the user-space copy is always last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import NamedTuple
+
+from ._kinds import Kind, Method
+from ._probe import FdInfo
+
+__all__ = ["ORDER", "Plan", "Reason", "Skipped", "choose"]
+
+#: Preference order: the most specialised method first, the user-space copy last.
+ORDER: tuple[Method, ...] = (
+    Method.COPY_FILE_RANGE,
+    Method.SENDFILE,
+    Method.SPLICE,
+    Method.USERSPACE,
+)
+
+
+class Reason(StrEnum):
+    """Why a method was passed over. The names are the keys of ``stats().fallbacks``."""
+
+    NOT_SUPPORTED = "not supported for this pair of kinds"
+    USER_SPACE_TLS = "TLS runs in user space, so every byte must pass through Python"
+    APPEND = "the destination is O_APPEND, which the kernel refuses for zero-copy writes"
+    DISABLED = "turned off by ZCIO_DISABLE"
+    UNAVAILABLE = "unavailable in this process (the kernel said ENOSYS or EPERM)"
+    REFUSED_FOR_PAIR = "refused by the kernel for this pair of kinds before (EINVAL)"
+    NOT_OFFERED = "not used by this operation"
+    KERNEL_REFUSED = "the kernel refused the first call"
+
+
+class Skipped(NamedTuple):
+    """One method a plan passed over."""
+
+    method: Method
+    reason: Reason
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What :func:`zcio.plan` decided for a pair of endpoints.
+
+    ``method`` is the first choice; ``candidates`` is every method the transfer may try, in
+    order (it moves to the next one only when the kernel refuses a first call, before any byte
+    moved); ``passed_over`` explains every method not among the candidates.
+    """
+
+    src: Kind
+    dst: Kind
+    candidates: tuple[Method, ...]
+    passed_over: tuple[Skipped, ...]
+
+    @property
+    def method(self) -> Method:
+        return self.candidates[0]
+
+    @property
+    def zero_copy(self) -> bool:
+        return self.method is not Method.USERSPACE
+
+    def reason_against(self, method: Method) -> Skipped | None:
+        """Why ``method`` was passed over, or None if it is a candidate."""
+        return next((s for s in self.passed_over if s.method is method), None)
+
+    def __str__(self) -> str:
+        lines = [f"{self.src} -> {self.dst}: {self.method}"]
+        lines += [f"  also: {m}" for m in self.candidates[1:]]
+        lines += [f"  not {s.method}: {s.why}" for s in self.passed_over]
+        return "\n".join(lines)
+
+
+def choose(
+    src: FdInfo,
+    dst: FdInfo,
+    *,
+    offered: Collection[Method] = ORDER,
+    disabled: Mapping[Method, Reason] | None = None,
+    refused_pairs: Collection[tuple[Method, Kind, Kind]] = (),
+) -> Plan:
+    """Decide how to move bytes from ``src`` to ``dst``. Pure: no I/O.
+
+    ``disabled`` maps methods turned off for the whole process to the reason
+    (:attr:`Reason.DISABLED` or :attr:`Reason.UNAVAILABLE`); ``refused_pairs`` holds
+    ``(method, src kind, dst kind)`` the kernel refused before. Raises ``ValueError`` when no
+    method at all can work: ``src`` is not readable or ``dst`` not writable.
+    """
+    if not src.sources:
+        raise ValueError(f"cannot read from {src}: it is not open for reading")
+    if not dst.destinations:
+        raise ValueError(f"cannot write to {dst}: it is not open for writing")
+    disabled = disabled or {}
+    candidates: list[Method] = []
+    skipped: list[Skipped] = []
+    for method in ORDER:
+        reason = _against(method, src, dst, offered, disabled, refused_pairs)
+        if reason is None:
+            candidates.append(method)
+        else:
+            skipped.append(reason)
+    return Plan(src.kind, dst.kind, tuple(candidates), tuple(skipped))
+
+
+def _against(
+    method: Method,
+    src: FdInfo,
+    dst: FdInfo,
+    offered: Collection[Method],
+    disabled: Mapping[Method, Reason],
+    refused_pairs: Collection[tuple[Method, Kind, Kind]],
+) -> Skipped | None:
+    if method is Method.USERSPACE:
+        return None  # always possible once both sides are open the right way
+    if method not in offered:
+        return Skipped(method, Reason.NOT_OFFERED, f"{method} is {Reason.NOT_OFFERED}")
+    for side, info, methods in (
+        ("source", src, src.sources),
+        ("destination", dst, dst.destinations),
+    ):
+        if info.kind is Kind.TLS:
+            why = f"the {side} runs TLS in user space: every byte must be encrypted in Python"
+            return Skipped(method, Reason.USER_SPACE_TLS, why)
+        if side == "destination" and info.append:
+            return Skipped(method, Reason.APPEND, str(Reason.APPEND))
+        if method not in methods:
+            return Skipped(
+                method, Reason.NOT_SUPPORTED, f"a {info.kind} cannot be a {method} {side}"
+            )
+    if method is Method.COPY_FILE_RANGE and not (
+        src.kind is Kind.REGULAR_FILE and dst.kind is Kind.REGULAR_FILE
+    ):
+        return Skipped(
+            method, Reason.NOT_SUPPORTED, "copy_file_range needs regular files on both sides"
+        )
+    if method in disabled:
+        reason = disabled[method]
+        return Skipped(method, reason, f"{method} is {reason}")
+    if (method, src.kind, dst.kind) in refused_pairs:
+        return Skipped(method, Reason.REFUSED_FOR_PAIR, f"{method} was {Reason.REFUSED_FOR_PAIR}")
+    return None

@@ -1,0 +1,67 @@
+"""The file side of ``send_file``: open paths, check kinds, put file positions back."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from ._kinds import Kind
+from ._objects import Owner, unwrap
+from ._probe import FdInfo, describe_fd
+
+__all__ = ["FileSource", "open_file_source"]
+
+_FILE_OWNERS = (Owner.FD, Owner.FILE, Owner.PATH)
+
+
+@dataclass(slots=True)
+class FileSource:
+    """A readable regular file: its fd, its description, and the file object to reposition."""
+
+    fd: int
+    info: FdInfo
+    fileobj: Any = None
+
+
+@asynccontextmanager
+async def open_file_source(file: object) -> AsyncIterator[FileSource]:
+    """Open ``file`` (a path, binary file object or fd of a regular file) for a transfer.
+
+    Paths are opened in a worker thread (an open can wait for the disk) and closed on exit;
+    fds and file objects stay the caller's. Raises ``TypeError`` for other objects and
+    ``ValueError`` for closed files, non-regular files, or files not open for reading.
+    """
+    target = unwrap(file)
+    if target.owner not in _FILE_OWNERS:
+        raise TypeError(
+            "file must be a path, a binary file object or the fd of a regular file, "
+            f"not {target.description}"
+        )
+    if target.path is not None:
+        fd = await anyio.to_thread.run_sync(os.open, target.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            yield _checked(fd, None)
+        finally:
+            os.close(fd)
+        return
+    if target.closed:
+        raise ValueError(f"file {file!r} is closed")
+    try:
+        info = describe_fd(target.fd, owner=target.description)
+    except OSError as exc:
+        raise ValueError(f"file descriptor {target.fd} is not open: {exc}") from exc
+    yield _checked(target.fd, file if target.owner is Owner.FILE else None, info)
+
+
+def _checked(fd: int, fileobj: Any, info: FdInfo | None = None) -> FileSource:
+    info = info or describe_fd(fd, owner="path")
+    if info.kind is not Kind.REGULAR_FILE:
+        raise ValueError(f"file must be a regular file, got a {info.kind}")
+    if not info.readable:
+        raise ValueError("file is not open for reading")
+    return FileSource(fd, info, fileobj)

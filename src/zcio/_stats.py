@@ -1,0 +1,104 @@
+"""Process-wide counters of which method moved how many bytes, always on.
+
+Updating a counter is two integer additions on the task that made the system call; reading
+them takes a snapshot. Tests use the snapshots to prove which method moved the bytes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Self
+
+from ._plan import Method, Reason
+
+__all__ = ["MethodStats", "Stats", "stats"]
+
+
+@dataclass(frozen=True, slots=True)
+class MethodStats:
+    """Counts for one method: transfers that used it, system calls it made, bytes it moved."""
+
+    transfers: int = 0
+    calls: int = 0
+    bytes: int = 0
+
+    def __sub__(self, other: MethodStats) -> MethodStats:
+        return MethodStats(
+            self.transfers - other.transfers, self.calls - other.calls, self.bytes - other.bytes
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """A snapshot of :func:`zcio.stats`. Subtract two snapshots to get what happened between."""
+
+    methods: MappingProxyType[str, MethodStats] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    fallbacks: MappingProxyType[str, int] = field(default_factory=lambda: MappingProxyType({}))
+
+    def bytes(self, method: str | Method) -> int:
+        """Bytes moved by ``method`` (0 if it never ran)."""
+        return self.methods.get(str(method), MethodStats()).bytes
+
+    def calls(self, method: str | Method) -> int:
+        """System calls (or user-space write rounds) made by ``method``."""
+        return self.methods.get(str(method), MethodStats()).calls
+
+    def __sub__(self, other: Self) -> Stats:
+        names = self.methods.keys() | other.methods.keys()
+        methods = {
+            n: self.methods.get(n, MethodStats()) - other.methods.get(n, MethodStats())
+            for n in sorted(names)
+        }
+        fallbacks = Counter(self.fallbacks)
+        fallbacks.subtract(other.fallbacks)
+        return Stats(
+            MappingProxyType({n: m for n, m in methods.items() if m != MethodStats()}),
+            MappingProxyType({r: c for r, c in sorted(fallbacks.items()) if c}),
+        )
+
+
+class _Counters:
+    """The live counters. One lock guards writers from other threads' event loops."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._methods: dict[str, list[int]] = {str(m): [0, 0, 0] for m in Method}
+        self._fallbacks: Counter[str] = Counter()
+
+    def transfer(self, method: Method) -> None:
+        with self._lock:
+            self._methods[method][0] += 1
+
+    def moved(self, method: Method, nbytes: int, calls: int = 1) -> None:
+        with self._lock:
+            row = self._methods[method]
+            row[1] += calls
+            row[2] += nbytes
+
+    def fallback(self, reason: Reason) -> None:
+        with self._lock:
+            self._fallbacks[reason.name.lower()] += 1
+
+    def snapshot(self) -> Stats:
+        with self._lock:
+            methods = {n: MethodStats(*row) for n, row in self._methods.items() if any(row)}
+            fallbacks = dict(self._fallbacks)
+        return Stats(MappingProxyType(methods), MappingProxyType(fallbacks))
+
+
+COUNTERS = _Counters()
+
+
+def stats() -> Stats:
+    """A snapshot of what zcio moved in this process, per method, and why it fell back.
+
+    ``stats().methods["sendfile"].bytes`` is how many bytes ``sendfile(2)`` moved;
+    ``stats().fallbacks`` counts, by reason, the transfers that did not use the first method
+    their plan preferred. Snapshots subtract: ``after - before``.
+    """
+    return COUNTERS.snapshot()

@@ -1,0 +1,87 @@
+"""The system calls Python's ``os`` module lacks, and the limits of the ones it has.
+
+``tee(2)`` and ``cachestat(2)`` are reached through ctypes; everything else is ``os``. Every
+zero-copy call is clamped to :data:`MAX_CALL`, the most Linux moves in one call: asking for
+more fails on some kernels (EINVAL) and overflows on others.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+
+__all__ = ["MAX_CALL", "PAGE", "cached", "read_nowait", "tee"]
+
+MAX_CALL = 0x7FFFF000
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_SYS_CACHESTAT = 451  # the same number on every architecture (added in Linux 6.5)
+
+
+class _Range(ctypes.Structure):
+    _fields_ = (("off", ctypes.c_uint64), ("len", ctypes.c_uint64))
+
+
+class _CacheStat(ctypes.Structure):
+    _fields_ = tuple(
+        (name, ctypes.c_uint64)
+        for name in ("cache", "dirty", "writeback", "evicted", "recently_evicted")
+    )
+
+
+_has_cachestat = True
+
+
+def cached(fd: int, offset: int, length: int) -> bool:
+    """Whether every page of ``[offset, offset + length)`` is in the page cache, without waiting.
+
+    Uses ``cachestat(2)`` (Linux 6.5+): one call, nothing copied. On older kernels it asks
+    ``preadv2(RWF_NOWAIT)`` for the first and last byte of the range instead, which can miss a
+    hole in the middle; then a sendfile may wait for the disk for that hole.
+    """
+    global _has_cachestat
+    if length <= 0:
+        return True
+    if _has_cachestat:
+        first = offset // PAGE
+        pages = (offset + length + PAGE - 1) // PAGE - first
+        rng = _Range(first * PAGE, pages * PAGE)
+        stat = _CacheStat()
+        rc = _libc.syscall(_SYS_CACHESTAT, fd, ctypes.byref(rng), ctypes.byref(stat), 0)
+        if rc == 0:
+            return int(stat.cache) >= pages
+        if ctypes.get_errno() not in (errno.ENOSYS, errno.EPERM, errno.EOPNOTSUPP):
+            return False  # when unsure, treat the range as cold: a thread is always safe
+        _has_cachestat = False
+    one = bytearray(1)
+    return all(read_nowait(fd, memoryview(one), at) == 1 for at in (offset, offset + length - 1))
+
+
+def read_nowait(fd: int, buf: memoryview, offset: int) -> int | None:
+    """Read what the page cache holds at ``offset`` into ``buf``; None if it would wait for I/O.
+
+    May return fewer bytes than asked: the cached prefix. 0 means end of file.
+    """
+    try:
+        return os.preadv(fd, [buf], offset, os.RWF_NOWAIT)
+    except BlockingIOError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.EOPNOTSUPP:  # filesystems without RWF_NOWAIT support
+            return None
+        raise
+
+
+_libc.tee.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_size_t, ctypes.c_uint)
+_libc.tee.restype = ctypes.c_ssize_t
+
+
+def tee(fd_in: int, fd_out: int, count: int, flags: int = 0) -> int:
+    """``tee(2)``: duplicate up to ``count`` bytes from one pipe into another, consuming none."""
+    n = _libc.tee(fd_in, fd_out, min(count, MAX_CALL), flags)
+    if n < 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+    return int(n)
