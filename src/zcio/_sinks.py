@@ -166,11 +166,8 @@ def open_sink(obj: object) -> Sink:
         return TrioSink(target, _describe(target))
     if target.owner is Owner.ANYIO:
         return AnyioSink(target, _describe(target))
-    if target.owner is Owner.SSL_SOCKET:
-        sink = SslSocketSink(target, _describe(target))
-        _require_nonblocking(sink.info, target)
-        return sink
-    sink = Sink(target, _describe(target))
+    cls = SslSocketSink if target.owner is Owner.SSL_SOCKET else Sink
+    sink = cls(target, _describe(target))
     _require_nonblocking(sink.info, target)
     return sink
 

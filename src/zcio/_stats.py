@@ -12,22 +12,32 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Self
 
-from ._plan import Method, Reason
+from ._kinds import Method
+from ._plan import Reason
 
 __all__ = ["MethodStats", "Stats", "stats"]
 
 
 @dataclass(frozen=True, slots=True)
 class MethodStats:
-    """Counts for one method: transfers that used it, system calls it made, bytes it moved."""
+    """Counts for one method.
+
+    ``transfers`` that ran it, ``calls`` that moved bytes (system calls, or write rounds for
+    the user-space copy), ``bytes`` moved, and how many of the calls were ``offloaded`` to a
+    worker thread because the file's pages were not cached (or the destination is a file).
+    """
 
     transfers: int = 0
     calls: int = 0
     bytes: int = 0
+    offloaded: int = 0
 
     def __sub__(self, other: MethodStats) -> MethodStats:
         return MethodStats(
-            self.transfers - other.transfers, self.calls - other.calls, self.bytes - other.bytes
+            self.transfers - other.transfers,
+            self.calls - other.calls,
+            self.bytes - other.bytes,
+            self.offloaded - other.offloaded,
         )
 
 
@@ -67,18 +77,19 @@ class _Counters:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._methods: dict[str, list[int]] = {str(m): [0, 0, 0] for m in Method}
+        self._methods: dict[str, list[int]] = {str(m): [0, 0, 0, 0] for m in Method}
         self._fallbacks: Counter[str] = Counter()
 
     def transfer(self, method: Method) -> None:
         with self._lock:
             self._methods[method][0] += 1
 
-    def moved(self, method: Method, nbytes: int, calls: int = 1) -> None:
+    def moved(self, method: Method, nbytes: int, *, offloaded: bool = False) -> None:
         with self._lock:
             row = self._methods[method]
-            row[1] += calls
+            row[1] += 1
             row[2] += nbytes
+            row[3] += offloaded
 
     def fallback(self, reason: Reason) -> None:
         with self._lock:

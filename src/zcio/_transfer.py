@@ -39,7 +39,9 @@ SENDFILE_CHUNK = 4 << 20
 FILE_CHUNK = 16 << 20
 #: Buffer for user-space copies.
 USER_CHUNK = 256 << 10
+DATAGRAM_CHUNK = 32 << 10
 
+_UNBOUNDED = 1 << 62
 _SEND_FILE_METHODS = frozenset({Method.COPY_FILE_RANGE, Method.SENDFILE})
 
 
@@ -65,15 +67,21 @@ def plan(src: object, dst: object) -> Plan:
 
 
 class _Job:
-    """The state of one running transfer: where we are, what is left, what to count."""
+    """The state of one running transfer: where we are, what is left, what to count.
+
+    With ``count=None`` (``to_eof``) the transfer runs until the source reports end of file;
+    the size seen at the start only shapes the slices, so files that report no size (procfs)
+    or that grow are still sent to their end.
+    """
 
     def __init__(
-        self, src: FileSource, sink: Sink, offset: int, remaining: int, progress: Progress
+        self, src: FileSource, sink: Sink, offset: int, count: int | None, progress: Progress
     ) -> None:
         self.src = src
         self.sink = sink
         self.pos = offset
-        self.remaining = remaining
+        self.to_eof = count is None
+        self.remaining = _UNBOUNDED if count is None else count
         self.progress = progress
         self.base = progress.sent
         self.yielded = False
@@ -82,11 +90,21 @@ class _Job:
     def sent(self) -> int:
         return self.progress.sent - self.base
 
-    def advance(self, n: int, method: Method, calls: int = 1) -> None:
+    @property
+    def at_expected_end(self) -> bool:
+        """Reached the size seen at the start: the next call most likely reports EOF."""
+        return self.to_eof and self.pos >= self.src.info.size
+
+    def slice(self, chunk: int) -> int:
+        n = min(self.remaining, chunk)
+        left = self.src.info.size - self.pos
+        return min(n, left) if self.to_eof and left > 0 else n
+
+    def advance(self, n: int, method: Method, *, offloaded: bool = False) -> None:
         self.pos += n
         self.remaining -= n
         self.progress._advance(n)
-        COUNTERS.moved(method, n, calls)
+        COUNTERS.moved(method, n, offloaded=offloaded)
 
     def raise_if_refused(self, method: Method, exc: OSError) -> None:
         """Raise :class:`Refusal` if ``exc`` means ``method`` cannot work here and nothing moved."""
@@ -101,6 +119,8 @@ class _Job:
 
     async def pause(self) -> None:
         """A checkpoint between two full slices: lets cancellation in and other tasks run."""
+        if self.at_expected_end:
+            return  # skip the loop turn: the next call is only the EOF check
         self.yielded = True
         await checkpoint()
 
@@ -108,13 +128,14 @@ class _Job:
 async def _sendfile_to_stream(job: _Job) -> None:
     src_fd = job.src.fd
     while job.remaining > 0:
-        n = min(job.remaining, SENDFILE_CHUNK)
+        n = job.slice(SENDFILE_CHUNK)
+        offload = not cached(src_fd, job.pos, n)
         try:
-            if cached(src_fd, job.pos, n):
-                sent = os.sendfile(job.sink.fd, src_fd, job.pos, n)
-            else:  # the pages come from the disk: let a worker thread wait for them
+            if offload:  # the pages come from the disk: let a worker thread wait for them
                 job.yielded = True
                 sent = await anyio.to_thread.run_sync(os.sendfile, job.sink.fd, src_fd, job.pos, n)
+            else:
+                sent = os.sendfile(job.sink.fd, src_fd, job.pos, n)
         except BlockingIOError:
             await job.wait_writable()
             continue
@@ -123,7 +144,7 @@ async def _sendfile_to_stream(job: _Job) -> None:
             raise
         if sent == 0:
             return  # end of file
-        job.advance(sent, Method.SENDFILE)
+        job.advance(sent, Method.SENDFILE, offloaded=offload)
         if job.remaining > 0:
             # A short count means the socket buffer is full: wait instead of asking for EAGAIN.
             await (job.wait_writable() if sent < n else job.pause())
@@ -142,7 +163,7 @@ async def _into_regular_file(job: _Job, method: Method) -> None:
         return os.sendfile(dst_fd, src_fd, pos, n)
 
     while job.remaining > 0:
-        n = min(job.remaining, FILE_CHUNK)
+        n = job.slice(FILE_CHUNK)
         job.yielded = True
         try:
             done = await anyio.to_thread.run_sync(step, job.pos, n)
@@ -150,12 +171,13 @@ async def _into_regular_file(job: _Job, method: Method) -> None:
             job.raise_if_refused(method, exc)
             raise
         if done == 0:
-            if job.sent == 0 and job.pos < job.src.info.size:
-                # procfs and sysfs files claim no size to copy_file_range yet have bytes to read.
-                raise Refusal(method, None, f"{method} copied nothing from a non-empty file")
+            size = job.src.info.size
+            if job.sent == 0 and (job.pos < size or size == 0):
+                # procfs and sysfs files report size 0 and copy nothing, yet have bytes to read.
+                raise Refusal(method, None, f"{method} copied nothing; reading instead")
             return
-        job.advance(done, method)
-        await checkpoint()
+        job.advance(done, method, offloaded=True)
+        await job.pause()
 
 
 async def _userspace(job: _Job) -> None:
@@ -163,10 +185,13 @@ async def _userspace(job: _Job) -> None:
     ``preadv2(RWF_NOWAIT)`` can serve them, from a worker thread otherwise."""
     src_fd, sink = job.src.fd, job.sink
     to_file = sink.info.kind is Kind.REGULAR_FILE
-    buf = memoryview(bytearray(max(1, min(job.remaining, USER_CHUNK))))
+    # A datagram socket sends each write as one message, and refuses messages over ~64 KiB.
+    chunk = DATAGRAM_CHUNK if sink.info.kind is Kind.DATAGRAM else USER_CHUNK
+    buf = memoryview(bytearray(max(1, job.slice(chunk))))
     while job.remaining > 0:
-        view = buf[: min(job.remaining, len(buf))]
+        view = buf[: job.slice(len(buf))]
         got = None if to_file else read_nowait(src_fd, view, job.pos)
+        offload = got is None
         if got is None:
             job.yielded = True
             got = await anyio.to_thread.run_sync(os.preadv, src_fd, [view], job.pos)
@@ -175,11 +200,11 @@ async def _userspace(job: _Job) -> None:
         data = view[:got]
         if to_file:
             await anyio.to_thread.run_sync(_write_all, sink.fd, data)
-            job.advance(got, Method.USERSPACE)
+            job.advance(got, Method.USERSPACE, offloaded=True)
         elif sink.tls:
             job.yielded = True
             await sink.write_stream(bytes(data))  # a copy: the stream may keep a reference
-            job.advance(got, Method.USERSPACE)
+            job.advance(got, Method.USERSPACE, offloaded=offload)
         else:
             while data:
                 try:
@@ -187,7 +212,8 @@ async def _userspace(job: _Job) -> None:
                 except BlockingIOError:
                     await job.wait_writable()
                     continue
-                job.advance(written, Method.USERSPACE)
+                job.advance(written, Method.USERSPACE, offloaded=offload)
+                offload = False
                 data = data[written:]
         if job.remaining > 0:
             await job.pause()
@@ -276,8 +302,7 @@ async def send_file(
     ``file`` is a path, a binary file object or the fd of a regular file. ``dst`` is a
     non-blocking socket or pipe, an anyio or trio socket stream (TLS ones included), an asyncio
     transport or ``StreamWriter``, or a regular file open for writing (written at its current
-    position, with ``copy_file_range``). ``count=None`` means up to the end of the file as it is
-    when the transfer starts.
+    position, with ``copy_file_range``). ``count=None`` means up to the end of the file.
 
     The bytes move with ``sendfile(2)`` (``copy_file_range(2)`` into files) when the kernel
     allows it, never blocking the event loop: a full socket waits for writability, and pages
@@ -304,12 +329,10 @@ async def send_file(
     await checkpoint_if_cancelled()
     sink = open_sink(dst)
     async with open_file_source(file) as src:
-        start = offset
-        remaining = count if count is not None else max(src.info.size - offset, 0)
-        job = _Job(src, sink, start, remaining, progress)
+        job = _Job(src, sink, offset, count, progress)
         the_plan = _choose(src.info, sink.info, _SEND_FILE_METHODS)
         try:
-            if remaining > 0:
+            if job.remaining > 0:
                 async with sink:
                     await _run(the_plan, job, fallback)
         except (TransferError, ZeroCopyUnavailable):

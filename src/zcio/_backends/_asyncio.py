@@ -45,6 +45,7 @@ def _is_transport(obj: object) -> bool:
 
 
 def unwrap_asyncio(obj: object) -> Target | None:
+    transport: Any
     if isinstance(obj, asyncio.StreamWriter):
         owner, transport = Owner.WRITER, obj.transport
     elif _is_transport(obj):
@@ -99,7 +100,7 @@ class TransportSink(Sink):
             await checkpoint()  # the transport's own writer runs on this loop turn
 
     async def write_stream(self, data: bytes) -> None:
-        obj = self.target.obj
+        obj: Any = self.target.obj
         if self.target.owner is Owner.ANYIO:
             await obj.send(data)
         elif self.target.owner is Owner.WRITER:

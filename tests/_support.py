@@ -1,0 +1,237 @@
+"""Loopback peers for transfer tests: receivers in threads, destinations of every flavour.
+
+Receivers run in plain threads with blocking sockets, so they work the same whichever event
+loop the sender runs on, and every wait they do is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import socket
+import ssl
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import pytest
+import sniffio
+import trustme
+
+TIMEOUT = 20.0
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def make_data(size: int, seed: int = 0) -> bytes:
+    """Deterministic, incompressible-looking bytes (no two 4 KiB pages alike)."""
+    block = hashlib.sha256(str(seed).encode()).digest() * 128  # 4 KiB
+    out = bytearray()
+    page = 0
+    while len(out) < size:
+        out += hashlib.sha256(page.to_bytes(8, "little")).digest()[:8] + block[8:]
+        page += 1
+    return bytes(out[:size])
+
+
+@dataclass
+class Receiver:
+    """Accepts one connection (or takes one socket) in a thread and reads it to EOF.
+
+    ``start_gate``: the thread waits for it before reading (to fill the sender's buffers).
+    ``stop_after``: close after this many bytes (a peer that vanishes), with an RST.
+    """
+
+    sock: socket.socket
+    accept: bool = True
+    start_gate: threading.Event | None = None
+    stop_after: int | None = None
+    rcvbuf: int | None = None
+    tls: ssl.SSLContext | None = None
+    data: bytearray = field(default_factory=bytearray)
+    error: BaseException | None = None
+    _thread: threading.Thread | None = None
+
+    def start(self) -> Receiver:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        conn: socket.socket | None = None
+        try:
+            self.sock.settimeout(TIMEOUT)
+            if self.accept:
+                conn, _ = self.sock.accept()
+            else:
+                conn = self.sock
+            conn.settimeout(TIMEOUT)
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            if self.start_gate is not None:
+                self.start_gate.wait(TIMEOUT)
+            while True:
+                chunk = conn.recv(1 << 16)
+                if not chunk:
+                    break
+                self.data += chunk
+                if self.stop_after is not None and len(self.data) >= self.stop_after:
+                    conn.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                    )
+                    break
+            else_unwrap = isinstance(conn, ssl.SSLSocket) and self.stop_after is None
+            if else_unwrap:
+                with suppress(OSError):
+                    conn = conn.unwrap()  # answer the sender's close_notify
+        except BaseException as exc:  # reported by result()
+            self.error = exc
+        finally:
+            if conn is not None and conn is not self.sock:
+                conn.close()
+            self.sock.close()
+
+    def result(self) -> bytes:
+        assert self._thread is not None
+        self._thread.join(TIMEOUT)
+        assert not self._thread.is_alive(), "receiver did not finish"
+        if self.error is not None and not isinstance(self.error, ssl.SSLError | OSError):
+            raise self.error
+        return bytes(self.data)
+
+
+def tcp_listener() -> tuple[socket.socket, int]:
+    lsock = socket.create_server(("127.0.0.1", 0))
+    return lsock, lsock.getsockname()[1]
+
+
+@dataclass
+class TlsPair:
+    server: ssl.SSLContext
+    client: ssl.SSLContext
+
+
+def tls_contexts() -> TlsPair:
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost")
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server)
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    return TlsPair(server, client)
+
+
+def backend() -> str:
+    name = sniffio.current_async_library()
+    if name == "asyncio":
+        loop = asyncio.get_running_loop()
+        if type(loop).__module__.startswith("uvloop"):
+            return "uvloop"
+    return name
+
+
+FLAVOURS = ["socket", "anyio", "trio", "writer", "transport"]
+
+
+def skip_unsupported(flavour: str) -> None:
+    """Skip (before any socket exists) flavours the running backend does not have."""
+    name = backend()
+    if flavour == "trio" and name != "trio":
+        pytest.skip("trio streams need the trio backend")
+    if flavour in ("writer", "transport") and name == "trio":
+        pytest.skip("asyncio streams need an asyncio loop")
+
+
+@asynccontextmanager
+async def destination(flavour: str, port: int, tls: ssl.SSLContext | None = None) -> AsyncIterator[Any]:
+    """Connect to 127.0.0.1:port and yield a destination object of ``flavour``; closing it
+    on exit sends EOF to the receiver. Call :func:`skip_unsupported` first."""
+    if flavour == "socket":
+        sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        if tls is not None:
+            sock.setblocking(True)
+            sock = tls.wrap_socket(sock, server_hostname="localhost")
+        sock.setblocking(False)
+        try:
+            yield sock
+        finally:
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR) if tls is None else sock.unwrap()
+            sock.close()
+    elif flavour == "anyio":
+        if tls is None:
+            stream: Any = await anyio.connect_tcp("127.0.0.1", port)
+        else:
+            stream = await anyio.connect_tcp(
+                "127.0.0.1", port, ssl_context=tls, tls_hostname="localhost"
+            )
+        async with stream:
+            yield stream
+    elif flavour == "trio":
+        import trio
+
+        tstream: Any = await trio.open_tcp_stream("127.0.0.1", port)
+        if tls is not None:
+            tstream = trio.SSLStream(tstream, tls, server_hostname="localhost")
+            await tstream.do_handshake()
+        async with tstream:
+            yield tstream
+    elif flavour in ("writer", "transport"):
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=tls, server_hostname="localhost" if tls else None
+        )
+        try:
+            yield writer if flavour == "writer" else writer.transport
+        finally:
+            writer.close()
+            with suppress(OSError):
+                await writer.wait_closed()
+    else:
+        raise AssertionError(flavour)
+
+
+async def write_header(flavour: str, dst: Any, header: bytes) -> None:
+    """Write ``header`` through the destination's own API, leaving it buffered if it buffers."""
+    if flavour == "socket":
+        view = memoryview(header)
+        while view:
+            try:
+                view = view[dst.send(view) :]
+            except (BlockingIOError, ssl.SSLWantWriteError):
+                await anyio.sleep(0.001)
+    elif flavour == "anyio":
+        await dst.send(header)
+    elif flavour == "trio":
+        await dst.send_all(header)
+    else:
+        dst.write(header)  # StreamWriter or transport: stays in the transport's buffer
+
+
+def file_of(tmp: os.PathLike[str] | str, data: bytes, name: str = "src.bin") -> str:
+    path = os.path.join(tmp, name)
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+def evict(path: str) -> bool:
+    """Drop ``path`` from the page cache; True if the first page is really gone."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        try:
+            os.preadv(fd, [bytearray(1)], 0, os.RWF_NOWAIT)
+        except BlockingIOError:
+            return True
+        return False
+    finally:
+        os.close(fd)
+
+

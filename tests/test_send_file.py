@@ -1,0 +1,301 @@
+"""send_file over loopback: every destination flavour, every backend, native and fallback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+import zcio
+from _support import (
+    FLAVOURS,
+    Receiver,
+    backend,
+    destination,
+    evict,
+    file_of,
+    make_data,
+    sha,
+    skip_unsupported,
+    tcp_listener,
+    tls_contexts,
+    write_header,
+)
+
+pytestmark = pytest.mark.anyio
+
+DATA = make_data(3 * 1024 * 1024 + 17)
+
+
+def assert_moved_by(delta: zcio.Stats, mode: str, n: int) -> None:
+    """Prove which method moved the bytes, not only that they arrived."""
+    if mode == "native":
+        assert delta.bytes("sendfile") == n, delta
+        assert delta.bytes("userspace") == 0, delta
+        assert not delta.fallbacks, delta
+    else:
+        assert delta.bytes("userspace") == n, delta
+        assert delta.bytes("sendfile") == 0, delta
+        assert delta.fallbacks.get("disabled") == 1, delta
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+async def test_whole_file_after_buffered_header(flavour: str, mode: str, tmp_path: Path) -> None:
+    # A header big enough to sit in a transport's buffer when the file starts: it must still
+    # arrive first.
+    skip_unsupported(flavour)
+    header = make_data(2 * 1024 * 1024, seed=1)
+    path = file_of(tmp_path, DATA)
+    lsock, port = tcp_listener()
+    rx = Receiver(lsock).start()
+    async with destination(flavour, port) as dst:
+        await write_header(flavour, dst, header)
+        before = zcio.stats()
+        n = await zcio.send_file(dst, path)
+        delta = zcio.stats() - before
+    assert n == len(DATA)
+    assert sha(rx.result()) == sha(header + DATA)
+    assert_moved_by(delta, mode, n)
+
+
+@pytest.mark.parametrize("flavour", ["socket", "anyio"])
+async def test_file_object_position_and_range(flavour: str, mode: str, tmp_path: Path) -> None:
+    path = file_of(tmp_path, DATA)
+    lsock, port = tcp_listener()
+    rx = Receiver(lsock).start()
+    with open(path, "rb") as f:
+        f.read(5)  # a buffered reader with its own idea of the position
+        async with destination(flavour, port) as dst:
+            n = await zcio.send_file(dst, f, offset=4097, count=1_000_000)
+        assert f.tell() == 4097 + 1_000_000
+        assert f.read(3) == DATA[4097 + 1_000_000 : 4097 + 1_000_003]
+    assert n == 1_000_000
+    assert sha(rx.result()) == sha(DATA[4097 : 4097 + 1_000_000])
+
+
+async def test_fd_source_position_untouched(mode: str, tmp_path: Path) -> None:
+    path = file_of(tmp_path, DATA)
+    fd = os.open(path, os.O_RDONLY)
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    rx = Receiver(b, accept=False).start()
+    try:
+        os.lseek(fd, 123, os.SEEK_SET)
+        n = await zcio.send_file(a, fd, offset=10, count=100_000)
+        assert os.lseek(fd, 0, os.SEEK_CUR) == 123
+    finally:
+        os.close(fd)
+        a.close()
+    assert n == 100_000
+    assert rx.result() == DATA[10:100_010]
+
+
+async def test_pipe_and_char_device_destinations(mode: str, tmp_path: Path) -> None:
+    path = file_of(tmp_path, DATA)
+    r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    reader = os.fdopen(r, "rb", buffering=0)
+    os.set_blocking(r, True)
+    got = bytearray()
+    thread = threading.Thread(target=lambda: got.extend(reader.read()), daemon=True)
+    thread.start()
+    try:
+        before = zcio.stats()
+        n = await zcio.send_file(w, path)
+        delta = zcio.stats() - before
+    finally:
+        os.close(w)
+    thread.join(10)
+    reader.close()
+    assert n == len(DATA)
+    assert sha(bytes(got)) == sha(DATA)
+    assert_moved_by(delta, mode, n)
+
+    null = os.open("/dev/null", os.O_WRONLY)
+    try:
+        assert await zcio.send_file(null, path, offset=1) == len(DATA) - 1
+    finally:
+        os.close(null)
+
+
+async def test_into_regular_file(mode: str, tmp_path: Path) -> None:
+    path = file_of(tmp_path, DATA)
+    out = tmp_path / "out.bin"
+    with open(out, "wb") as f:
+        f.write(b"prefix")  # still in the file object's buffer: must land first
+        before = zcio.stats()
+        n = await zcio.send_file(f, path, offset=3, count=len(DATA) - 3)
+        delta = zcio.stats() - before
+        assert os.lseek(f.fileno(), 0, os.SEEK_CUR) == 6 + n
+    assert out.read_bytes() == b"prefix" + DATA[3:]
+    method = "copy_file_range" if mode == "native" else "userspace"
+    assert delta.bytes(method) == n
+
+
+async def test_append_destination_uses_userspace(tmp_path: Path) -> None:
+    path = file_of(tmp_path, DATA)
+    out = tmp_path / "log.bin"
+    out.write_bytes(b"old")
+    fd = os.open(out, os.O_WRONLY | os.O_APPEND)
+    try:
+        before = zcio.stats()
+        assert await zcio.send_file(fd, path) == len(DATA)
+        delta = zcio.stats() - before
+    finally:
+        os.close(fd)
+    assert out.read_bytes() == b"old" + DATA
+    assert delta.bytes("userspace") == len(DATA)
+    assert delta.fallbacks == {"append": 1}
+    with pytest.raises(zcio.ZeroCopyUnavailable, match="O_APPEND"):
+        fd = os.open(out, os.O_WRONLY | os.O_APPEND)
+        try:
+            await zcio.send_file(fd, path, fallback=False)
+        finally:
+            os.close(fd)
+
+
+async def test_cold_file_is_sent_from_a_worker_thread(tmp_path: Path) -> None:
+    path = file_of(tmp_path, DATA)
+    if not evict(path):
+        pytest.skip("this filesystem would not drop the file from the page cache")
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    rx = Receiver(b, accept=False).start()
+    try:
+        before = zcio.stats()
+        n = await zcio.send_file(a, path)
+        delta = zcio.stats() - before
+    finally:
+        a.close()
+    assert sha(rx.result()) == sha(DATA)
+    assert delta.bytes("sendfile") == n
+    assert delta.methods["sendfile"].offloaded >= 1
+
+
+async def test_hot_file_stays_on_the_loop(tmp_path: Path) -> None:
+    path = file_of(tmp_path, DATA)
+    Path(path).read_bytes()  # into the page cache
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    rx = Receiver(b, accept=False).start()
+    try:
+        before = zcio.stats()
+        await zcio.send_file(a, path)
+        delta = zcio.stats() - before
+    finally:
+        a.close()
+    assert sha(rx.result()) == sha(DATA)
+    assert delta.methods["sendfile"].offloaded == 0
+
+
+async def test_unix_datagram_destination(tmp_path: Path) -> None:
+    data = DATA[:300_000]
+    path = file_of(tmp_path, data)
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    a.setblocking(False)
+    b.settimeout(10)
+    got = bytearray()
+
+    def drain() -> None:
+        while len(got) < len(data):
+            got.extend(b.recv(1 << 17))
+
+    thread = threading.Thread(target=drain, daemon=True)
+    thread.start()
+    try:
+        before = zcio.stats()
+        assert await zcio.send_file(a, path) == len(data)
+        delta = zcio.stats() - before
+        thread.join(10)
+    finally:
+        a.close()
+        b.close()
+    assert bytes(got) == data
+    assert delta.bytes("userspace") == len(data)
+    assert delta.fallbacks == {"not_supported": 1}
+
+
+@pytest.mark.parametrize("flavour", ["socket", "anyio", "trio", "writer"])
+async def test_tls_always_goes_through_user_space(flavour: str, tmp_path: Path) -> None:
+    skip_unsupported(flavour)
+    tls = tls_contexts()
+    path = file_of(tmp_path, DATA)
+    lsock, port = tcp_listener()
+    rx = Receiver(lsock, tls=tls.server).start()
+    async with destination(flavour, port, tls=tls.client) as dst:
+        assert zcio.probe(dst).kind is zcio.Kind.TLS
+        with pytest.raises(zcio.ZeroCopyUnavailable):
+            await zcio.send_file(dst, path, fallback=False)
+        before = zcio.stats()
+        n = await zcio.send_file(dst, path)
+        delta = zcio.stats() - before
+    assert sha(rx.result()) == sha(DATA)
+    assert delta.bytes("userspace") == n
+    assert delta.bytes("sendfile") == 0
+    assert delta.fallbacks == {"user_space_tls": 1}
+
+
+async def test_empty_and_zero_count(mode: str, tmp_path: Path) -> None:
+    empty = file_of(tmp_path, b"", "empty")
+    path = file_of(tmp_path, DATA)
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    rx = Receiver(b, accept=False).start()
+    try:
+        assert await zcio.send_file(a, empty) == 0
+        assert await zcio.send_file(a, path, count=0) == 0
+        assert await zcio.send_file(a, path, offset=len(DATA)) == 0
+        assert await zcio.send_file(a, path, offset=len(DATA) + 5) == 0
+    finally:
+        a.close()
+    assert rx.result() == b""
+
+
+async def test_procfs_file_is_read_to_its_end(mode: str, tmp_path: Path) -> None:
+    # /proc files report size 0 and copy nothing with copy_file_range; they must still arrive.
+    out = tmp_path / "out"
+    with open(out, "wb") as f:
+        n = await zcio.send_file(f, "/proc/self/mountinfo")
+    assert n > 0
+    assert out.read_bytes()[:20] == Path("/proc/self/mountinfo").read_bytes()[:20]
+
+
+async def test_backend_is_what_the_fixture_says(anyio_backend: Any) -> None:
+    name, options = anyio_backend
+    expected = "uvloop" if options.get("use_uvloop") else name
+    assert backend() == expected
+
+
+async def test_no_event_loop_stall_sending_many_small_files(tmp_path: Path) -> None:
+    # Many tiny files back to back: exercised for correctness of the EOF fast path.
+    path = file_of(tmp_path, b"x" * 100)
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    rx = Receiver(b, accept=False).start()
+    try:
+        for _ in range(200):
+            assert await zcio.send_file(a, path) == 100
+    finally:
+        a.close()
+    assert rx.result() == b"x" * 20_000
+
+
+async def test_concurrent_transfers_to_different_sockets(mode: str, tmp_path: Path) -> None:
+    path = file_of(tmp_path, DATA)
+    receivers = []
+    async with anyio.create_task_group() as tg:
+        for _ in range(4):
+            lsock, port = tcp_listener()
+            receivers.append(Receiver(lsock).start())
+
+            async def one(port: int = port) -> None:
+                async with destination("anyio", port) as dst:
+                    await zcio.send_file(dst, path)
+
+            tg.start_soon(one)
+    for rx in receivers:
+        assert sha(rx.result()) == sha(DATA)
