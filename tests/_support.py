@@ -15,7 +15,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import pytest
@@ -89,7 +89,7 @@ class Receiver:
             else_unwrap = isinstance(conn, ssl.SSLSocket) and self.stop_after is None
             if else_unwrap:
                 with suppress(OSError):
-                    conn = conn.unwrap()  # answer the sender's close_notify
+                    conn = cast(ssl.SSLSocket, conn).unwrap()  # answer the close_notify
         except BaseException as exc:  # reported by result()
             self.error = exc
         finally:
@@ -149,7 +149,9 @@ def skip_unsupported(flavour: str) -> None:
 
 
 @asynccontextmanager
-async def destination(flavour: str, port: int, tls: ssl.SSLContext | None = None) -> AsyncIterator[Any]:
+async def destination(
+    flavour: str, port: int, tls: ssl.SSLContext | None = None
+) -> AsyncIterator[Any]:
     """Connect to 127.0.0.1:port and yield a destination object of ``flavour``; closing it
     on exit sends EOF to the receiver. Call :func:`skip_unsupported` first."""
     if flavour == "socket":
@@ -162,7 +164,10 @@ async def destination(flavour: str, port: int, tls: ssl.SSLContext | None = None
             yield sock
         finally:
             with suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR) if tls is None else sock.unwrap()
+                if isinstance(sock, ssl.SSLSocket):
+                    sock.unwrap()
+                else:
+                    sock.shutdown(socket.SHUT_RDWR)
             sock.close()
     elif flavour == "anyio":
         if tls is None:
@@ -183,7 +188,7 @@ async def destination(flavour: str, port: int, tls: ssl.SSLContext | None = None
         async with tstream:
             yield tstream
     elif flavour in ("writer", "transport"):
-        reader, writer = await asyncio.open_connection(
+        _, writer = await asyncio.open_connection(
             "127.0.0.1", port, ssl=tls, server_hostname="localhost" if tls else None
         )
         try:
@@ -233,5 +238,3 @@ def evict(path: str) -> bool:
         return False
     finally:
         os.close(fd)
-
-

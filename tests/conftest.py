@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import os
 from collections.abc import Iterator
+from contextlib import suppress
 from typing import Any
 
 import pytest
@@ -69,10 +70,8 @@ _warm_up_process_wide_fds()
 def open_fds() -> dict[int, str]:
     out = {}
     for name in os.listdir("/proc/self/fd"):
-        try:
+        with suppress(OSError):  # the fd listdir itself used is already closed
             out[int(name)] = os.readlink(f"/proc/self/fd/{name}")
-        except OSError:
-            pass  # the fd listdir itself used, already closed
     return out
 
 

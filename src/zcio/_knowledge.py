@@ -2,7 +2,8 @@
 
 As in Rust's std: ENOSYS or EPERM from a method (no such syscall, or a seccomp filter) turns
 it off for the whole process; EINVAL or EOPNOTSUPP turns it off for that pair of fd kinds
-only; anything else is an ordinary error of that one transfer. Only a refusal on a
+only (for regular files: files on that filesystem, see ``_plan.pair_key``); EXDEV only this
+transfer; anything else is an ordinary error of that one transfer. Only a refusal on a
 transfer's *first* call counts as knowledge: once bytes moved, an error is an error.
 """
 
@@ -13,8 +14,9 @@ import os
 import threading
 import warnings
 
-from ._kinds import Kind, Method
-from ._plan import Reason
+from ._kinds import Method
+from ._plan import PairKey, Reason, pair_key
+from ._probe import FdInfo
 
 __all__ = ["KNOWLEDGE", "Knowledge", "Refusal"]
 
@@ -63,17 +65,17 @@ class Knowledge:
         with self._lock:
             self._env = parse_disable(os.environ.get(ENV, ""))
             self._unavailable: set[Method] = set()
-            self._refused: set[tuple[Method, Kind, Kind]] = set()
+            self._refused: set[PairKey] = set()
 
     def disabled(self) -> dict[Method, Reason]:
         out = dict.fromkeys(self._unavailable, Reason.UNAVAILABLE)
         out.update(dict.fromkeys(self._env, Reason.DISABLED))
         return out
 
-    def refused_pairs(self) -> frozenset[tuple[Method, Kind, Kind]]:
+    def refused_pairs(self) -> frozenset[PairKey]:
         return frozenset(self._refused)
 
-    def is_refusal(self, method: Method, exc: OSError, src: Kind, dst: Kind) -> bool:
+    def is_refusal(self, method: Method, exc: OSError, src: FdInfo, dst: FdInfo) -> bool:
         """Whether ``exc`` on a first call means "this method cannot work here"; learns from it."""
         code = exc.errno
         with self._lock:
@@ -81,7 +83,7 @@ class Knowledge:
                 self._unavailable.add(method)
                 return True
             if code in _PAIR:
-                self._refused.add((method, src, dst))
+                self._refused.add(pair_key(method, src, dst))
                 return True
         return code in _THIS_TRANSFER
 

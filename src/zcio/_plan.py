@@ -30,7 +30,7 @@ from typing import NamedTuple
 from ._kinds import Kind, Method
 from ._probe import FdInfo
 
-__all__ = ["ORDER", "Plan", "Reason", "Skipped", "choose"]
+__all__ = ["ORDER", "Plan", "Reason", "Skipped", "choose", "pair_key"]
 
 #: Preference order: the most specialised method first, the user-space copy last.
 ORDER: tuple[Method, ...] = (
@@ -41,6 +41,19 @@ ORDER: tuple[Method, ...] = (
 )
 
 
+#: What the kernel's refusals are remembered by: the method and both sides' kinds, where a
+#: regular file's kind includes its filesystem (``st_dev``), because a refusal there is a
+#: property of the filesystem (procfs, some FUSE or shared folders), not of every file.
+PairKey = tuple[Method, Kind, int, Kind, int]
+
+
+def pair_key(method: Method, src: FdInfo, dst: FdInfo) -> PairKey:
+    def dev(info: FdInfo) -> int:
+        return info.identity[0] if info.kind is Kind.REGULAR_FILE else 0
+
+    return (method, src.kind, dev(src), dst.kind, dev(dst))
+
+
 class Reason(StrEnum):
     """Why a method was passed over. The names are the keys of ``stats().fallbacks``."""
 
@@ -49,7 +62,7 @@ class Reason(StrEnum):
     APPEND = "the destination is O_APPEND, which the kernel refuses for zero-copy writes"
     DISABLED = "turned off by ZCIO_DISABLE"
     UNAVAILABLE = "unavailable in this process (the kernel said ENOSYS or EPERM)"
-    REFUSED_FOR_PAIR = "refused by the kernel for this pair of kinds before (EINVAL)"
+    REFUSED_FOR_PAIR = "refused by the kernel for this pair of kinds (and filesystem) before"
     NOT_OFFERED = "not used by this operation"
     KERNEL_REFUSED = "the kernel refused the first call"
 
@@ -101,13 +114,13 @@ def choose(
     *,
     offered: Collection[Method] = ORDER,
     disabled: Mapping[Method, Reason] | None = None,
-    refused_pairs: Collection[tuple[Method, Kind, Kind]] = (),
+    refused_pairs: Collection[PairKey] = (),
 ) -> Plan:
     """Decide how to move bytes from ``src`` to ``dst``. Pure: no I/O.
 
     ``disabled`` maps methods turned off for the whole process to the reason
-    (:attr:`Reason.DISABLED` or :attr:`Reason.UNAVAILABLE`); ``refused_pairs`` holds
-    ``(method, src kind, dst kind)`` the kernel refused before. Raises ``ValueError`` when no
+    (:attr:`Reason.DISABLED` or :attr:`Reason.UNAVAILABLE`); ``refused_pairs`` holds the
+    :func:`pair_key` of what the kernel refused before. Raises ``ValueError`` when no
     method at all can work: ``src`` is not readable or ``dst`` not writable.
     """
     if not src.sources:
@@ -132,7 +145,7 @@ def _against(
     dst: FdInfo,
     offered: Collection[Method],
     disabled: Mapping[Method, Reason],
-    refused_pairs: Collection[tuple[Method, Kind, Kind]],
+    refused_pairs: Collection[PairKey],
 ) -> Skipped | None:
     if method is Method.USERSPACE:
         return None  # always possible once both sides are open the right way
@@ -160,6 +173,6 @@ def _against(
     if method in disabled:
         reason = disabled[method]
         return Skipped(method, reason, f"{method} is {reason}")
-    if (method, src.kind, dst.kind) in refused_pairs:
+    if pair_key(method, src, dst) in refused_pairs:
         return Skipped(method, Reason.REFUSED_FOR_PAIR, f"{method} was {Reason.REFUSED_FOR_PAIR}")
     return None

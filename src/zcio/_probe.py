@@ -160,6 +160,7 @@ def describe_path(path: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> 
         append=False,
         owner="path",
         detail=os.fsdecode(path),
+        identity=(st.st_dev, st.st_ino),
         size=st.st_size if kind is Kind.REGULAR_FILE else -1,
     )
 

@@ -108,9 +108,7 @@ class _Job:
 
     def raise_if_refused(self, method: Method, exc: OSError) -> None:
         """Raise :class:`Refusal` if ``exc`` means ``method`` cannot work here and nothing moved."""
-        if self.sent == 0 and KNOWLEDGE.is_refusal(
-            method, exc, self.src.info.kind, self.sink.info.kind
-        ):
+        if self.sent == 0 and KNOWLEDGE.is_refusal(method, exc, self.src.info, self.sink.info):
             raise Refusal(method, exc) from exc
 
     async def wait_writable(self) -> None:
