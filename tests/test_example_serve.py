@@ -5,6 +5,7 @@ One server per backend serves a temporary root; a separate one checks Ctrl-C (SI
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
@@ -43,6 +44,7 @@ class Server:
     port: int
     first_line: str
     lines: queue.Queue[str]
+    pump: threading.Thread
 
     def connect(self) -> http.client.HTTPConnection:
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)
@@ -100,22 +102,24 @@ def start(root: Path, backend: str) -> Server:
                 lines.put(line)
         lines.put("")
 
-    threading.Thread(target=pump, daemon=True).start()
-    try:
-        first = lines.get(timeout=TIMEOUT)
-    except queue.Empty:
-        first = ""
-    match = re.search(r"http://127\.0\.0\.1:(\d+)/", first)
+    server = Server(proc, root, backend, 0, "", lines, threading.Thread(target=pump, daemon=True))
+    server.pump.start()
+    with contextlib.suppress(queue.Empty):
+        server.first_line = lines.get(timeout=TIMEOUT)
+    match = re.search(r"http://127\.0\.0\.1:(\d+)/", server.first_line)
     if match is None:
-        stop(proc)
-        pytest.fail(f"the server did not announce its URL; it printed: {first!r}")
-    return Server(proc, root, backend, int(match[1]), first, lines)
+        stop(server)
+        pytest.fail(f"the server did not announce its URL; it printed: {server.first_line!r}")
+    server.port = int(match[1])
+    return server
 
 
-def stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(TIMEOUT)
+def stop(server: Server) -> None:
+    """Kill the server if it still runs; wait for it and for its output pipe to be closed."""
+    if server.proc.poll() is None:
+        server.proc.kill()
+    server.proc.wait(TIMEOUT)
+    server.pump.join(TIMEOUT)
 
 
 @pytest.fixture(scope="module", params=list(BACKENDS))
@@ -124,7 +128,7 @@ def server(
 ) -> Iterator[Server]:
     running = start(make_root(tmp_path_factory.mktemp("serve")), str(request.param))
     yield running
-    stop(running.proc)
+    stop(running)
 
 
 def test_startup_line(server: Server) -> None:
@@ -274,8 +278,29 @@ def test_stops_on_sigint(tmp_path: Path, backend: str) -> None:
         assert time.monotonic() - began < 5
         assert server.proc.returncode == 0
     finally:
-        stop(server.proc)
+        stop(server)
     assert '"GET /big.bin HTTP/1.1" 200' in output
     summary = re.search(r"zcio sent: sendfile ([\d,]+) bytes", output.splitlines()[-1])
     assert summary is not None, output
     assert int(summary[1].replace(",", "")) == len(BIG)
+
+
+def test_file_shrinking_mid_transfer_closes_the_connection(server: Server) -> None:
+    shrinking = server.root / f"shrink-{server.backend}.bin"
+    with open(shrinking, "wb") as f:
+        f.truncate(32 << 20)  # sparse: far more than the socket buffers hold
+    try:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+            sock.settimeout(TIMEOUT)
+            sock.connect(("127.0.0.1", server.port))
+            sock.sendall(f"GET /{shrinking.name} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            received = sock.recv(65536)
+            os.truncate(shrinking, 1 << 20)  # the server is still sending, or blocked sending
+            while chunk := sock.recv(1 << 20):  # so it must close: Content-Length was a promise
+                received += chunk
+    finally:
+        shrinking.unlink()
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert f"Content-Length: {32 << 20}".encode() in head
+    assert 0 < len(body) < 32 << 20
