@@ -7,50 +7,42 @@ from __future__ import annotations
 
 from ._errors import (
     BrokenDestination as BrokenDestination,
-)
-from ._errors import (
+    BrokenSource as BrokenSource,
     BusyError as BusyError,
-)
-from ._errors import (
     ClosedDestination as ClosedDestination,
-)
-from ._errors import (
+    ClosedSource as ClosedSource,
     IncompleteTransfer as IncompleteTransfer,
-)
-from ._errors import (
     TransferError as TransferError,
-)
-from ._errors import (
     ZcioError as ZcioError,
-)
-from ._errors import (
     ZeroCopyUnavailable as ZeroCopyUnavailable,
 )
-from ._kinds import Kind as Kind
-from ._kinds import Method as Method
-from ._plan import Plan as Plan
-from ._plan import Reason as Reason
-from ._plan import Skipped as Skipped
-from ._probe import FdInfo as FdInfo
-from ._probe import probe as probe
+from ._kinds import Kind as Kind, Method as Method
+from ._pipes import PipePool as PipePool, default_pipe_pool as default_pipe_pool
+from ._plan import Plan as Plan, Reason as Reason, Skipped as Skipped
+from ._probe import FdInfo as FdInfo, probe as probe
 from ._progress import Progress as Progress
-from ._stats import MethodStats as MethodStats
-from ._stats import Stats as Stats
-from ._stats import stats as stats
-from ._transfer import plan as plan
-from ._transfer import send_file as send_file
+from ._stats import MethodStats as MethodStats, Stats as Stats, stats as stats
+from ._transfer import (
+    copy as copy,
+    plan as plan,
+    send_file as send_file,
+    splice_stream as splice_stream,
+)
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "BrokenDestination",
+    "BrokenSource",
     "BusyError",
     "ClosedDestination",
+    "ClosedSource",
     "FdInfo",
     "IncompleteTransfer",
     "Kind",
     "Method",
     "MethodStats",
+    "PipePool",
     "Plan",
     "Progress",
     "Reason",
@@ -60,9 +52,12 @@ __all__ = [
     "ZcioError",
     "ZeroCopyUnavailable",
     "__version__",
+    "copy",
+    "default_pipe_pool",
     "plan",
     "probe",
     "send_file",
+    "splice_stream",
     "stats",
 ]
 

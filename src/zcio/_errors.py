@@ -9,18 +9,18 @@ written against anyio streams catches them without knowing zcio.
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterator
-from contextlib import contextmanager
+import sys
 
 import anyio
 
-from ._progress import Progress
-
 __all__ = [
     "BrokenDestination",
+    "BrokenSource",
     "BusyError",
     "ClosedDestination",
+    "ClosedSource",
     "IncompleteTransfer",
+    "SourceFailed",
     "TransferError",
     "ZcioError",
     "ZeroCopyUnavailable",
@@ -43,22 +43,27 @@ class ZeroCopyUnavailable(ZcioError):
 
 
 class BusyError(ZcioError, anyio.BusyResourceError):
-    """Another task is already sending to this destination through zcio.
+    """Another zcio transfer is already writing to this destination (or reading this source).
 
     Raised before any byte moved; the other transfer is not disturbed.
     """
 
-    def __init__(self, what: str) -> None:
-        # anyio.BusyResourceError wants an action ("sending to"); keep our own message.
-        Exception.__init__(self, f"another task is already sending to {what}")
+    def __init__(self, what: str, action: str = "sending to") -> None:
+        # anyio.BusyResourceError wants an action; keep our own, fuller message.
+        Exception.__init__(self, f"another task is already {action} {what}")
 
 
 class TransferError(ZcioError):
-    """A transfer stopped part way. :attr:`sent` bytes reached the destination before it did."""
+    """A transfer stopped part way. :attr:`sent` bytes reached the destination before it did.
 
-    def __init__(self, message: str, sent: int) -> None:
+    :attr:`taken` is how many bytes were consumed from the source; more than ``sent`` only when
+    a splice left bytes in its pipe (see :attr:`zcio.Progress.stranded`).
+    """
+
+    def __init__(self, message: str, sent: int, taken: int | None = None) -> None:
         super().__init__(message)
         self.sent = sent
+        self.taken = sent if taken is None else taken
 
 
 class IncompleteTransfer(TransferError):
@@ -84,52 +89,67 @@ class ClosedDestination(TransferError, anyio.ClosedResourceError):
     """The destination was closed on our side (by this process) before or during the transfer."""
 
 
+class BrokenSource(TransferError, anyio.BrokenResourceError):
+    """Reading the source failed mid-transfer (a connection reset by its peer, say).
+
+    The underlying ``OSError`` (or backend error) is the ``__cause__``.
+    """
+
+
 _BROKEN_ERRNOS = frozenset(
     {errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ECONNABORTED, errno.ESHUTDOWN}
 )
 
 
-def destination_error(exc: BaseException, sent: int) -> TransferError | None:
-    """What ``exc``, raised while writing to a destination, means for a zcio caller.
+class ClosedSource(TransferError, anyio.ClosedResourceError):
+    """The source was closed on our side (by this process) before or during the transfer."""
 
-    Returns None for errors zcio does not translate (they propagate unchanged).
+
+class SourceFailed(Exception):
+    """Internal: wraps an error raised while reading the source, so that the one translation
+    site (``translate``) knows which side it came from."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(str(exc))
+        self.exc = exc
+
+
+def _is_closed(exc: BaseException) -> bool:
+    trio = sys.modules.get("trio")
+    return (
+        isinstance(exc, anyio.ClosedResourceError)
+        or (isinstance(exc, OSError) and exc.errno == errno.EBADF)
+        or (trio is not None and isinstance(exc, trio.ClosedResourceError))
+    )
+
+
+def _is_broken(exc: BaseException) -> bool:
+    trio = sys.modules.get("trio")
+    return (
+        isinstance(exc, anyio.BrokenResourceError | ConnectionError)
+        or (isinstance(exc, OSError) and exc.errno in _BROKEN_ERRNOS)
+        or (trio is not None and isinstance(exc, trio.BrokenResourceError))
+    )
+
+
+def translate(exc: BaseException, sent: int, taken: int) -> BaseException | None:
+    """What ``exc``, raised by a transfer, means for a zcio caller; None: leave it as it is.
+
+    Destination errors become :class:`BrokenDestination`/:class:`ClosedDestination`, source
+    errors (wrapped in :class:`SourceFailed` where they happen) :class:`BrokenSource`; the
+    original is kept as ``__cause__`` by the caller.
     """
     if isinstance(exc, TransferError):
         return None
-    if isinstance(exc, anyio.ClosedResourceError) or (
-        isinstance(exc, OSError) and exc.errno == errno.EBADF
-    ):
-        return ClosedDestination(f"destination closed after {sent} bytes", sent)
-    if isinstance(exc, anyio.BrokenResourceError | ConnectionError) or (
-        isinstance(exc, OSError) and exc.errno in _BROKEN_ERRNOS
-    ):
-        return BrokenDestination(f"destination broken after {sent} bytes: {exc}", sent)
-    trio_error = _trio_destination_error(exc, sent)
-    if trio_error is not None:
-        return trio_error
+    if isinstance(exc, SourceFailed):
+        inner = exc.exc
+        if _is_closed(inner):
+            return ClosedSource(f"source closed after {taken} bytes", sent, taken)
+        if _is_broken(inner):
+            return BrokenSource(f"source broken after {taken} bytes: {inner}", sent, taken)
+        return inner
+    if _is_closed(exc):
+        return ClosedDestination(f"destination closed after {sent} bytes", sent, taken)
+    if _is_broken(exc):
+        return BrokenDestination(f"destination broken after {sent} bytes: {exc}", sent, taken)
     return None
-
-
-def _trio_destination_error(exc: BaseException, sent: int) -> TransferError | None:
-    import sys
-
-    trio = sys.modules.get("trio")
-    if trio is None:
-        return None
-    if isinstance(exc, trio.ClosedResourceError):
-        return ClosedDestination(f"destination closed after {sent} bytes", sent)
-    if isinstance(exc, trio.BrokenResourceError):
-        return BrokenDestination(f"destination broken after {sent} bytes: {exc}", sent)
-    return None
-
-
-@contextmanager
-def destination_errors(progress: Progress) -> Iterator[None]:
-    """Turn destination failures into zcio errors once, keeping the original as the cause."""
-    try:
-        yield
-    except Exception as exc:
-        mapped = destination_error(exc, progress.sent)
-        if mapped is None:
-            raise
-        raise mapped from exc

@@ -29,12 +29,20 @@ _THIS_TRANSFER = frozenset({errno.EXDEV})
 
 
 class Refusal(Exception):
-    """Internal: the kernel refused a method's first call, so the next candidate may run."""
+    """Internal: a method cannot run here after all (the kernel refused its first call, or it
+    lacks a resource), before any byte was delivered; the next candidate may run."""
 
-    def __init__(self, method: Method, cause: OSError | None, detail: str = "") -> None:
+    def __init__(
+        self,
+        method: Method,
+        cause: OSError | None,
+        detail: str = "",
+        reason: Reason = Reason.KERNEL_REFUSED,
+    ) -> None:
         super().__init__(detail or f"{method} refused: {cause}")
         self.method = method
         self.cause = cause
+        self.reason = reason
 
 
 def parse_disable(value: str) -> frozenset[Method]:

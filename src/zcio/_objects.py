@@ -31,6 +31,7 @@ class Owner(Enum):
     TRIO = "trio stream"
     TRANSPORT = "asyncio transport"
     WRITER = "asyncio StreamWriter"
+    READER = "asyncio StreamReader"
 
 
 @dataclass(frozen=True, slots=True)

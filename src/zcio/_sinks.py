@@ -33,7 +33,7 @@ from ._probe import FdInfo, describe_fd
 __all__ = ["Sink", "open_sink"]
 
 _busy_lock = threading.Lock()
-_busy: set[tuple[int, int]] = set()
+_busy: set[tuple[str, int, int]] = set()
 
 
 class Sink:
@@ -125,27 +125,31 @@ class AnyioSink(Sink):
         await self.target.obj.send(data)  # type: ignore[attr-defined]
 
 
-def _claim(info: FdInfo, target: Target) -> _Claim:
-    return _Claim(info.identity, target.description)
+def _claim(info: FdInfo, target: Target, action: str = "sending to") -> _Claim:
+    return _Claim((action, *info.identity), target.description, action)
 
 
 class _Claim:
-    def __init__(self, identity: tuple[int, int], what: str) -> None:
-        self.identity = identity
+    """One zcio transfer per (action, socket or file): keyed by ``st_dev, st_ino``, so the same
+    socket reached through another fd or wrapper is the same destination."""
+
+    def __init__(self, key: tuple[str, int, int], what: str, action: str) -> None:
+        self.key = key
         self.what = what
+        self.action = action
 
     def __enter__(self) -> None:
-        if self.identity == (0, 0):
+        if self.key[1:] == (0, 0):
             return  # no fd: the wrapper's own guard is all there is
         with _busy_lock:
-            if self.identity in _busy:
-                raise BusyError(self.what)
-            _busy.add(self.identity)
+            if self.key in _busy:
+                raise BusyError(self.what, self.action)
+            _busy.add(self.key)
 
     def __exit__(self, *exc: object) -> None:
-        if self.identity != (0, 0):
+        if self.key[1:] != (0, 0):
             with _busy_lock:
-                _busy.discard(self.identity)
+                _busy.discard(self.key)
 
 
 def open_sink(obj: object) -> Sink:
@@ -154,6 +158,8 @@ def open_sink(obj: object) -> Sink:
     target = unwrap(obj)
     if target.owner is Owner.PATH:
         raise TypeError("the destination must be an open file, socket or stream, not a path")
+    if target.owner is Owner.READER:
+        raise TypeError("a StreamReader cannot be written to: pass its StreamWriter")
     if target.closed:
         raise ClosedDestination(f"{target.description} is closed", 0)
     if target.transport is not None or target.owner in (Owner.TRANSPORT, Owner.WRITER):
@@ -163,16 +169,16 @@ def open_sink(obj: object) -> Sink:
     if target.owner is Owner.TRIO:
         from ._backends._trio import TrioSink
 
-        return TrioSink(target, _describe(target))
+        return TrioSink(target, describe(target))
     if target.owner is Owner.ANYIO:
-        return AnyioSink(target, _describe(target))
+        return AnyioSink(target, describe(target))
     cls = SslSocketSink if target.owner is Owner.SSL_SOCKET else Sink
-    sink = cls(target, _describe(target))
-    _require_nonblocking(sink.info, target)
+    sink = cls(target, describe(target))
+    require_nonblocking(sink.info, target)
     return sink
 
 
-def _describe(target: Target) -> FdInfo:
+def describe(target: Target) -> FdInfo:
     from ._probe import probe
 
     if target.fd < 0:
@@ -183,13 +189,13 @@ def _describe(target: Target) -> FdInfo:
         raise ClosedDestination(f"{target.description} is not open: {exc}", 0) from exc
 
 
-def _require_nonblocking(info: FdInfo, target: Target) -> None:
+def require_nonblocking(info: FdInfo, target: Target) -> None:
     # A blocking socket or pipe would stall the event loop inside write(2); asyncio's
     # sock_sendfile refuses them the same way. Regular files and devices never report EAGAIN.
     if info.kind in (Kind.TCP, Kind.UNIX_STREAM, Kind.DATAGRAM, Kind.PIPE, Kind.TLS) and not (
         info.nonblocking
     ):
         raise ValueError(
-            f"the destination {target.description} must be non-blocking "
+            f"{target.description} must be non-blocking "
             "(sock.setblocking(False) or os.set_blocking(fd, False))"
         )

@@ -1,243 +1,61 @@
-"""Running a plan: the transfer loops, and the one place where a method falls back to the next.
+"""The public transfer functions, and the one place where a method falls back to the next.
 
-Every loop here follows the same rules:
-
-* the event loop never waits on a disk: sockets are non-blocking (EAGAIN waits for
-  writability on the running backend), file pages that are not cached are read by a worker
-  thread (``_syscalls.cached`` decides, per chunk), and file-to-file copies run in threads;
-* every system call is clamped, and the caller's :class:`~zcio.Progress` is updated right after
-  each one, so a cancellation or an error always leaves an exact count behind;
-* a refusal by the kernel on a transfer's first call, before any byte moved, is knowledge
-  (``_knowledge``) and moves on to the next candidate; anything later is an error.
+Each function resolves its arguments (``_source``, ``_taps``, ``_sinks``), asks ``_plan`` for
+candidates, and hands a :class:`~zcio._job.Job` to ``_run``, which tries the candidates in order.
+Errors are translated once, here, with the exact counts attached.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
-import anyio
-from anyio.lowlevel import cancel_shielded_checkpoint, checkpoint, checkpoint_if_cancelled
+from anyio.lowlevel import cancel_shielded_checkpoint, checkpoint_if_cancelled
 
-from ._errors import IncompleteTransfer, TransferError, ZeroCopyUnavailable, destination_error
+from ._errors import IncompleteTransfer, SourceFailed, ZeroCopyUnavailable, translate
+from ._file_loops import RUNNERS as FILE_RUNNERS, deliver
+from ._job import Job
 from ._kinds import Kind, Method
 from ._knowledge import KNOWLEDGE, Refusal
+from ._objects import Owner, unwrap
+from ._pipes import PipePool, default_pipe_pool
 from ._plan import Plan, Reason, choose
-from ._probe import FdInfo
+from ._probe import FdInfo, describe_fd, probe
 from ._progress import Progress
 from ._sinks import Sink, open_sink
 from ._source import FileSource, open_file_source
 from ._stats import COUNTERS
-from ._syscalls import cached, read_nowait
+from ._stream_loops import stream_runners
+from ._taps import open_tap
 
-__all__ = ["plan", "send_file"]
+__all__ = ["copy", "plan", "send_file", "splice_stream"]
 
-#: Largest slice handed to one sendfile on the event loop. The socket buffer usually caps a
-#: call well below it; it bounds how long one call can hold the loop when the peer is fast.
-SENDFILE_CHUNK = 4 << 20
-#: Slice for file-to-file copies, each one a worker-thread round trip.
-FILE_CHUNK = 16 << 20
-#: Buffer for user-space copies.
-USER_CHUNK = 256 << 10
-DATAGRAM_CHUNK = 32 << 10
+Runner = Callable[[Job], Awaitable[None]]
 
-_UNBOUNDED = 1 << 62
-_SEND_FILE_METHODS = frozenset({Method.COPY_FILE_RANGE, Method.SENDFILE})
+_FILE_METHODS = frozenset({Method.COPY_FILE_RANGE, Method.SENDFILE})
+_STREAM_METHODS = frozenset({Method.SPLICE})
 
 
-def _choose(src: FdInfo, dst: FdInfo, offered: frozenset[Method] | None = None) -> Plan:
+def _choose(src: FdInfo, dst: FdInfo, offered: frozenset[Method]) -> Plan:
     return choose(
         src,
         dst,
-        offered=offered if offered is not None else frozenset(Method),
+        offered=offered | {Method.USERSPACE},
         disabled=KNOWLEDGE.disabled(),
         refused_pairs=KNOWLEDGE.refused_pairs(),
     )
 
 
 def plan(src: object, dst: object) -> Plan:
-    """Which method would move bytes from ``src`` to ``dst``, and why every other was not chosen.
+    """Which method :func:`copy` would use to move bytes from ``src`` to ``dst``, and why every
+    other method was passed over.
 
     Probes both (``fstat``, ``fcntl``, ``getsockopt``); moves nothing, awaits nothing. Takes into
     account ``ZCIO_DISABLE`` and what the kernel refused earlier in this process.
     """
-    from ._probe import probe
-
-    return _choose(probe(src), probe(dst))
-
-
-class _Job:
-    """The state of one running transfer: where we are, what is left, what to count.
-
-    With ``count=None`` (``to_eof``) the transfer runs until the source reports end of file;
-    the size seen at the start only shapes the slices, so files that report no size (procfs)
-    or that grow are still sent to their end.
-    """
-
-    def __init__(
-        self, src: FileSource, sink: Sink, offset: int, count: int | None, progress: Progress
-    ) -> None:
-        self.src = src
-        self.sink = sink
-        self.pos = offset
-        self.to_eof = count is None
-        self.remaining = _UNBOUNDED if count is None else count
-        self.progress = progress
-        self.base = progress.sent
-        self.yielded = False
-
-    @property
-    def sent(self) -> int:
-        return self.progress.sent - self.base
-
-    @property
-    def at_expected_end(self) -> bool:
-        """Reached the size seen at the start: the next call most likely reports EOF."""
-        return self.to_eof and self.pos >= self.src.info.size
-
-    def slice(self, chunk: int) -> int:
-        n = min(self.remaining, chunk)
-        left = self.src.info.size - self.pos
-        return min(n, left) if self.to_eof and left > 0 else n
-
-    def advance(self, n: int, method: Method, *, offloaded: bool = False) -> None:
-        self.pos += n
-        self.remaining -= n
-        self.progress._advance(n)
-        COUNTERS.moved(method, n, offloaded=offloaded)
-
-    def raise_if_refused(self, method: Method, exc: OSError) -> None:
-        """Raise :class:`Refusal` if ``exc`` means ``method`` cannot work here and nothing moved."""
-        if self.sent == 0 and KNOWLEDGE.is_refusal(method, exc, self.src.info, self.sink.info):
-            raise Refusal(method, exc) from exc
-
-    async def wait_writable(self) -> None:
-        self.yielded = True
-        await self.sink.wait_writable()
-
-    async def pause(self) -> None:
-        """A checkpoint between two full slices: lets cancellation in and other tasks run."""
-        if self.at_expected_end:
-            return  # skip the loop turn: the next call is only the EOF check
-        self.yielded = True
-        await checkpoint()
-
-
-async def _sendfile_to_stream(job: _Job) -> None:
-    src_fd = job.src.fd
-    while job.remaining > 0:
-        n = job.slice(SENDFILE_CHUNK)
-        offload = not cached(src_fd, job.pos, n)
-        try:
-            if offload:  # the pages come from the disk: let a worker thread wait for them
-                job.yielded = True
-                sent = await anyio.to_thread.run_sync(os.sendfile, job.sink.fd, src_fd, job.pos, n)
-            else:
-                sent = os.sendfile(job.sink.fd, src_fd, job.pos, n)
-        except BlockingIOError:
-            await job.wait_writable()
-            continue
-        except OSError as exc:
-            job.raise_if_refused(Method.SENDFILE, exc)
-            raise
-        if sent == 0:
-            return  # end of file
-        job.advance(sent, Method.SENDFILE, offloaded=offload)
-        if job.remaining > 0:
-            # A short count means the socket buffer is full: wait instead of asking for EAGAIN.
-            await (job.wait_writable() if sent < n else job.pause())
-
-
-async def _into_regular_file(job: _Job, method: Method) -> None:
-    """copy_file_range or sendfile into a regular file, slice by slice in a worker thread.
-
-    Writes at the destination's file position and advances it, like ``write(2)``.
-    """
-    src_fd, dst_fd = job.src.fd, job.sink.fd
-
-    def step(pos: int, n: int) -> int:
-        if method is Method.COPY_FILE_RANGE:
-            return os.copy_file_range(src_fd, dst_fd, n, pos)
-        return os.sendfile(dst_fd, src_fd, pos, n)
-
-    while job.remaining > 0:
-        n = job.slice(FILE_CHUNK)
-        job.yielded = True
-        try:
-            done = await anyio.to_thread.run_sync(step, job.pos, n)
-        except OSError as exc:
-            job.raise_if_refused(method, exc)
-            raise
-        if done == 0:
-            size = job.src.info.size
-            if job.sent == 0 and (job.pos < size or size == 0):
-                # procfs and sysfs files report size 0 and copy nothing, yet have bytes to read.
-                raise Refusal(method, None, f"{method} copied nothing; reading instead")
-            return
-        job.advance(done, method, offloaded=True)
-        await job.pause()
-
-
-async def _userspace(job: _Job) -> None:
-    """Read into a buffer, write it out. Reads come from the page cache on the event loop when
-    ``preadv2(RWF_NOWAIT)`` can serve them, from a worker thread otherwise."""
-    src_fd, sink = job.src.fd, job.sink
-    to_file = sink.info.kind is Kind.REGULAR_FILE
-    # A datagram socket sends each write as one message, and refuses messages over ~64 KiB.
-    chunk = DATAGRAM_CHUNK if sink.info.kind is Kind.DATAGRAM else USER_CHUNK
-    buf = memoryview(bytearray(max(1, job.slice(chunk))))
-    while job.remaining > 0:
-        view = buf[: job.slice(len(buf))]
-        got = None if to_file else read_nowait(src_fd, view, job.pos)
-        offload = got is None
-        if got is None:
-            job.yielded = True
-            got = await anyio.to_thread.run_sync(os.preadv, src_fd, [view], job.pos)
-        if got == 0:
-            return
-        data = view[:got]
-        if to_file:
-            await anyio.to_thread.run_sync(_write_all, sink.fd, data)
-            job.advance(got, Method.USERSPACE, offloaded=True)
-        elif sink.tls:
-            job.yielded = True
-            await sink.write_stream(bytes(data))  # a copy: the stream may keep a reference
-            job.advance(got, Method.USERSPACE, offloaded=offload)
-        else:
-            while data:
-                try:
-                    written = sink.write_fd(data)
-                except BlockingIOError:
-                    await job.wait_writable()
-                    continue
-                job.advance(written, Method.USERSPACE, offloaded=offload)
-                offload = False
-                data = data[written:]
-        if job.remaining > 0:
-            await job.pause()
-
-
-def _write_all(fd: int, data: memoryview) -> None:
-    while data:
-        data = data[os.write(fd, data) :]
-
-
-async def _sendfile(job: _Job) -> None:
-    if job.sink.info.kind is Kind.REGULAR_FILE:
-        await _into_regular_file(job, Method.SENDFILE)
-    else:
-        await _sendfile_to_stream(job)
-
-
-async def _copy_file_range(job: _Job) -> None:
-    await _into_regular_file(job, Method.COPY_FILE_RANGE)
-
-
-_RUNNERS: dict[Method, Callable[[_Job], Awaitable[None]]] = {
-    Method.COPY_FILE_RANGE: _copy_file_range,
-    Method.SENDFILE: _sendfile,
-    Method.USERSPACE: _userspace,
-}
+    src_info = probe(src)
+    offered = _FILE_METHODS if src_info.kind is Kind.REGULAR_FILE else _STREAM_METHODS
+    return _choose(src_info, probe(dst), offered)
 
 
 def _static_reason(plan: Plan) -> Reason:
@@ -247,7 +65,7 @@ def _static_reason(plan: Plan) -> Reason:
     return (interesting or reasons or [Reason.NOT_SUPPORTED])[0]
 
 
-async def _run(plan: Plan, job: _Job, fallback: bool) -> None:
+async def _run(plan: Plan, job: Job, runners: Mapping[Method, Runner], fallback: bool) -> None:
     """The one fallback site: try each candidate in order until one runs to the end."""
     if not plan.zero_copy:
         if not fallback:
@@ -258,20 +76,31 @@ async def _run(plan: Plan, job: _Job, fallback: bool) -> None:
         COUNTERS.fallback(_static_reason(plan))
     refusals: list[tuple[str, str]] = []
     for method in plan.candidates:
+        if job.carry:  # bytes a refused splice had taken: they go first, whatever comes next
+            carry, job.carry = job.carry, b""
+            await deliver(job, memoryview(carry))
         if method is Method.USERSPACE and not fallback:
             raise ZeroCopyUnavailable(
-                f"the kernel refused every zero-copy method from a {plan.src} to a {plan.dst}",
+                f"no zero-copy method could move bytes from a {plan.src} to a {plan.dst}",
                 tuple(refusals),
             )
         job.progress.method = method
         COUNTERS.transfer(method)
         try:
-            await _RUNNERS[method](job)
+            await runners[method](job)
         except Refusal as refusal:
-            COUNTERS.fallback(Reason.KERNEL_REFUSED)
+            COUNTERS.fallback(refusal.reason)
             refusals.append((str(method), str(refusal)))
             continue
         return
+
+
+def _check_count(count: object) -> None:
+    if count is not None:
+        if not isinstance(count, int) or isinstance(count, bool):
+            raise TypeError(f"count must be an int or None, got {type(count).__name__}")
+        if count < 0:
+            raise ValueError(f"count must be >= 0 or None, got {count}")
 
 
 def _check_range(offset: object, count: object) -> None:
@@ -279,11 +108,55 @@ def _check_range(offset: object, count: object) -> None:
         raise TypeError(f"offset must be an int, got {type(offset).__name__}")
     if offset < 0:
         raise ValueError(f"offset must be >= 0, got {offset}")
-    if count is not None:
-        if not isinstance(count, int) or isinstance(count, bool):
-            raise TypeError(f"count must be an int or None, got {type(count).__name__}")
-        if count < 0:
-            raise ValueError(f"count must be >= 0 or None, got {count}")
+    _check_count(count)
+
+
+def _raise_translated(exc: Exception, job: Job) -> None:
+    cause = exc.exc if isinstance(exc, SourceFailed) else exc
+    mapped = translate(exc, job.sent, job.taken)
+    if mapped is None:
+        return
+    if mapped is cause:
+        raise cause.with_traceback(cause.__traceback__) from None
+    raise mapped from cause
+
+
+async def _finish(job: Job, count: int | None) -> int:
+    if count is not None and job.sent < count:
+        raise IncompleteTransfer(job.sent, count)
+    if not job.yielded:
+        await cancel_shielded_checkpoint()
+    return job.sent
+
+
+async def _from_file(
+    src: FileSource,
+    sink: Sink,
+    offset: int,
+    count: int | None,
+    fallback: bool,
+    progress: Progress,
+    *,
+    set_position: bool,
+) -> int:
+    """Run a file-sourced transfer; put the file's position at ``offset + sent`` afterwards."""
+    job = Job(src.info, sink, count, progress, offset=offset)
+    the_plan = _choose(src.info, sink.info, _FILE_METHODS)
+    fd = src.fd
+    runners = {m: (lambda job, run=run: run(job, fd)) for m, run in FILE_RUNNERS.items()}
+    try:
+        if job.remaining > 0:
+            async with sink:
+                await _run(the_plan, job, runners, fallback)
+    except Exception as exc:
+        _raise_translated(exc, job)
+        raise
+    finally:
+        if src.fileobj is not None:
+            src.fileobj.seek(offset + job.sent)
+        elif set_position:
+            os.lseek(fd, offset + job.sent, os.SEEK_SET)
+    return await _finish(job, count)
 
 
 async def send_file(
@@ -327,24 +200,111 @@ async def send_file(
     await checkpoint_if_cancelled()
     sink = open_sink(dst)
     async with open_file_source(file) as src:
-        job = _Job(src, sink, offset, count, progress)
-        the_plan = _choose(src.info, sink.info, _SEND_FILE_METHODS)
-        try:
-            if job.remaining > 0:
-                async with sink:
-                    await _run(the_plan, job, fallback)
-        except (TransferError, ZeroCopyUnavailable):
-            raise
-        except Exception as exc:
-            mapped = destination_error(exc, job.sent)
-            if mapped is None:
-                raise
-            raise mapped from exc
-        finally:
-            if src.fileobj is not None:
-                src.fileobj.seek(offset + job.sent)
-    if count is not None and job.sent < count:
-        raise IncompleteTransfer(job.sent, count)
-    if not job.yielded:
-        await cancel_shielded_checkpoint()
-    return job.sent
+        return await _from_file(src, sink, offset, count, fallback, progress, set_position=False)
+
+
+def _is_regular_file(obj: object) -> bool:
+    target = unwrap(obj)
+    if target.owner is Owner.PATH:
+        return True  # open_file_source says what it really is
+    if target.owner not in (Owner.FD, Owner.FILE) or target.closed:
+        return False
+    try:
+        return describe_fd(target.fd).kind is Kind.REGULAR_FILE
+    except OSError:
+        return False
+
+
+async def _copy(
+    src: object,
+    dst: object,
+    count: int | None,
+    fallback: bool,
+    progress: Progress | None,
+    pool: PipePool | None,
+) -> int:
+    _check_count(count)
+    progress = progress if progress is not None else Progress()
+    await checkpoint_if_cancelled()
+    sink = open_sink(dst)
+    if _is_regular_file(src):
+        async with open_file_source(src) as file:
+            start = file.fileobj.tell() if file.fileobj else os.lseek(file.fd, 0, os.SEEK_CUR)
+            return await _from_file(file, sink, start, count, fallback, progress, set_position=True)
+    tap = open_tap(src)
+    job = Job(tap.info, sink, count, progress)
+    the_plan = _choose(tap.info, sink.info, _STREAM_METHODS)
+    runners = stream_runners(tap, pool or default_pipe_pool())
+    try:
+        async with sink, tap:
+            buffered = tap.take_buffered(job.remaining)
+            if buffered:  # read ahead by the wrapper before we came: it goes first
+                job.took(len(buffered))
+                await deliver(job, memoryview(buffered))
+            if job.remaining > 0 and not tap.at_eof:
+                await _run(the_plan, job, runners, fallback)
+    except Exception as exc:
+        _raise_translated(exc, job)
+        raise
+    return await _finish(job, count)
+
+
+async def splice_stream(
+    src: object,
+    dst: object,
+    *,
+    count: int | None = None,
+    fallback: bool = True,
+    progress: Progress | None = None,
+    pool: PipePool | None = None,
+) -> int:
+    """Move bytes from ``src`` to ``dst`` until ``src`` ends (or ``count`` bytes); return how many.
+
+    Between sockets, pipes and devices the bytes go through a kernel pipe with ``splice(2)``
+    and never enter user space; a regular file source is sent with ``sendfile(2)`` (which the
+    kernel runs through its own pipe). ``src`` and ``dst`` may be raw non-blocking sockets and
+    fds, anyio and trio socket streams, and asyncio streams (``StreamReader`` as ``src``,
+    ``StreamWriter`` or transport as ``dst``).
+
+    Order is kept: bytes the source's wrapper already read ahead (an asyncio ``StreamReader``'s
+    buffer, anyio's receive queue) are delivered first and read-ahead stops while the splice
+    runs; bytes the destination buffers are flushed first. Both streams stay usable afterwards.
+    ``dst`` is not closed or half-closed at the end: call ``send_eof()`` yourself to pass the
+    end on (a proxy does).
+
+    Pipes come from ``pool`` (default: :func:`default_pipe_pool`); when it is at its limit, or
+    when TLS runs in user space on either side, or for datagram sockets, or when the kernel
+    refuses, the bytes are copied through user space instead, in order, and counted
+    (``fallback=False`` raises :class:`ZeroCopyUnavailable`).
+
+    Errors carry ``.sent`` (delivered) and ``.taken`` (consumed from ``src``):
+    :class:`BrokenSource`/:class:`ClosedSource` when reading fails,
+    :class:`BrokenDestination`/:class:`ClosedDestination` when writing does,
+    :class:`IncompleteTransfer` when ``count`` was given and ``src`` ended first.
+
+    Cancellation: bytes already in the pipe are delivered if the destination takes them within
+    ``STRANDED_FLUSH`` (1 s); pass a :class:`Progress` to learn ``taken``, ``sent`` and
+    ``stranded`` (taken but never delivered) exactly. A pipe that still holds bytes is closed,
+    never reused.
+    """
+    return await _copy(src, dst, count, fallback, progress, pool)
+
+
+async def copy(
+    src: object,
+    dst: object,
+    *,
+    count: int | None = None,
+    fallback: bool = True,
+    progress: Progress | None = None,
+    pool: PipePool | None = None,
+) -> int:
+    """Go's ``io.Copy`` for async Python: move bytes from ``src`` to ``dst`` by the best method.
+
+    :func:`plan` says which: ``copy_file_range`` between regular files, ``sendfile`` from a
+    regular file, ``splice`` between streams and pipes, a user-space copy otherwise. A file
+    source is read from its current position, which then advances by the bytes sent (as
+    ``read`` would move it), for fds as for file objects. Everything else, errors and
+    cancellation included, is as for :func:`splice_stream` and :func:`send_file`.
+    """
+    return await _copy(src, dst, count, fallback, progress, pool)

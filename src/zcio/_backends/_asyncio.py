@@ -31,8 +31,9 @@ from .._errors import BrokenDestination
 from .._objects import Owner, Target, _fileno
 from .._probe import describe_fd
 from .._sinks import Sink, _claim
+from .._taps import Tap
 
-__all__ = ["TransportSink", "unwrap_asyncio"]
+__all__ = ["TransportSink", "transport_tap", "unwrap_asyncio"]
 
 _TRANSPORT_METHODS = ("get_extra_info", "write", "is_closing", "get_write_buffer_size")
 _FENCED = ("write", "writelines", "write_eof")
@@ -48,6 +49,11 @@ def unwrap_asyncio(obj: object) -> Target | None:
     transport: Any
     if isinstance(obj, asyncio.StreamWriter):
         owner, transport = Owner.WRITER, obj.transport
+    elif isinstance(obj, asyncio.StreamReader):
+        transport = getattr(obj, "_transport", None)
+        if transport is None:
+            raise ValueError("this StreamReader is not attached to a transport")
+        owner = Owner.READER
     elif _is_transport(obj):
         owner, transport = Owner.TRANSPORT, obj
     else:
@@ -139,3 +145,89 @@ def _shadow_writes(holder: object, stack: ExitStack) -> None:
             continue  # someone else shadows it already; leave theirs alone
         setattr(holder, name, _refuse)
         stack.callback(delattr, holder, name)
+
+
+class _TransportTap(Tap):
+    """A source whose socket belongs to an asyncio transport.
+
+    Entering stops the transport's read-ahead (``pause_reading``), so from then on the kernel
+    socket is the only place bytes come from; the bytes the protocol already holds are handed
+    over first by ``take_buffered``. Leaving restores the reading state. The loop refuses a
+    second watcher on the transport's fd, so waits use a private dup of it.
+    """
+
+    def _hold(self, stack: ExitStack) -> None:
+        obj = self.target.obj
+        guard = getattr(obj, "_receive_guard", None)  # anyio's asyncio SocketStream
+        if guard is not None and hasattr(guard, "__enter__"):
+            stack.enter_context(guard)
+        transport = self.target.transport
+        if transport.is_reading():
+            transport.pause_reading()
+            stack.callback(self._resume)
+        if not self.tls:
+            self.fd = os.dup(self.target.fd)
+            stack.callback(os.close, self.fd)
+
+    def _resume(self) -> None:
+        if not self.target.transport.is_closing():
+            self.target.transport.resume_reading()
+
+
+class StreamReaderTap(_TransportTap):
+    """An asyncio ``StreamReader``: its ``_buffer`` holds what the transport read ahead."""
+
+    def __init__(self, target: Target, info: Any) -> None:
+        super().__init__(target, info)
+        reader: asyncio.StreamReader = target.obj  # type: ignore[assignment]
+        self.reader = reader
+
+    def take_buffered(self, limit: int) -> bytes:
+        reader: Any = self.reader
+        if reader.exception() is not None:
+            raise reader.exception()
+        buf: bytearray = reader._buffer
+        data = bytes(buf[:limit])
+        del buf[:limit]
+        self.at_eof = reader.at_eof()
+        return data
+
+    def _resume(self) -> None:
+        # The reader may have paused the transport itself (buffer over its limit); it resumes
+        # only when its buffer drains, which we just did for it.
+        reader: Any = self.reader
+        if getattr(reader, "_paused", False):
+            reader._paused = False
+        super()._resume()
+
+    async def read_stream(self, limit: int) -> bytes:
+        return await self.reader.read(limit)
+
+
+class AnyioAsyncioTap(_TransportTap):
+    """anyio's ``SocketStream`` on asyncio: its protocol keeps a queue of received chunks."""
+
+    def take_buffered(self, limit: int) -> bytes:
+        protocol: Any = getattr(self.target.obj, "_protocol", None)
+        if protocol is None:
+            return b""
+        queue = protocol.read_queue
+        out = bytearray()
+        while queue and len(out) < limit:
+            chunk = queue.popleft()
+            take = limit - len(out)
+            if len(chunk) > take:
+                queue.appendleft(chunk[take:])
+                chunk = chunk[:take]
+            out += chunk
+        if not queue:
+            protocol.read_event.clear()
+            self.at_eof = bool(protocol.is_at_eof)
+        return bytes(out)
+
+
+def transport_tap(target: Target) -> Tap:
+    info = describe_fd(target.fd, tls=target.tls, owner=target.description)
+    if target.owner is Owner.READER:
+        return StreamReaderTap(target, info)
+    return AnyioAsyncioTap(target, info)

@@ -1,0 +1,150 @@
+"""Transfer loops whose source is a regular file: sendfile, copy_file_range, user space.
+
+The event loop never waits on a disk here: ``_syscalls.cached`` decides per slice whether the
+file's pages are in the page cache, and slices that are not go to a worker thread; copies into
+regular files always run in worker threads.
+"""
+
+from __future__ import annotations
+
+import os
+
+import anyio
+
+from ._job import Job
+from ._kinds import Kind, Method
+from ._knowledge import Refusal
+from ._syscalls import cached, read_nowait
+
+__all__ = ["RUNNERS", "SENDFILE_CHUNK"]
+
+#: Largest slice handed to one sendfile on the event loop. The socket buffer usually caps a
+#: call well below it; it bounds how long one call can hold the loop when the peer is fast.
+SENDFILE_CHUNK = 4 << 20
+#: Slice for file-to-file copies, each one a worker-thread round trip.
+FILE_CHUNK = 16 << 20
+#: Buffer for user-space copies.
+USER_CHUNK = 256 << 10
+#: A datagram socket sends each write as one message, and refuses messages over ~64 KiB.
+DATAGRAM_CHUNK = 32 << 10
+
+
+async def _sendfile_to_stream(job: Job, src_fd: int) -> None:
+    while job.remaining > 0:
+        n = job.slice(SENDFILE_CHUNK)
+        offload = not cached(src_fd, job.pos, n)
+        try:
+            if offload:  # the pages come from the disk: let a worker thread wait for them
+                job.yielded = True
+                sent = await anyio.to_thread.run_sync(os.sendfile, job.sink.fd, src_fd, job.pos, n)
+            else:
+                sent = os.sendfile(job.sink.fd, src_fd, job.pos, n)
+        except BlockingIOError:
+            await job.wait_writable()
+            continue
+        except OSError as exc:
+            job.raise_if_refused(Method.SENDFILE, exc)
+            raise
+        if sent == 0:
+            return  # end of file
+        job.advance(sent, Method.SENDFILE, offloaded=offload)
+        if job.remaining > 0:
+            # A short count means the socket buffer is full: wait instead of asking for EAGAIN.
+            await (job.wait_writable() if sent < n else job.pause())
+
+
+async def _into_regular_file(job: Job, src_fd: int, method: Method) -> None:
+    """copy_file_range or sendfile into a regular file, slice by slice in a worker thread.
+
+    Writes at the destination's file position and advances it, like ``write(2)``.
+    """
+    dst_fd = job.sink.fd
+
+    def step(pos: int, n: int) -> int:
+        if method is Method.COPY_FILE_RANGE:
+            return os.copy_file_range(src_fd, dst_fd, n, pos)
+        return os.sendfile(dst_fd, src_fd, pos, n)
+
+    while job.remaining > 0:
+        n = job.slice(FILE_CHUNK)
+        job.yielded = True
+        try:
+            done = await anyio.to_thread.run_sync(step, job.pos, n)
+        except OSError as exc:
+            job.raise_if_refused(method, exc)
+            raise
+        if done == 0:
+            size = job.src.size
+            if job.sent == 0 and (job.pos < size or size == 0):
+                # procfs and sysfs files report size 0 and copy nothing, yet have bytes to read.
+                raise Refusal(method, None, f"{method} copied nothing; reading instead")
+            return
+        job.advance(done, method, offloaded=True)
+        await job.pause()
+
+
+async def userspace_from_file(job: Job, src_fd: int) -> None:
+    """Read into a buffer, write it out. Reads come from the page cache on the event loop when
+    ``preadv2(RWF_NOWAIT)`` can serve them, from a worker thread otherwise."""
+    sink = job.sink
+    to_file = sink.info.kind is Kind.REGULAR_FILE
+    chunk = DATAGRAM_CHUNK if sink.info.kind is Kind.DATAGRAM else USER_CHUNK
+    buf = memoryview(bytearray(max(1, job.slice(chunk))))
+    while job.remaining > 0:
+        view = buf[: job.slice(len(buf))]
+        got = None if to_file else read_nowait(src_fd, view, job.pos)
+        offload = got is None
+        if got is None:
+            job.yielded = True
+            got = await anyio.to_thread.run_sync(os.preadv, src_fd, [view], job.pos)
+        if got == 0:
+            return
+        job.took(got)
+        await deliver(job, view[:got], offloaded=offload)
+        if job.remaining > 0:
+            await job.pause()
+
+
+async def deliver(job: Job, data: memoryview, *, offloaded: bool = False) -> None:
+    """Write all of ``data`` (already counted as taken) to the sink, counting what arrives."""
+    sink = job.sink
+    if sink.info.kind is Kind.REGULAR_FILE:
+        await anyio.to_thread.run_sync(_write_all, sink.fd, data)
+        job.delivered(len(data), Method.USERSPACE, offloaded=True)
+    elif sink.tls:
+        job.yielded = True
+        await sink.write_stream(bytes(data))  # a copy: the stream may keep a reference
+        job.delivered(len(data), Method.USERSPACE, offloaded=offloaded)
+    else:
+        while data:
+            try:
+                written = sink.write_fd(data)
+            except BlockingIOError:
+                await job.wait_writable()
+                continue
+            job.delivered(written, Method.USERSPACE, offloaded=offloaded)
+            offloaded = False
+            data = data[written:]
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+async def _sendfile(job: Job, src_fd: int) -> None:
+    if job.sink.info.kind is Kind.REGULAR_FILE:
+        await _into_regular_file(job, src_fd, Method.SENDFILE)
+    else:
+        await _sendfile_to_stream(job, src_fd)
+
+
+async def _copy_file_range(job: Job, src_fd: int) -> None:
+    await _into_regular_file(job, src_fd, Method.COPY_FILE_RANGE)
+
+
+RUNNERS = {
+    Method.COPY_FILE_RANGE: _copy_file_range,
+    Method.SENDFILE: _sendfile,
+    Method.USERSPACE: userspace_from_file,
+}

@@ -1,0 +1,98 @@
+"""The state of one running transfer, shared by every transfer loop."""
+
+from __future__ import annotations
+
+from anyio.lowlevel import checkpoint
+
+from ._kinds import Method
+from ._knowledge import KNOWLEDGE, Refusal
+from ._probe import FdInfo
+from ._progress import Progress
+from ._sinks import Sink
+from ._stats import COUNTERS
+
+__all__ = ["UNBOUNDED", "Job"]
+
+UNBOUNDED = 1 << 62
+
+
+class Job:
+    """Where a transfer is, what is left, and what to count.
+
+    With ``count=None`` (``to_eof``) the transfer runs until the source reports end of file. For
+    a file source, the size seen at the start (``size``) only shapes the slices, so files that
+    report no size (procfs) or that grow are still followed to their end.
+
+    ``took`` and ``delivered`` update the caller's :class:`Progress` right after each system
+    call, so an exception, cancellation included, always leaves exact counts behind.
+    """
+
+    def __init__(
+        self,
+        src: FdInfo,
+        sink: Sink,
+        count: int | None,
+        progress: Progress,
+        *,
+        offset: int = 0,
+    ) -> None:
+        self.src = src
+        self.sink = sink
+        self.pos = offset
+        self.to_eof = count is None
+        self.remaining = UNBOUNDED if count is None else count
+        self.progress = progress
+        self._base_sent = progress.sent
+        self._base_taken = progress.taken
+        self.yielded = False
+        #: Bytes taken from the source that a refused method left in user space; the next
+        #: method delivers them first.
+        self.carry = b""
+
+    @property
+    def sent(self) -> int:
+        return self.progress.sent - self._base_sent
+
+    @property
+    def taken(self) -> int:
+        return self.progress.taken - self._base_taken
+
+    @property
+    def at_expected_end(self) -> bool:
+        """A file source reached the size seen at the start: the next call most likely says EOF."""
+        return self.to_eof and self.src.size >= 0 and self.pos >= self.src.size
+
+    def slice(self, chunk: int) -> int:
+        n = min(self.remaining, chunk)
+        left = self.src.size - self.pos
+        return min(n, left) if self.to_eof and self.src.size >= 0 and left > 0 else n
+
+    def took(self, n: int) -> None:
+        self.pos += n
+        self.remaining -= n
+        self.progress.taken += n
+
+    def delivered(self, n: int, method: Method, *, offloaded: bool = False) -> None:
+        self.progress.sent += n
+        COUNTERS.moved(method, n, offloaded=offloaded)
+
+    def advance(self, n: int, method: Method, *, offloaded: bool = False) -> None:
+        """Bytes taken and delivered by one call (sendfile, copy_file_range, direct splice)."""
+        self.took(n)
+        self.delivered(n, method, offloaded=offloaded)
+
+    def raise_if_refused(self, method: Method, exc: OSError) -> None:
+        """Raise :class:`Refusal` if ``exc`` means ``method`` cannot work here and nothing moved."""
+        if self.taken == 0 and KNOWLEDGE.is_refusal(method, exc, self.src, self.sink.info):
+            raise Refusal(method, exc) from exc
+
+    async def wait_writable(self) -> None:
+        self.yielded = True
+        await self.sink.wait_writable()
+
+    async def pause(self) -> None:
+        """A checkpoint between two full slices: lets cancellation in and other tasks run."""
+        if self.at_expected_end:
+            return  # skip the loop turn: the next call is only the EOF check
+        self.yielded = True
+        await checkpoint()

@@ -1,0 +1,201 @@
+"""Transfer loops whose source is a stream: splice through a pipe, direct splice, user space.
+
+splice(2) needs a pipe on one side. Between two sockets the bytes go socket -> pipe -> socket;
+the pipe is emptied before the source is read again, because EAGAIN from socket -> pipe cannot
+say whether the socket was empty or the pipe full (HAProxy's rule). When one side is already a
+pipe, one splice moves the bytes and ``FIONREAD`` on the source tells which side to wait for.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+
+import anyio
+from anyio.lowlevel import checkpoint
+
+from ._errors import SourceFailed
+from ._file_loops import USER_CHUNK, deliver
+from ._job import Job
+from ._kinds import Kind, Method
+from ._knowledge import Refusal
+from ._pipes import Pipe, PipePool, pending
+from ._plan import Reason
+from ._syscalls import MAX_CALL
+from ._taps import Tap
+
+__all__ = ["STRANDED_FLUSH", "stream_runners"]
+
+_FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
+DIRECT_CHUNK = 1 << 20
+#: Seconds a cancelled splice may spend delivering the bytes already in its pipe.
+STRANDED_FLUSH = 1.0
+
+
+async def _wait_either(tap: Tap, job: Job) -> None:
+    """Wait until the source is readable or the destination writable, whichever comes first."""
+    async with anyio.create_task_group() as tg:
+
+        async def wait(fn: Callable[[], Awaitable[None]]) -> None:
+            await fn()
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(wait, tap.wait_readable)
+        tg.start_soon(wait, job.sink.wait_writable)
+
+
+async def splice_direct(job: Job, tap: Tap) -> None:
+    """One splice per slice, when the source or the destination is a pipe."""
+    src_is_file = tap.info.kind is Kind.REGULAR_FILE
+    while job.remaining > 0:
+        try:
+            n = os.splice(tap.fd, job.sink.fd, min(job.remaining, DIRECT_CHUNK), flags=_FLAGS)
+        except BlockingIOError:
+            job.yielded = True
+            # EAGAIN: the source has nothing, or the destination is full. Bytes waiting in the
+            # source mean the latter.
+            try:
+                source_has_bytes = src_is_file or pending(tap.fd) > 0
+            except OSError:
+                await _wait_either(tap, job)
+                continue
+            if source_has_bytes:
+                await job.sink.wait_writable()
+            else:
+                await tap.wait_readable()
+            continue
+        except OSError as exc:
+            job.raise_if_refused(Method.SPLICE, exc)
+            if tap.info.kind is not Kind.PIPE and job.sink.info.kind is Kind.PIPE:
+                raise SourceFailed(exc) from exc  # the destination pipe gives EPIPE only
+            raise
+        if n == 0:
+            return
+        job.advance(n, Method.SPLICE)
+        if n == DIRECT_CHUNK:
+            await job.pause()
+
+
+async def splice_via_pipe(job: Job, tap: Tap, pool: PipePool) -> None:
+    """Source -> pipe -> destination, never reading while the pipe holds bytes."""
+    pipe = pool.acquire()
+    if pipe is None:
+        raise Refusal(Method.SPLICE, None, "the pipe pool is at its limit", Reason.NO_PIPE)
+    try:
+        await _pump(job, tap, pipe)
+    except BaseException as exc:
+        if pipe.held and isinstance(exc, anyio.get_cancelled_exc_class()):
+            await _flush_stranded(job, pipe)
+        raise
+    finally:
+        pool.release(pipe)  # closed rather than pooled if bytes are still in it
+
+
+async def _pump(job: Job, tap: Tap, pipe: Pipe) -> None:
+    src, dst = tap.fd, job.sink.fd
+    while True:
+        if not pipe.held:
+            if job.remaining <= 0:
+                return
+            try:
+                n = os.splice(src, pipe.w, min(job.remaining, pipe.size, MAX_CALL), flags=_FLAGS)
+            except BlockingIOError:  # the pipe is empty, so the source is
+                job.yielded = True
+                await tap.wait_readable()
+                continue
+            except OSError as exc:
+                job.raise_if_refused(Method.SPLICE, exc)
+                raise SourceFailed(exc) from exc
+            if n == 0:
+                return
+            job.took(n)
+            pipe.held = n
+        try:
+            m = os.splice(pipe.r, dst, pipe.held, flags=_FLAGS)
+        except BlockingIOError:
+            await job.wait_writable()
+            continue
+        except OSError as exc:
+            if job.sent == 0:
+                try:
+                    job.raise_if_refused(Method.SPLICE, exc)
+                except Refusal:
+                    # Taken but not delivered: hand the bytes to the next method, in order.
+                    job.carry = _read_exactly(pipe.r, pipe.held)
+                    pipe.held = 0
+                    raise
+            raise
+        job.delivered(m, Method.SPLICE)
+        pipe.held -= m
+        if not pipe.held and m == pipe.size:
+            await job.pause()  # a full pipe went through without waiting: let others run
+
+
+def _read_exactly(fd: int, n: int) -> bytes:
+    out = bytearray()
+    while len(out) < n:
+        chunk = os.read(fd, n - len(out))
+        if not chunk:
+            break
+        out += chunk
+    return bytes(out)
+
+
+async def _flush_stranded(job: Job, pipe: Pipe) -> None:
+    """After a cancel, try for a bounded time to deliver the bytes already in the pipe."""
+    with anyio.CancelScope(shield=True), anyio.move_on_after(STRANDED_FLUSH):
+        while pipe.held:
+            try:
+                m = os.splice(pipe.r, job.sink.fd, pipe.held, flags=_FLAGS)
+            except BlockingIOError:
+                await job.sink.wait_writable()
+                continue
+            except OSError:
+                return  # the destination is gone: the bytes stay reported as stranded
+            job.delivered(m, Method.SPLICE)
+            pipe.held -= m
+
+
+async def userspace_from_tap(job: Job, tap: Tap) -> None:
+    """Read a buffer's worth, write it out, again."""
+    buf = memoryview(bytearray(max(1, min(job.remaining, USER_CHUNK))))
+    while job.remaining > 0:
+        limit = min(job.remaining, len(buf))
+        try:
+            if tap.tls:
+                job.yielded = True
+                data = memoryview(await tap.read_stream(limit))
+                n = len(data)
+            else:
+                n = tap.read_fd(buf[:limit])
+                data = buf[:n]
+        except BlockingIOError:
+            job.yielded = True
+            await tap.wait_readable()
+            continue
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+            raise SourceFailed(exc) from exc
+        if n == 0:
+            return
+        job.took(n)
+        await deliver(job, data)
+        if n == limit:
+            await job.pause()
+        else:
+            await checkpoint()
+
+
+def stream_runners(tap: Tap, pool: PipePool) -> dict[Method, Callable[[Job], Awaitable[None]]]:
+    """The loops that can move ``tap``'s bytes, by method."""
+    direct = tap.info.kind is Kind.PIPE
+
+    async def splice(job: Job) -> None:
+        if direct or job.sink.info.kind is Kind.PIPE:
+            await splice_direct(job, tap)
+        else:
+            await splice_via_pipe(job, tap, pool)
+
+    async def userspace(job: Job) -> None:
+        await userspace_from_tap(job, tap)
+
+    return {Method.SPLICE: splice, Method.USERSPACE: userspace}
