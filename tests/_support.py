@@ -12,7 +12,8 @@ import os
 import socket
 import ssl
 import threading
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -106,9 +107,25 @@ class Receiver:
         return bytes(self.data)
 
 
-def tcp_listener() -> tuple[socket.socket, int]:
-    lsock = socket.create_server(("127.0.0.1", 0))
+def tcp_listener(rcvbuf: int | None = None) -> tuple[socket.socket, int]:
+    """A listening socket on 127.0.0.1; ``rcvbuf`` caps what accepted connections buffer (set
+    before accept, so the window is sized for it), for tests that must not fit in buffers."""
+    lsock = socket.socket()
+    if rcvbuf is not None:
+        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen()
     return lsock, lsock.getsockname()[1]
+
+
+def small_send_buffer(obj: Any) -> None:
+    """Cap the kernel send buffer of a destination (a socket or a stream with one)."""
+    sock = obj if isinstance(obj, socket.socket) else None
+    if sock is None:
+        from anyio.abc import SocketAttribute
+
+        sock = obj.extra(SocketAttribute.raw_socket)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32 * 1024)
 
 
 @dataclass
@@ -238,3 +255,161 @@ def evict(path: str) -> bool:
         return False
     finally:
         os.close(fd)
+
+
+@dataclass
+class Sender:
+    """Accepts one connection in a thread, writes ``data`` to it, then half-closes it.
+
+    ``hold``: keep the connection open (no EOF) until the event is set, after writing.
+    ``reset_after``: reset the connection (RST) after this many bytes instead.
+    """
+
+    sock: socket.socket
+    data: bytes
+    hold: threading.Event | None = None
+    reset_after: int | None = None
+    error: BaseException | None = None
+    _thread: threading.Thread | None = None
+
+    def start(self) -> Sender:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            self.sock.settimeout(TIMEOUT)
+            conn, _ = self.sock.accept()
+            with conn:
+                conn.settimeout(TIMEOUT)
+                if self.reset_after is not None:
+                    conn.sendall(self.data[: self.reset_after])
+                    time.sleep(0.05)
+                    conn.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                    )
+                    return
+                conn.sendall(self.data)
+                if self.hold is not None:
+                    self.hold.wait(TIMEOUT)
+                conn.shutdown(socket.SHUT_WR)
+                conn.settimeout(TIMEOUT)
+                while conn.recv(1 << 16):  # until the other side closes
+                    pass
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.sock.close()
+
+    def join(self) -> None:
+        assert self._thread is not None
+        self._thread.join(TIMEOUT)
+        assert not self._thread.is_alive(), "sender did not finish"
+
+
+SOURCES = ["socket", "anyio", "trio", "reader", "pipe"]
+
+
+def skip_unsupported_source(flavour: str) -> None:
+    name = backend()
+    if flavour == "trio" and name != "trio":
+        pytest.skip("trio streams need the trio backend")
+    if flavour == "reader" and name == "trio":
+        pytest.skip("asyncio streams need an asyncio loop")
+
+
+@asynccontextmanager
+async def source(flavour: str, data: bytes, *, read_ahead: int = 0) -> AsyncIterator[Any]:
+    """A readable object of ``flavour`` that yields ``data`` then EOF.
+
+    ``read_ahead``: first consume that many bytes through the wrapper's own API, so that a
+    wrapper that buffers holds more than it returned (what splice_stream must hand over).
+    """
+    if flavour == "pipe":
+        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        os.set_blocking(w, True)
+
+        def feed() -> None:
+            with suppress(OSError):
+                os.write(w, data)
+            os.close(w)
+
+        thread = threading.Thread(target=feed, daemon=True)
+        thread.start()
+        try:
+            assert read_ahead == 0
+            yield r
+        finally:
+            os.close(r)
+            thread.join(TIMEOUT)
+        return
+    lsock, port = tcp_listener()
+    sender = Sender(lsock, data).start()
+    try:
+        if flavour == "socket":
+            sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+            sock.setblocking(False)
+            try:
+                yield sock
+            finally:
+                sock.close()
+        elif flavour == "anyio":
+            async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+                got = b""
+                while len(got) < read_ahead:
+                    got += await stream.receive(read_ahead - len(got))
+                assert got == data[:read_ahead]
+                yield stream
+        elif flavour == "trio":
+            import trio
+
+            async with await trio.open_tcp_stream("127.0.0.1", port) as tstream:
+                got = b""
+                while len(got) < read_ahead:
+                    got += await tstream.receive_some(read_ahead - len(got))
+                yield tstream
+        elif flavour == "reader":
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                if read_ahead:
+                    assert await reader.readexactly(read_ahead) == data[:read_ahead]
+                yield reader
+            finally:
+                writer.close()
+                with suppress(OSError):
+                    await writer.wait_closed()
+        else:
+            raise AssertionError(flavour)
+    finally:
+        sender.join()
+
+
+@asynccontextmanager
+async def pipe_destination() -> AsyncIterator[tuple[int, Callable[[], bytes]]]:
+    """A non-blocking pipe's write end, and a function giving all that came out of it."""
+    r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    os.set_blocking(r, True)
+    got = bytearray()
+
+    def drain() -> None:
+        while chunk := os.read(r, 1 << 16):
+            got.extend(chunk)
+
+    thread = threading.Thread(target=drain, daemon=True)
+    thread.start()
+    closed = False
+
+    def result() -> bytes:
+        nonlocal closed
+        if not closed:
+            os.close(w)
+            closed = True
+        thread.join(TIMEOUT)
+        return bytes(got)
+
+    try:
+        yield w, result
+    finally:
+        result()
+        os.close(r)

@@ -15,7 +15,16 @@ import anyio
 import pytest
 
 import zcio
-from _support import Receiver, backend, destination, file_of, make_data, sha, tcp_listener
+from _support import (
+    Receiver,
+    backend,
+    destination,
+    file_of,
+    make_data,
+    sha,
+    small_send_buffer,
+    tcp_listener,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -91,10 +100,11 @@ async def test_file_shrinks_without_count_stops_quietly(mode: str, tmp_path: Pat
 @pytest.mark.parametrize("flavour", ["socket", "anyio"])
 async def test_peer_resets_mid_transfer(flavour: str, mode: str, tmp_path: Path) -> None:
     path = file_of(tmp_path, DATA)
-    lsock, port = tcp_listener()
+    lsock, port = tcp_listener(rcvbuf=32 * 1024)
     rx = Receiver(lsock, stop_after=300_000).start()
     progress = zcio.Progress()
     async with destination(flavour, port) as dst:
+        small_send_buffer(dst)  # so that DATA cannot all fit in buffers before the reset
         with anyio.fail_after(15), pytest.raises(zcio.BrokenDestination) as info:
             await zcio.send_file(dst, path, progress=progress)
     assert isinstance(info.value, anyio.BrokenResourceError)

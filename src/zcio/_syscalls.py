@@ -35,11 +35,13 @@ _has_cachestat = True
 
 
 def cached(fd: int, offset: int, length: int) -> bool:
-    """Whether every page of ``[offset, offset + length)`` is in the page cache, without waiting.
+    """Whether ``[offset, offset + length)`` can be read without waiting for the disk.
 
-    Uses ``cachestat(2)`` (Linux 6.5+): one call, nothing copied. On older kernels it asks
-    ``preadv2(RWF_NOWAIT)`` for the first and last byte of the range instead, which can miss a
-    hole in the middle; then a sendfile may wait for the disk for that hole.
+    ``cachestat(2)`` (Linux 6.5+) counts the cached pages in one call, copying nothing; but it
+    also counts pages whose read is still in flight (readahead), which a sendfile would wait
+    for. So a range it calls cached must also pass a ``preadv2(RWF_NOWAIT)`` probe of its first
+    and last byte, which fails on pages still being read. Without ``cachestat`` only the probe
+    runs, which can miss a hole in the middle of the range.
     """
     global _has_cachestat
     if length <= 0:
@@ -51,12 +53,14 @@ def cached(fd: int, offset: int, length: int) -> bool:
         stat = _CacheStat()
         rc = _libc.syscall(_SYS_CACHESTAT, fd, ctypes.byref(rng), ctypes.byref(stat), 0)
         if rc == 0:
-            return int(stat.cache) >= pages
-        if ctypes.get_errno() not in (errno.ENOSYS, errno.EPERM, errno.EOPNOTSUPP):
+            if int(stat.cache) < pages:
+                return False
+        elif ctypes.get_errno() in (errno.ENOSYS, errno.EPERM, errno.EOPNOTSUPP):
+            _has_cachestat = False
+        else:
             return False  # when unsure, treat the range as cold: a thread is always safe
-        _has_cachestat = False
-    one = bytearray(1)
-    return all(read_nowait(fd, memoryview(one), at) == 1 for at in (offset, offset + length - 1))
+    one = memoryview(bytearray(1))
+    return read_nowait(fd, one, offset) == 1 and read_nowait(fd, one, offset + length - 1) == 1
 
 
 def read_nowait(fd: int, buf: memoryview, offset: int) -> int | None:
