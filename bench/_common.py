@@ -1,0 +1,499 @@
+"""Helpers shared by zcio's benchmarks: test files, page-cache control, CPU accounting, a cheap
+loopback receiver, child processes with time limits, and Markdown tables.
+
+The receiver runs in its own process (``python bench/_common.py receive``) so that what it
+costs never lands on the sender's CPU account. It accepts one connection at a time, moves
+every byte socket -> pipe -> ``/dev/null`` with ``splice(2)`` (no copy into user space), and
+when the sender shuts its side down it answers with the byte count (8 bytes, big-endian), then
+reports the connection on its stdout as one JSON line. Senders time a transfer up to that
+answer, so the figure covers delivery, not just filling the socket buffer.
+
+Nothing here imports zcio: the baselines must not pay for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import errno
+import fcntl
+import json
+import math
+import os
+import platform
+import queue
+import resource
+import selectors
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+__all__ = [
+    "ACK",
+    "BENCH_DIR",
+    "GIB",
+    "MAX_CALL",
+    "MIB",
+    "ChildFailed",
+    "Meter",
+    "Receiver",
+    "Sample",
+    "cached_pages",
+    "ensure_file",
+    "environment",
+    "evict",
+    "machine_busy",
+    "markdown_table",
+    "median",
+    "open_fd",
+    "percentile",
+    "read_nowait_blocks",
+    "run_child",
+    "warm",
+]
+
+MIB = 1 << 20
+GIB = 1 << 30
+#: Where benchmark files live; kept between runs so a file is written only once.
+BENCH_DIR = Path("/tmp/zcio-bench")
+#: The receiver's answer once the sender's side reached end of file: bytes received.
+ACK = struct.Struct("!Q")
+#: Linux moves at most this many bytes in one sendfile/splice call.
+MAX_CALL = 0x7FFFF000
+
+_PIPE_SIZE = MIB  # /proc/sys/fs/pipe-max-size by default; a smaller pipe is fine too
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+# --- CPU and wall-clock accounting ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """Seconds spent between two points: wall clock, this process's CPU (user, system, every
+    thread), and the whole machine's busy CPU time over all cores (``machine``)."""
+
+    wall: float
+    user: float
+    system: float
+    machine: float
+
+    @property
+    def cpu(self) -> float:
+        return self.user + self.system
+
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> float:
+    """Busy CPU seconds of the whole machine since boot, all cores (``/proc/stat``): user,
+    nice, system, irq and softirq; not idle, iowait or steal. Resolution: one clock tick.
+
+    On loopback the kernel does much of the receiving side's TCP work in whichever context is
+    at hand, and charges it to whichever process that is; this figure counts it wherever it
+    ran (the receiver and anything else running included)."""
+    with open("/proc/stat", "rb") as f:
+        fields = f.readline().split()
+    user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in fields[1:8])
+    return (user + nice + system + irq + softirq) / _CLK_TCK
+
+
+class Meter:
+    """Measures this process, every thread included (``getrusage(RUSAGE_SELF)``), and the
+    machine's busy time.
+
+    ``Meter()`` takes the starting point; ``stop()`` returns what was spent since. Start it
+    right before the work, after imports and connection set-up, so startup is not counted.
+    """
+
+    def __init__(self) -> None:
+        self._machine = machine_busy()
+        self._usage = resource.getrusage(resource.RUSAGE_SELF)
+        self._wall = time.perf_counter()
+
+    def stop(self) -> Sample:
+        wall = time.perf_counter() - self._wall
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return Sample(
+            wall=wall,
+            user=usage.ru_utime - self._usage.ru_utime,
+            system=usage.ru_stime - self._usage.ru_stime,
+            machine=machine_busy() - self._machine,
+        )
+
+
+# --- The test file and the page cache ---------------------------------------------------------
+
+
+def ensure_file(path: Path, size: int, block: int = 16 * MIB) -> Path:
+    """Create ``path`` with ``size`` bytes (one random block repeated) unless it already exists
+    with that size. Written to a temporary name, synced, then renamed: never half a file."""
+    if path.exists() and path.stat().st_size == size:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = os.urandom(min(block, max(size, 1)))
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as f:
+        left = size
+        while left > 0:
+            f.write(data[: min(left, len(data))])
+            left -= min(left, len(data))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def warm(path: Path) -> None:
+    """Read the whole file once so its pages are in the page cache."""
+    buf = bytearray(4 * MIB)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+        while os.readv(fd, [buf]):
+            pass
+    finally:
+        os.close(fd)
+
+
+def evict(fd: int) -> None:
+    """Drop the file's pages from the page cache (no root needed): write back, then forget."""
+    os.fsync(fd)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+
+
+class _CacheStatRange(ctypes.Structure):
+    _fields_ = (("off", ctypes.c_uint64), ("len", ctypes.c_uint64))
+
+
+class _CacheStat(ctypes.Structure):
+    _fields_ = tuple(
+        (name, ctypes.c_uint64)
+        for name in ("cache", "dirty", "writeback", "evicted", "recently_evicted")
+    )
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_SYS_CACHESTAT = 451  # Linux 6.5+, the same number on every architecture
+
+
+def cached_pages(fd: int) -> tuple[int, int] | None:
+    """(pages of the file in the page cache, pages in the file), from ``cachestat(2)``.
+
+    None where the kernel lacks it (before 6.5); use :func:`read_nowait_blocks` then.
+    """
+    size = os.fstat(fd).st_size
+    rng = _CacheStatRange(0, 0)  # len 0: up to the end of the file
+    stat = _CacheStat()
+    rc = int(_libc.syscall(_SYS_CACHESTAT, fd, ctypes.byref(rng), ctypes.byref(stat), 0))
+    if rc != 0:
+        return None
+    return int(stat.cache), (size + _PAGE - 1) // _PAGE
+
+
+def read_nowait_blocks(fd: int, offsets: Sequence[int], length: int = 4096) -> list[bool]:
+    """For each offset: can ``length`` bytes be read there without waiting for the disk?
+
+    ``preadv2(RWF_NOWAIT)`` answers from the page cache only; ``BlockingIOError`` (EAGAIN)
+    means the pages are not there.
+    """
+    buf = bytearray(length)
+    out = []
+    for offset in offsets:
+        try:
+            os.preadv(fd, [buf], offset, os.RWF_NOWAIT)
+        except BlockingIOError:
+            out.append(False)
+        except OSError as exc:
+            if exc.errno != errno.EOPNOTSUPP:
+                raise
+            out.append(False)  # no RWF_NOWAIT on this filesystem: cannot tell, assume cold
+        else:
+            out.append(True)
+    return out
+
+
+# --- Statistics and tables --------------------------------------------------------------------
+
+
+def median(values: Sequence[float]) -> float:
+    """The median; NaN for no values."""
+    return percentile(values, 50.0)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100), linear between closest ranks; NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100.0
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def markdown_table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], align: str | None = None
+) -> str:
+    """A Markdown table, columns padded for reading as plain text too.
+
+    ``align`` has one letter per column: ``l`` (left) or ``r`` (right); all left by default.
+    """
+    align = align or "l" * len(headers)
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [
+            c.rjust(w) if a == "r" else c.ljust(w)
+            for c, w, a in zip(cells, widths, align, strict=True)
+        ]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = [
+        ("-" * (w - 1) + ":") if a == "r" else "-" * w for w, a in zip(widths, align, strict=True)
+    ]
+    return "\n".join([line(headers), line(rule), *(line(r) for r in rows)])
+
+
+# --- Child processes --------------------------------------------------------------------------
+
+
+class ChildFailed(Exception):
+    """A benchmark child exited non-zero, printed no result, or ran out of time."""
+
+
+def run_child(
+    argv: Sequence[str], *, timeout: float, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Run ``argv`` and return the JSON object on the last line of its stdout.
+
+    The child is killed after ``timeout`` seconds. Its stderr passes through to ours.
+    """
+    try:
+        done = subprocess.run(
+            list(argv),
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            timeout=timeout,
+            text=True,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ChildFailed(f"timed out after {timeout:.0f} s: {' '.join(argv)}") from exc
+    lines = [ln for ln in done.stdout.splitlines() if ln.strip()]
+    if done.returncode != 0 or not lines:
+        raise ChildFailed(f"exit status {done.returncode}: {' '.join(argv)}")
+    try:
+        result = json.loads(lines[-1])
+    except json.JSONDecodeError as exc:
+        raise ChildFailed(f"no JSON result from {' '.join(argv)}: {lines[-1]!r}") from exc
+    if not isinstance(result, dict):
+        raise ChildFailed(f"result is not an object: {lines[-1]!r}")
+    return result
+
+
+# --- The receiver -----------------------------------------------------------------------------
+
+
+class Receiver:
+    """The receiver process, for the whole benchmark: ``with Receiver() as rx: rx.port``.
+
+    ``rx.connection(port)`` returns what the receiver saw on the connection whose client side
+    was bound to local port ``port``: bytes, wall and CPU seconds of the receiver.
+    """
+
+    def __init__(self, idle_timeout: float = 600.0) -> None:
+        self._argv = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "receive",
+            "--idle-timeout",
+            str(idle_timeout),
+        ]
+        self._lines: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._proc: subprocess.Popen[str] | None = None
+        self._pending: dict[int, dict[str, Any]] = {}
+        self.port = 0
+
+    def __enter__(self) -> Self:
+        self._proc = subprocess.Popen(
+            self._argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
+        )
+        threading.Thread(target=self._read, args=(self._proc,), daemon=True).start()
+        try:
+            first = self._lines.get(timeout=30)
+        except queue.Empty:
+            self._stop()
+            raise ChildFailed("the receiver did not start within 30 s") from None
+        self.port = int(first["port"])
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop()
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            with contextlib.suppress(json.JSONDecodeError):
+                self._lines.put(json.loads(line))
+
+    def _stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+    def connection(self, client_port: int, timeout: float = 10.0) -> dict[str, Any]:
+        """The receiver's report for one connection; ``ChildFailed`` if none comes in time."""
+        deadline = time.monotonic() + timeout
+        while client_port not in self._pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ChildFailed(f"the receiver reported no connection from port {client_port}")
+            try:
+                report = self._lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            self._pending[int(report.get("peer_port", -1))] = report
+        return self._pending.pop(client_port)
+
+
+def _drain(conn: socket.socket, null_fd: int, pipe_r: int, pipe_w: int) -> int:
+    """Move everything the peer sends into /dev/null through the pipe; return the byte count."""
+    total = 0
+    while True:
+        n = os.splice(conn.fileno(), pipe_w, _PIPE_SIZE, flags=os.SPLICE_F_MOVE)
+        if n == 0:
+            return total
+        total += n
+        while n:  # empty the pipe before the next read, so a splice never waits on a full pipe
+            n -= os.splice(pipe_r, null_fd, n, flags=os.SPLICE_F_MOVE)
+
+
+def _serve(idle_timeout: float) -> None:
+    listener = socket.create_server(("127.0.0.1", 0), backlog=8)
+    pipe_r, pipe_w = os.pipe2(os.O_CLOEXEC)
+    with contextlib.suppress(OSError):  # a smaller pipe only costs a few more calls
+        fcntl.fcntl(pipe_w, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+    null_fd = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    print(json.dumps({"port": listener.getsockname()[1]}), flush=True)
+    sel = selectors.DefaultSelector()
+    sel.register(listener, selectors.EVENT_READ)
+    parent = os.getppid()
+    idle_since = time.monotonic()
+    while True:
+        if not sel.select(timeout=1.0):
+            if os.getppid() != parent or time.monotonic() - idle_since > idle_timeout:
+                return  # the parent is gone, or nobody came for too long
+            continue
+        conn, peer = listener.accept()
+        with conn:
+            conn.setblocking(True)  # splice needs the fd itself to block
+            meter = Meter()
+            try:
+                got = _drain(conn, null_fd, pipe_r, pipe_w)
+                conn.sendall(ACK.pack(got))
+                error = None
+            except OSError as exc:
+                got, error = -1, f"{type(exc).__name__}: {exc}"
+            spent = meter.stop()
+        report = {"peer_port": peer[1], "bytes": got, "wall_s": spent.wall, "cpu_s": spent.cpu}
+        if error:
+            report["error"] = error
+        print(json.dumps(report), flush=True)
+        idle_since = time.monotonic()
+
+
+# --- The environment --------------------------------------------------------------------------
+
+
+def environment() -> dict[str, str]:
+    """What a reader needs to compare two runs: machine, kernel, Python, packages, commit."""
+    from importlib import metadata
+
+    env = {
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "cpus": str(os.cpu_count()),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+    for name in ("zcio", "anyio", "trio", "uvloop"):
+        try:
+            env[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            env[name] = "not installed"
+    import importlib.util
+
+    with contextlib.suppress(ImportError, ValueError):
+        spec = importlib.util.find_spec("zcio")
+        if spec is not None and spec.origin:
+            env["zcio from"] = str(Path(spec.origin).parent)
+    repo = Path(__file__).resolve().parent.parent
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        head = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--", "src"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.strip()
+        from_repo = env.get("zcio from", "").startswith(str(repo / "src"))
+        if head:
+            env["commit"] = head + (
+                " (src/ has uncommitted changes)" if dirty and from_repo else ""
+            )
+    return env
+
+
+@contextlib.contextmanager
+def open_fd(path: Path, flags: int = os.O_RDONLY) -> Iterator[int]:
+    """``os.open`` as a context manager."""
+    fd = os.open(path, flags | os.O_CLOEXEC)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="The benchmarks' splice receiver.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    receive = sub.add_parser("receive", help="serve 127.0.0.1:0, report each connection as JSON")
+    receive.add_argument("--idle-timeout", type=float, default=600.0)
+    args = parser.parse_args(argv)
+    if args.command == "receive":
+        _serve(args.idle_timeout)
+
+
+if __name__ == "__main__":
+    _main()
