@@ -56,9 +56,12 @@ async def test_relay_every_pair(src_flavour: str, dst_flavour: str, mode: str) -
         skip_unsupported(dst_flavour)
     ahead = READ_AHEAD.get(src_flavour, 0)
     if dst_flavour == "pipe":
-        async with source(src_flavour, DATA, read_ahead=ahead) as src, pipe_destination() as (
-            w,
-            result,
+        async with (
+            source(src_flavour, DATA, read_ahead=ahead) as src,
+            pipe_destination() as (
+                w,
+                result,
+            ),
         ):
             before = zcio.stats()
             n = await zcio.splice_stream(src, w)

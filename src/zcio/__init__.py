@@ -22,6 +22,7 @@ from ._plan import Plan as Plan, Reason as Reason, Skipped as Skipped
 from ._probe import FdInfo as FdInfo, probe as probe
 from ._progress import Progress as Progress
 from ._stats import MethodStats as MethodStats, Stats as Stats, stats as stats
+from ._tee import TeeProgress as TeeProgress, tee_stream as tee_stream
 from ._transfer import (
     copy as copy,
     plan as plan,
@@ -48,6 +49,7 @@ __all__ = [
     "Reason",
     "Skipped",
     "Stats",
+    "TeeProgress",
     "TransferError",
     "ZcioError",
     "ZeroCopyUnavailable",
@@ -59,6 +61,7 @@ __all__ = [
     "send_file",
     "splice_stream",
     "stats",
+    "tee_stream",
 ]
 
 for _name in __all__:
