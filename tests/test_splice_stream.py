@@ -70,11 +70,13 @@ async def test_relay_every_pair(src_flavour: str, dst_flavour: str, mode: str) -
     else:
         lsock, port = tcp_listener()
         rx = Receiver(lsock).start()
-        async with source(src_flavour, DATA, read_ahead=ahead) as src:
-            async with destination(dst_flavour, port) as dst:
-                before = zcio.stats()
-                n = await zcio.splice_stream(src, dst)
-                delta = zcio.stats() - before
+        async with (
+            source(src_flavour, DATA, read_ahead=ahead) as src,
+            destination(dst_flavour, port) as dst,
+        ):
+            before = zcio.stats()
+            n = await zcio.splice_stream(src, dst)
+            delta = zcio.stats() - before
         got = rx.result()
     assert n == len(DATA) - ahead
     assert sha(got) == sha(DATA[ahead:])
