@@ -1,0 +1,80 @@
+"""The README's proxies, run as programs: bytes both ways, half-close, then the next client."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from _support import make_data, tcp_listener
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+REQUEST = make_data(3_000_000, seed=31)
+RESPONSE = make_data(2_000_000, seed=32)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def upstream(lsock: socket.socket, clients: int, seen: list[bytes]) -> None:
+    """Reads each request to its EOF, then answers: works only if half-close crosses the proxy."""
+    with lsock:
+        lsock.settimeout(20)
+        for _ in range(clients):
+            conn, _ = lsock.accept()
+            with conn:
+                conn.settimeout(20)
+                got = bytearray()
+                while chunk := conn.recv(1 << 16):
+                    got += chunk
+                seen.append(bytes(got))
+                conn.sendall(RESPONSE)
+
+
+def connect(port: int) -> socket.socket:
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=20)
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+@pytest.mark.parametrize("name", ["proxy_trio.py", "proxy_asyncio.py"])
+def test_proxy(name: str) -> None:
+    lsock, target_port = tcp_listener()
+    seen: list[bytes] = []
+    server = threading.Thread(target=upstream, args=(lsock, 2, seen), daemon=True)
+    server.start()
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / name), str(port), "127.0.0.1", str(target_port)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(2):
+            with connect(port) as c:
+                c.sendall(REQUEST)
+                c.shutdown(socket.SHUT_WR)
+                got = bytearray()
+                while chunk := c.recv(1 << 16):
+                    got += chunk
+            assert bytes(got) == RESPONSE
+        server.join(20)
+        assert seen == [REQUEST, REQUEST]
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert "connection ended" not in err  # both clean connections ended cleanly
+    assert "Traceback" not in err
