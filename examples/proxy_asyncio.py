@@ -17,9 +17,11 @@ async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     up_reader, up_writer = await asyncio.open_connection(sys.argv[2], int(sys.argv[3]))
     try:
-        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
-    except (OSError, zcio.TransferError) as exc:
-        print(f"connection ended: {exc!r}", file=sys.stderr)
+        async with asyncio.TaskGroup() as tg:  # one direction failing cancels the other
+            tg.create_task(pump(reader, up_writer))
+            tg.create_task(pump(up_reader, writer))
+    except* (OSError, zcio.TransferError) as group:
+        print(f"connection ended: {group.exceptions!r}", file=sys.stderr)
     finally:
         writer.close()
         up_writer.close()

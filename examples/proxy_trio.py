@@ -25,8 +25,8 @@ async def handle(target: tuple[str, int], client: trio.SocketStream) -> None:
         ):
             nursery.start_soon(pump, client, upstream)
             nursery.start_soon(pump, upstream, client)
-    except (OSError, trio.BrokenResourceError, zcio.TransferError) as exc:
-        print(f"connection ended: {exc!r}", file=sys.stderr)
+    except* (OSError, trio.BrokenResourceError, zcio.TransferError) as group:
+        print(f"connection ended: {group.exceptions!r}", file=sys.stderr)
 
 
 port, host, target_port = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
