@@ -120,7 +120,7 @@ def tcp_listener(rcvbuf: int | None = None) -> tuple[socket.socket, int]:
 
 def small_send_buffer(obj: Any) -> None:
     """Cap the kernel send buffer of a destination (a socket or a stream with one)."""
-    sock = obj if isinstance(obj, socket.socket) else None
+    sock = obj if hasattr(obj, "setsockopt") else None
     if sock is None:
         from anyio.abc import SocketAttribute
 

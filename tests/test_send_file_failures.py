@@ -285,3 +285,33 @@ async def test_wrong_arguments_are_refused_before_anything_moves(tmp_path: Path)
             os.close(fd)
         a.close()
         b.close()
+
+
+async def test_writer_closed_by_another_task_ends_the_send(tmp_path: Path) -> None:
+    """zcio waits on a dup of the transport's socket; closing the transport must still end it."""
+    if backend() == "trio":
+        pytest.skip("asyncio streams need an asyncio loop")
+    path = file_of(tmp_path, DATA)
+    lsock, port = tcp_listener(rcvbuf=32 * 1024)
+    gate = threading.Event()
+    rx = Receiver(lsock, start_gate=gate).start()
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    small_send_buffer(writer.transport.get_extra_info("socket"))
+    progress = zcio.Progress()
+    try:
+        async with anyio.create_task_group() as tg:
+
+            async def close_soon() -> None:
+                await wait_for(lambda: progress.sent > 0, "send started")
+                await anyio.sleep(0.1)
+                writer.close()
+
+            tg.start_soon(close_soon)
+            with anyio.fail_after(5), pytest.raises(zcio.ClosedDestination) as info:
+                await zcio.send_file(writer, path, progress=progress)
+    finally:
+        gate.set()
+        writer.close()
+    assert info.value.sent == progress.sent
+    got = rx.result()
+    assert got == DATA[: len(got)]

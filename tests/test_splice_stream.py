@@ -19,6 +19,7 @@ from _support import (
     SOURCES,
     Receiver,
     Sender,
+    backend,
     destination,
     file_of,
     make_data,
@@ -364,3 +365,33 @@ async def test_wrong_arguments() -> None:
     finally:
         a.close()
         b.close()
+
+
+async def test_transport_closed_by_another_task_ends_the_wait() -> None:
+    """A transport closed while zcio waits on its socket (through a dup) must not hang."""
+    if backend() == "trio":
+        pytest.skip("asyncio streams need an asyncio loop")
+    import asyncio
+
+    hold = threading.Event()
+    lsock, port = tcp_listener()
+    sender = Sender(lsock, DATA[:1000], hold=hold).start()  # sends, then goes quiet
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    rx = Receiver(b, accept=False).start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        async with anyio.create_task_group() as tg:
+
+            async def close_soon() -> None:
+                await anyio.sleep(0.2)
+                writer.close()
+
+            tg.start_soon(close_soon)
+            with anyio.fail_after(5), pytest.raises(zcio.ClosedSource):
+                await zcio.splice_stream(reader, a)
+    finally:
+        hold.set()
+        a.close()
+        sender.join()
+    assert rx.result() == DATA[:1000]

@@ -27,7 +27,7 @@ from typing import Any, Self
 import anyio
 from anyio.lowlevel import checkpoint
 
-from .._errors import BrokenDestination
+from .._errors import BrokenDestination, SourceFailed
 from .._objects import Owner, Target, _fileno
 from .._probe import describe_fd
 from .._sinks import Sink, _claim
@@ -36,6 +36,8 @@ from .._taps import Tap
 __all__ = ["TransportSink", "transport_tap", "unwrap_asyncio"]
 
 _TRANSPORT_METHODS = ("get_extra_info", "write", "is_closing", "get_write_buffer_size")
+#: How often a wait on a transport's socket checks whether the transport was closed meanwhile.
+CLOSE_POLL = 0.25
 _FENCED = ("write", "writelines", "write_eof")
 
 
@@ -105,6 +107,9 @@ class TransportSink(Sink):
             await anyio.wait_writable(self.fd)
             await checkpoint()  # the transport's own writer runs on this loop turn
 
+    async def wait_writable(self) -> None:
+        await _wait(anyio.wait_writable, self.fd, self.transport)
+
     async def write_stream(self, data: bytes) -> None:
         obj: Any = self.target.obj
         if self.target.owner is Owner.ANYIO:
@@ -114,6 +119,17 @@ class TransportSink(Sink):
             await obj.drain()
         else:
             await _write_transport(self.transport, data)
+
+
+async def _wait(waiter: Any, fd: int, transport: Any) -> None:
+    """Wait for ``fd`` (our dup of a transport's socket) to be ready, noticing when somebody
+    closes the transport meanwhile: the dup keeps the socket open, so no readiness would come."""
+    while True:
+        with anyio.move_on_after(CLOSE_POLL):
+            await waiter(fd)
+            return
+        if transport.is_closing():
+            raise anyio.ClosedResourceError
 
 
 async def _write_transport(transport: Any, data: bytes) -> None:
@@ -172,6 +188,12 @@ class _TransportTap(Tap):
     def _resume(self) -> None:
         if not self.target.transport.is_closing():
             self.target.transport.resume_reading()
+
+    async def wait_readable(self) -> None:
+        try:
+            await _wait(anyio.wait_readable, self.fd, self.target.transport)
+        except anyio.ClosedResourceError as exc:
+            raise SourceFailed(exc) from exc
 
 
 class StreamReaderTap(_TransportTap):
