@@ -263,6 +263,9 @@ async def test_wrong_arguments_are_refused_before_anything_moves(tmp_path: Path)
             await zcio.send_file(a, str(tmp_path))  # a directory
         with pytest.raises(ValueError, match="regular file"):
             await zcio.send_file(a, r)  # a pipe
+        os.mkfifo(tmp_path / "fifo")
+        with anyio.fail_after(5), pytest.raises(ValueError, match="regular file"):
+            await zcio.send_file(a, tmp_path / "fifo")  # no writer: opening must not hang
         with pytest.raises(ValueError, match="not open for reading"):
             await zcio.send_file(a, wo)
         with pytest.raises(TypeError, match="regular file"):

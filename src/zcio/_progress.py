@@ -33,9 +33,5 @@ class Progress:
         """Bytes taken from the source that did not reach the destination."""
         return self.taken - self.sent
 
-    def _advance(self, n: int) -> None:
-        self.taken += n
-        self.sent += n
-
     def __repr__(self) -> str:
         return f"Progress(sent={self.sent}, taken={self.taken}, method={self.method!r})"

@@ -32,7 +32,8 @@ class FileSource:
 async def open_file_source(file: object) -> AsyncIterator[FileSource]:
     """Open ``file`` (a path, binary file object or fd of a regular file) for a transfer.
 
-    Paths are opened in a worker thread (an open can wait for the disk) and closed on exit;
+    Paths are opened in a worker thread (an open can wait for the disk), non-blocking so that a
+    FIFO cannot hang the open (it is then refused as not a regular file), and closed on exit;
     fds and file objects stay the caller's. Raises ``TypeError`` for other objects and
     ``ValueError`` for closed files, non-regular files, or files not open for reading.
     """
@@ -43,7 +44,8 @@ async def open_file_source(file: object) -> AsyncIterator[FileSource]:
             f"not {target.description}"
         )
     if target.path is not None:
-        fd = await anyio.to_thread.run_sync(os.open, target.path, os.O_RDONLY | os.O_CLOEXEC)
+        flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
+        fd = await anyio.to_thread.run_sync(os.open, target.path, flags)
         try:
             yield _checked(fd, None)
         finally:

@@ -21,7 +21,13 @@ from typing import Literal
 
 import anyio
 
-from ._errors import SourceFailed, TransferError, ZeroCopyUnavailable, translate
+from ._errors import (
+    IncompleteTransfer,
+    SourceFailed,
+    TransferError,
+    ZeroCopyUnavailable,
+    translate,
+)
 from ._file_loops import USER_CHUNK, deliver
 from ._job import Job
 from ._kinds import Kind, Method
@@ -314,8 +320,6 @@ async def tee_stream(
             await _run(tee_run, native, fallback, pool or default_pipe_pool(), plans)
     sent = progress.sent
     if count is not None and sent < count:
-        from ._errors import IncompleteTransfer
-
         raise IncompleteTransfer(sent, count)
     return sent
 
