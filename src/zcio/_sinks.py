@@ -6,71 +6,43 @@ A sink answers four questions for the transfer loop, whatever the destination is
   loops refuse a second watcher on the transport's own fd);
 * how to wait until that fd is writable (on the running backend, through anyio);
 * how to get bytes that the destination already buffers in user space onto the wire first, and
-  how to keep other writers out while zero-copy bytes flow (``__aenter__``);
+  how to keep other writers out while zero-copy bytes flow (``__aenter__``, see ``_endpoint``);
 * how to write user-space bytes when TLS runs in Python (``write_stream``).
 
-Sinks for loop-specific objects live in ``_backends``; this module holds the common ones and
-the registry that refuses two zcio transfers into the same socket or file at once.
+Sinks for loop-specific objects live in ``_backends``; this module holds the common ones.
 """
 
 from __future__ import annotations
 
 import os
 import ssl
-import threading
 from contextlib import ExitStack
-from types import TracebackType
-from typing import Self
 
 import anyio
 from anyio.lowlevel import checkpoint
 
-from ._errors import BusyError, ClosedDestination
+from ._endpoint import Endpoint
+from ._errors import ClosedDestination
 from ._kinds import Kind
 from ._objects import Owner, Target, unwrap
 from ._probe import FdInfo, describe_fd
 
 __all__ = ["Sink", "open_sink"]
 
-_busy_lock = threading.Lock()
-_busy: set[tuple[str, int, int]] = set()
 
-
-class Sink:
+class Sink(Endpoint):
     """A destination with a plain fd: sockets, pipes, devices, files, raw descriptors.
 
-    Use as ``async with sink:``; entering claims the destination (``BusyError`` if another zcio
-    transfer holds it) and flushes what it buffers; leaving releases everything it took.
+    Entering claims it, keeps other writers out (``_fence``) and flushes what it buffers.
     """
 
-    def __init__(self, target: Target, info: FdInfo) -> None:
-        self.target = target
-        self.info = info
-        self.fd = target.fd
-        self._exit = ExitStack()
+    action = "sending to"
 
-    @property
-    def tls(self) -> bool:
-        return self.info.kind is Kind.TLS
+    def _take(self, stack: ExitStack) -> None:
+        self._fence(stack)
 
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.info}>"
-
-    async def __aenter__(self) -> Self:
-        with ExitStack() as stack:
-            stack.enter_context(_claim(self.info, self.target))
-            self._fence(stack)
-            await self._flush()
-            self._exit = stack.pop_all()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._exit.close()
+    async def _prepare(self) -> None:
+        await self._flush()
 
     def _fence(self, stack: ExitStack) -> None:
         """Keep other writers of the same wrapper out while we run (nothing to do for an fd)."""
@@ -123,33 +95,6 @@ class AnyioSink(Sink):
 
     async def write_stream(self, data: bytes) -> None:
         await self.target.obj.send(data)  # type: ignore[attr-defined]
-
-
-def _claim(info: FdInfo, target: Target, action: str = "sending to") -> _Claim:
-    return _Claim((action, *info.identity), target.description, action)
-
-
-class _Claim:
-    """One zcio transfer per (action, socket or file): keyed by ``st_dev, st_ino``, so the same
-    socket reached through another fd or wrapper is the same destination."""
-
-    def __init__(self, key: tuple[str, int, int], what: str, action: str) -> None:
-        self.key = key
-        self.what = what
-        self.action = action
-
-    def __enter__(self) -> None:
-        if self.key[1:] == (0, 0):
-            return  # no fd: the wrapper's own guard is all there is
-        with _busy_lock:
-            if self.key in _busy:
-                raise BusyError(self.what, self.action)
-            _busy.add(self.key)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.key[1:] != (0, 0):
-            with _busy_lock:
-                _busy.discard(self.key)
 
 
 def open_sink(obj: object) -> Sink:

@@ -17,54 +17,30 @@ from __future__ import annotations
 import os
 import ssl
 from contextlib import ExitStack
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import anyio
 
+from ._endpoint import Endpoint
 from ._errors import ClosedSource
-from ._kinds import Kind
 from ._objects import Owner, Target, unwrap
 from ._probe import FdInfo
-from ._sinks import _claim, describe, require_nonblocking
+from ._sinks import describe, require_nonblocking
 
 __all__ = ["Tap", "open_tap"]
 
 
-class Tap:
-    """A source with a plain fd: sockets, pipes, devices, raw fds; no user-space buffer."""
+class Tap(Endpoint):
+    """A source with a plain fd: sockets, pipes, devices, raw fds; no user-space buffer.
+
+    Entering claims it and stops the wrapper's read-ahead (``_take``).
+    """
+
+    action = "reading from"
 
     def __init__(self, target: Target, info: FdInfo) -> None:
-        self.target = target
-        self.info = info
-        self.fd = target.fd
+        super().__init__(target, info)
         self.at_eof = False  # the wrapper already saw the end (after its buffered bytes)
-        self._exit = ExitStack()
-
-    @property
-    def tls(self) -> bool:
-        return self.info.kind is Kind.TLS
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.info}>"
-
-    async def __aenter__(self) -> Self:
-        with ExitStack() as stack:
-            stack.enter_context(_claim(self.info, self.target, "reading from"))
-            self._hold(stack)
-            self._exit = stack.pop_all()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._exit.close()
-
-    def _hold(self, stack: ExitStack) -> None:
-        """Keep other readers out and stop read-ahead until ``stack`` closes."""
 
     def take_buffered(self, limit: int) -> bytes:
         """Up to ``limit`` bytes the wrapper read ahead, removed from it."""
@@ -101,7 +77,7 @@ class SslSocketTap(Tap):
 class GuardedTap(Tap):
     """anyio and trio streams without read-ahead: hold their receive guard; TLS through them."""
 
-    def _hold(self, stack: ExitStack) -> None:
+    def _take(self, stack: ExitStack) -> None:
         obj = self.target.obj
         for name in ("_receive_guard", "_receive_conflict_detector"):
             guard = getattr(obj, name, None)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import os
 from contextlib import ExitStack
-from typing import Any, Self
+from typing import Any
 
 import anyio
 from anyio.lowlevel import checkpoint
@@ -30,7 +30,7 @@ from anyio.lowlevel import checkpoint
 from .._errors import BrokenDestination, SourceFailed
 from .._objects import Owner, Target, _fileno
 from .._probe import describe_fd
-from .._sinks import Sink, _claim
+from .._sinks import Sink
 from .._taps import Tap
 
 __all__ = ["TransportSink", "transport_tap", "unwrap_asyncio"]
@@ -80,16 +80,15 @@ class TransportSink(Sink):
     def transport(self) -> Any:
         return self.target.transport
 
-    async def __aenter__(self) -> Self:
-        with ExitStack() as stack:
-            stack.enter_context(_claim(self.info, self.target))
-            if not self.tls:
-                self._fence(stack)
-                self.fd = os.dup(self.target.fd)
-                stack.callback(os.close, self.fd)
-                await self._flush()
-            self._exit = stack.pop_all()
-        return self
+    def _take(self, stack: ExitStack) -> None:
+        if not self.tls:  # TLS bytes go through the transport itself, in order
+            self._fence(stack)
+            self.fd = os.dup(self.target.fd)
+            stack.callback(os.close, self.fd)
+
+    async def _prepare(self) -> None:
+        if not self.tls:
+            await self._flush()
 
     def _fence(self, stack: ExitStack) -> None:
         obj = self.target.obj
@@ -172,7 +171,7 @@ class _TransportTap(Tap):
     second watcher on the transport's fd, so waits use a private dup of it.
     """
 
-    def _hold(self, stack: ExitStack) -> None:
+    def _take(self, stack: ExitStack) -> None:
         obj = self.target.obj
         guard = getattr(obj, "_receive_guard", None)  # anyio's asyncio SocketStream
         if guard is not None and hasattr(guard, "__enter__"):

@@ -1,0 +1,81 @@
+"""What sinks and taps share: the described object, and claiming it for one transfer at a time."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import ExitStack
+from types import TracebackType
+from typing import ClassVar, Self
+
+from ._errors import BusyError
+from ._kinds import Kind
+from ._objects import Target
+from ._probe import FdInfo
+
+__all__ = ["Endpoint"]
+
+_busy_lock = threading.Lock()
+_busy: set[tuple[str, int, int]] = set()
+
+
+class Endpoint:
+    """One side of a transfer. Use as ``async with``: entering claims it (``BusyError`` if
+    another zcio transfer is doing the same ``action`` to the same socket or file, keyed by
+    ``st_dev, st_ino``, so another fd or wrapper of it is the same endpoint), then ``_take``
+    puts what the transfer holds on a stack and ``_prepare`` readies the fd; leaving releases
+    everything, in reverse order."""
+
+    action: ClassVar[str] = "using"
+
+    def __init__(self, target: Target, info: FdInfo) -> None:
+        self.target = target
+        self.info = info
+        #: The fd the kernel reads or writes: may become a private dup in ``_take``.
+        self.fd = target.fd
+        self._exit = ExitStack()
+
+    @property
+    def tls(self) -> bool:
+        return self.info.kind is Kind.TLS
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.info}>"
+
+    async def __aenter__(self) -> Self:
+        with ExitStack() as stack:
+            stack.enter_context(self._claim())
+            self._take(stack)
+            await self._prepare()
+            self._exit = stack.pop_all()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._exit.close()
+
+    def _take(self, stack: ExitStack) -> None:
+        """Hold what the transfer needs (guards, fences, paused reading) until ``stack`` closes."""
+
+    async def _prepare(self) -> None:
+        """Ready the fd once everything is held (flush what the wrapper buffers, say)."""
+
+    def _claim(self) -> ExitStack:
+        stack = ExitStack()
+        key = (self.action, *self.info.identity)
+        if self.info.identity == (0, 0):
+            return stack  # no fd: the wrapper's own guard is all there is
+        with _busy_lock:
+            if key in _busy:
+                raise BusyError(self.target.description, self.action)
+            _busy.add(key)
+        stack.callback(_release, key)
+        return stack
+
+
+def _release(key: tuple[str, int, int]) -> None:
+    with _busy_lock:
+        _busy.discard(key)
