@@ -221,9 +221,11 @@ async def test_cancel_at_random_points_loses_and_repeats_nothing(seed: int, mode
 async def test_stranded_bytes_are_reported_and_the_pipe_not_reused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    import zcio._job as job_module
     import zcio._stream_loops as loops
 
     monkeypatch.setattr(loops, "STRANDED_FLUSH", 0.05)
+    monkeypatch.setattr(job_module, "STRANDED_FLUSH", 0.05)
     pool = zcio.PipePool(limit=2, size=64 * 1024)
     lsock, port = tcp_listener()
     sender = Sender(lsock, DATA).start()

@@ -11,7 +11,7 @@ import os
 
 import anyio
 
-from ._job import Job
+from ._job import Job, deliver
 from ._kinds import Kind, Method
 from ._knowledge import Refusal
 from ._syscalls import cached, read_nowait
@@ -104,33 +104,6 @@ async def userspace_from_file(job: Job, src_fd: int) -> None:
         await deliver(job, view[:got], offloaded=offload)
         if job.remaining > 0:
             await job.pause()
-
-
-async def deliver(job: Job, data: memoryview, *, offloaded: bool = False) -> None:
-    """Write all of ``data`` (already counted as taken) to the sink, counting what arrives."""
-    sink = job.sink
-    if sink.info.kind is Kind.REGULAR_FILE:
-        await anyio.to_thread.run_sync(_write_all, sink.fd, data)
-        job.delivered(len(data), Method.USERSPACE, offloaded=True)
-    elif sink.tls:
-        job.yielded = True
-        await sink.write_stream(bytes(data))  # a copy: the stream may keep a reference
-        job.delivered(len(data), Method.USERSPACE, offloaded=offloaded)
-    else:
-        while data:
-            try:
-                written = sink.write_fd(data)
-            except BlockingIOError:
-                await job.wait_writable()
-                continue
-            job.delivered(written, Method.USERSPACE, offloaded=offloaded)
-            offloaded = False
-            data = data[written:]
-
-
-def _write_all(fd: int, data: memoryview) -> None:
-    while data:
-        data = data[os.write(fd, data) :]
 
 
 async def _sendfile(job: Job, src_fd: int) -> None:

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import os
+
+import anyio
 from anyio.lowlevel import checkpoint
 
-from ._kinds import Method
+from ._kinds import Kind, Method
 from ._knowledge import KNOWLEDGE, Refusal
 from ._probe import FdInfo
 from ._progress import Progress
 from ._sinks import Sink
 from ._stats import COUNTERS
 
-__all__ = ["UNBOUNDED", "Job"]
+__all__ = ["STRANDED_FLUSH", "UNBOUNDED", "Job", "deliver"]
 
 UNBOUNDED = 1 << 62
+#: Seconds a cancelled transfer may spend delivering bytes it already took from its source
+#: (in a pipe, or in a user-space buffer) before it gives up and reports them as stranded.
+STRANDED_FLUSH = 1.0
 
 
 class Job:
@@ -96,3 +102,47 @@ class Job:
             return  # skip the loop turn: the next call is only the EOF check
         self.yielded = True
         await checkpoint()
+
+
+async def deliver(job: Job, data: memoryview, *, offloaded: bool = False) -> None:
+    """Write all of ``data`` (already counted as taken) to the sink, counting what arrives.
+
+    If cancelled part way, what is left of ``data`` is still delivered, shielded, for at most
+    :data:`STRANDED_FLUSH` seconds: the bytes were taken from the source and would be lost
+    otherwise. Not for TLS streams: a cancelled TLS send may have sent an unknown part of a
+    record, so repeating it could duplicate bytes; those stay reported as stranded.
+    """
+    try:
+        await _deliver(job, data, offloaded)
+    except anyio.get_cancelled_exc_class():
+        left = job.taken - job.sent
+        if 0 < left <= len(data) and not job.sink.tls:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(STRANDED_FLUSH):
+                await _deliver(job, data[len(data) - left :], False)
+        raise
+
+
+async def _deliver(job: Job, data: memoryview, offloaded: bool) -> None:
+    sink = job.sink
+    if sink.info.kind is Kind.REGULAR_FILE:
+        await anyio.to_thread.run_sync(_write_all, sink.fd, data)
+        job.delivered(len(data), Method.USERSPACE, offloaded=True)
+    elif sink.tls:
+        job.yielded = True
+        await sink.write_stream(bytes(data))  # a copy: the stream may keep a reference
+        job.delivered(len(data), Method.USERSPACE, offloaded=offloaded)
+    else:
+        while data:
+            try:
+                written = sink.write_fd(data)
+            except BlockingIOError:
+                await job.wait_writable()
+                continue
+            job.delivered(written, Method.USERSPACE, offloaded=offloaded)
+            offloaded = False
+            data = data[written:]
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    while data:
+        data = data[os.write(fd, data) :]

@@ -15,8 +15,8 @@ import anyio
 from anyio.lowlevel import checkpoint
 
 from ._errors import SourceFailed
-from ._file_loops import USER_CHUNK, deliver
-from ._job import Job
+from ._file_loops import USER_CHUNK
+from ._job import STRANDED_FLUSH, Job, deliver
 from ._kinds import Kind, Method
 from ._knowledge import Refusal
 from ._pipes import Pipe, PipePool, pending
@@ -24,12 +24,10 @@ from ._plan import Reason
 from ._syscalls import MAX_CALL
 from ._taps import Tap
 
-__all__ = ["STRANDED_FLUSH", "stream_runners"]
+__all__ = ["stream_runners"]
 
 _FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
 DIRECT_CHUNK = 1 << 20
-#: Seconds a cancelled splice may spend delivering the bytes already in its pipe.
-STRANDED_FLUSH = 1.0
 
 
 async def _wait_either(tap: Tap, job: Job) -> None:

@@ -28,8 +28,8 @@ from ._errors import (
     ZeroCopyUnavailable,
     translate,
 )
-from ._file_loops import USER_CHUNK, deliver
-from ._job import Job
+from ._file_loops import USER_CHUNK
+from ._job import Job, deliver
 from ._kinds import Kind, Method
 from ._knowledge import KNOWLEDGE, Refusal
 from ._pipes import Pipe, PipePool, default_pipe_pool

@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from anyio.lowlevel import cancel_shielded_checkpoint, checkpoint_if_cancelled
 
 from ._errors import IncompleteTransfer, SourceFailed, ZeroCopyUnavailable, translate
-from ._file_loops import RUNNERS as FILE_RUNNERS, deliver
-from ._job import Job
+from ._file_loops import RUNNERS as FILE_RUNNERS
+from ._job import Job, deliver
 from ._kinds import Kind, Method
 from ._knowledge import KNOWLEDGE, Refusal
 from ._objects import Owner, unwrap
