@@ -34,8 +34,10 @@ pytest: install
 serve: install
 	$(BIN)/python examples/serve.py
 
+## Benchmarks: measured, never asserted; each prints ratios against the anchors it finds.
 bench: install
 	$(BIN)/python bench/send_file.py
+	$(BIN)/python bench/relay.py
 
 clean:
 	rm -rf $(VENV) site .mypy_cache .ruff_cache .hypothesis

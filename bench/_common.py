@@ -47,10 +47,13 @@ __all__ = [
     "Meter",
     "Receiver",
     "Sample",
+    "Service",
     "cached_pages",
     "ensure_file",
     "environment",
     "evict",
+    "free_port",
+    "listening",
     "machine_busy",
     "markdown_table",
     "median",
@@ -58,6 +61,7 @@ __all__ = [
     "percentile",
     "read_nowait_blocks",
     "run_child",
+    "tree_cpu",
     "warm",
 ]
 
@@ -380,6 +384,30 @@ class Receiver:
             self._pending[int(report.get("peer_port", -1))] = report
         return self._pending.pop(client_port)
 
+    def next_connection(self, timeout: float = 10.0) -> dict[str, Any]:
+        """The oldest report not yet claimed, whatever its port: for a peer whose local port
+        the caller cannot know (a relay it did not write). ``ChildFailed`` if none comes."""
+        if self._pending:
+            return self._pending.pop(next(iter(self._pending)))
+        try:
+            return self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise ChildFailed(
+                f"the receiver reported no connection within {timeout:.0f} s"
+            ) from None
+
+    def discard_reports(self) -> int:
+        """Forget every report received and not claimed (left over by a failed run)."""
+        dropped = len(self._pending)
+        self._pending.clear()
+        for _ in range(self._lines.qsize()):
+            try:
+                self._lines.get_nowait()
+            except queue.Empty:
+                break
+            dropped += 1
+        return dropped
+
 
 def _drain(conn: socket.socket, null_fd: int, pipe_r: int, pipe_w: int) -> int:
     """Move everything the peer sends into /dev/null through the pipe; return the byte count."""
@@ -483,6 +511,170 @@ def open_fd(path: Path, flags: int = os.O_RDONLY) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
+
+
+# --- Other processes: CPU of a process tree, long-running children, ports ------------------------
+
+
+def _stat_fields(pid: int) -> list[bytes]:
+    """The fields of ``/proc/PID/stat`` after the command name (which may hold spaces)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        data = f.read()
+    return data[data.rindex(b")") + 2 :].split()
+
+
+def tree_cpu(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of process ``pid`` and every live descendant, all threads.
+
+    From ``/proc/PID/stat`` (``utime``, ``stime``; a thread group's figures include its threads,
+    exited ones too), so it works for any program, HAProxy included. Resolution: one clock
+    tick (usually 10 ms) per process. A descendant that exited is no longer counted.
+    """
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            children.setdefault(int(_stat_fields(int(entry))[1]), []).append(int(entry))
+    user = system = 0.0
+    todo: list[int] = [pid]
+    seen: set[int] = set()
+    while todo and len(seen) < 100_000:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        try:
+            fields = _stat_fields(current)
+        except OSError:
+            if current == pid:
+                raise
+            continue
+        # After the name: state ppid pgrp session tty tpgid flags minflt cminflt majflt
+        # cmajflt utime stime: utime and stime are the 12th and 13th.
+        user += int(fields[11]) / _CLK_TCK
+        system += int(fields[12]) / _CLK_TCK
+        todo.extend(children.get(current, ()))
+    return user, system
+
+
+class Service:
+    """A child that runs in the background while the caller works: a relay, say.
+
+    ``with Service(argv) as svc:`` starts it; ``svc.line(timeout)`` returns the next JSON
+    object it printed on a line of its stdout (other lines are ignored); leaving the block stops
+    it (SIGTERM, then SIGKILL after ``stop_timeout`` seconds). Every wait has a time limit. Its
+    stderr goes to ``stderr`` (a file) if given, else to ours.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        env: dict[str, str] | None = None,
+        stderr: Path | None = None,
+        stop_timeout: float = 10.0,
+    ) -> None:
+        self.argv = list(argv)
+        self._env = env
+        self._stderr_path = stderr
+        self._stop_timeout = stop_timeout
+        self._lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._proc: subprocess.Popen[str] | None = None
+        self._eof = False
+
+    @property
+    def pid(self) -> int:
+        if self._proc is None:
+            raise RuntimeError("the service is not running")
+        return self._proc.pid
+
+    def __enter__(self) -> Self:
+        with contextlib.ExitStack() as stack:
+            err = None
+            if self._stderr_path is not None:
+                err = stack.enter_context(self._stderr_path.open("w"))
+            self._proc = subprocess.Popen(
+                self.argv,
+                stdout=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                stderr=err,
+                env=self._env,
+                text=True,
+            )
+        threading.Thread(target=self._read, args=(self._proc,), daemon=True).start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            with contextlib.suppress(json.JSONDecodeError):
+                obj = json.loads(line)
+                if isinstance(obj, dict):
+                    self._lines.put(obj)
+        self._lines.put(None)  # end of its output
+
+    def line(self, timeout: float) -> dict[str, Any]:
+        """The next JSON object from its stdout; ``ChildFailed`` if none comes in time or the
+        child ends its output first."""
+        if not self._eof:
+            try:
+                obj = self._lines.get(timeout=timeout)
+            except queue.Empty:
+                raise ChildFailed(
+                    f"no report within {timeout:.0f} s from {' '.join(self.argv)}"
+                ) from None
+            if obj is not None:
+                return obj
+            self._eof = True
+        code = self.poll()
+        raise ChildFailed(f"ended (exit status {code}) without a report: {' '.join(self.argv)}")
+
+    def poll(self) -> int | None:
+        """Its exit status, or None while it runs."""
+        return None if self._proc is None else self._proc.poll()
+
+    def stop(self) -> int | None:
+        """Terminate it (kill it if it lingers); its exit status."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            return proc.wait(timeout=self._stop_timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait(timeout=self._stop_timeout)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now, for a program that cannot be told to pick one
+    (another process may take it before that program binds it: retry on failure)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def listening(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether some process listens on ``host:port`` (IPv4), read from ``/proc/net/tcp``, so
+    that finding out opens no connection the program would have to serve."""
+    want = f"{socket.htonl(int.from_bytes(socket.inet_aton(host), 'big')):08X}:{port:04X}"
+    wildcard = f"00000000:{port:04X}"
+    with open("/proc/net/tcp") as f:
+        for row in f.read().splitlines()[1:]:
+            fields = row.split()
+            if len(fields) > 3 and fields[3] == "0A" and fields[1] in (want, wildcard):
+                return True
+    return False
 
 
 def _main(argv: Sequence[str] | None = None) -> None:
