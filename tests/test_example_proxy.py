@@ -94,3 +94,31 @@ def test_proxy(name: str) -> None:
         _, err = proc.communicate(timeout=10)
     assert err.count("connection ended") == 1  # the reset one, logged; the proxy went on
     assert "Traceback" not in err
+
+
+def test_trio_file_server(tmp_path: Path) -> None:
+    (tmp_path / "data.bin").write_bytes(REQUEST)
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "trio_file_server.py"), str(port), str(tmp_path)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for name, status, body in [
+            (b"/data.bin", b"200", REQUEST),
+            (b"/missing", b"404", b""),
+            (b"/../etc/passwd", b"404", b""),
+        ]:
+            with connect(port) as c:
+                c.sendall(b"GET " + name + b" HTTP/1.0\r\n\r\n")
+                got = bytearray()
+                while chunk := c.recv(1 << 16):
+                    got += chunk
+            head, _, rest = bytes(got).partition(b"\r\n\r\n")
+            assert head.split()[1] == status
+            assert rest == body
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert "Traceback" not in err

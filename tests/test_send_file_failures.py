@@ -318,3 +318,32 @@ async def test_writer_closed_by_another_task_ends_the_send(tmp_path: Path) -> No
     assert info.value.sent == progress.sent
     got = rx.result()
     assert got == DATA[: len(got)]
+
+
+async def test_anyio_stream_closed_by_another_task_during_send(tmp_path: Path) -> None:
+    """anyio's contract: closing a stream that another task sends on ends that send with
+    ClosedResourceError (on both anyio backends)."""
+    path = file_of(tmp_path, DATA)
+    lsock, port = tcp_listener(rcvbuf=32 * 1024)
+    gate = threading.Event()
+    rx = Receiver(lsock, start_gate=gate).start()
+    progress = zcio.Progress()
+    stream = await anyio.connect_tcp("127.0.0.1", port)
+    small_send_buffer(stream)
+    try:
+        async with anyio.create_task_group() as tg:
+
+            async def close_soon() -> None:
+                await wait_for(lambda: progress.sent > 0, "send started")
+                await stream.aclose()
+
+            tg.start_soon(close_soon)
+            with anyio.fail_after(5), pytest.raises(anyio.ClosedResourceError) as info:
+                await zcio.send_file(stream, path, progress=progress)
+    finally:
+        gate.set()
+        await stream.aclose()
+    assert isinstance(info.value, zcio.ClosedDestination)
+    assert info.value.sent == progress.sent
+    got = rx.result()
+    assert got == DATA[: len(got)]
