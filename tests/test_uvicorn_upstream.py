@@ -27,8 +27,10 @@ def sdist(name: str) -> Path:
         return tree
     CACHE.mkdir(parents=True, exist_ok=True)
     fetched = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:"]
-        + ["--dest", str(CACHE), f"{name}=={wanted}"],
+        [
+            *(sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"),
+            *("--no-binary", ":all:", "--dest", str(CACHE), f"{name}=={wanted}"),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -45,8 +47,10 @@ def test_uvicorn_protocol_suite_passes_against_zcio_uvicorn() -> None:
     tree = sdist("uvicorn")
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent / "uvicorn_upstream"))
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/protocols/test_http.py", "-q"]
-        + ["-p", "zcio_uvicorn_plugin", "-p", "no:cacheprovider", "-o", "addopts=-rs"],
+        [
+            *(sys.executable, "-m", "pytest", "tests/protocols/test_http.py", "-q"),
+            *("-p", "zcio_uvicorn_plugin", "-p", "no:cacheprovider", "-o", "addopts=-rs"),
+        ],
         cwd=tree,
         env=env,
         capture_output=True,
