@@ -1,0 +1,73 @@
+"""An ASGI app for testing zcio_uvicorn with real uvicorn servers (run as a subprocess).
+
+GET /file?path=P&how=zerocopy|pathsend|chunked|halves  the file, by that kind of message
+GET /truncate?path=P   promise the whole file, shrink it, then send it: the server must abort
+GET /text              an ordinary response
+GET /ext               the scope's extensions, as JSON
+GET /stats             zcio.stats() bytes per method, open fds, as JSON
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+from urllib.parse import parse_qs
+
+import zcio
+
+Scope = dict[str, Any]
+
+
+async def app(scope: Scope, receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    query = {k: v[0] for k, v in parse_qs(scope["query_string"].decode()).items()}
+    path = scope["path"]
+    if path == "/text":
+        await _body(send, b"hello, ordinary response")
+    elif path == "/ext":
+        await _body(send, json.dumps(sorted(scope.get("extensions", {}))).encode())
+    elif path == "/stats":
+        methods = {name: m.bytes for name, m in zcio.stats().methods.items()}
+        fds = len(os.listdir("/proc/self/fd"))
+        await _body(send, json.dumps({"bytes": methods, "fds": fds}).encode())
+    elif path in ("/file", "/truncate"):
+        await _file(scope, send, query["path"], query.get("how", "zerocopy"), path == "/truncate")
+    else:
+        await _body(send, b"not found", status=404)
+
+
+async def _body(send: Any, body: bytes, status: int = 200) -> None:
+    headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"text/plain")]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _file(scope: Scope, send: Any, path: str, how: str, truncate: bool) -> None:
+    size = os.path.getsize(path)
+    headers = [] if how == "chunked" else [(b"content-length", str(size).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    if how == "pathsend":
+        await send({"type": "http.response.pathsend", "path": path})
+        return
+    with open(path, "rb") as f:
+        if truncate:
+            os.truncate(path, size // 2)
+        if how == "chunked":  # zero-copy parts mixed with ordinary body messages
+            half = size // 2
+            await _zc(send, f, 0, half, more=True)
+            await send({"type": "http.response.body", "body": b"", "more_body": True})
+            await _zc(send, f, half, size - half, more=False)
+        elif how == "halves":
+            await _zc(send, f, 0, size // 2, more=True)
+            await _zc(send, f, size // 2, None, more=False)
+        else:
+            await _zc(send, f, 0, size, more=False)
+
+
+async def _zc(send: Any, f: Any, offset: int, count: int | None, *, more: bool) -> None:
+    message = {"type": "http.response.zerocopysend", "file": f, "offset": offset, "more_body": more}
+    if count is not None:
+        message["count"] = count
+    await send(message)

@@ -1,0 +1,296 @@
+"""zcio_uvicorn on real uvicorn servers over loopback, with real clients (httpx, curl, sockets).
+
+Each server is a subprocess running tests/apps/uvicorn_app.py; its /stats endpoint reports
+zcio's counters and its open fds, so the tests can prove the bytes went by sendfile and that
+nothing leaked in the server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from _support import make_data, sha
+
+APPS = Path(__file__).parent / "apps"
+DATA = make_data(3 * 1024 * 1024 + 7, seed=61)
+
+
+@dataclass
+class Server:
+    url: str
+    port: int
+    proc: subprocess.Popen[str]
+
+    def stats(self) -> dict[str, Any]:
+        return dict(httpx.get(self.url + "/stats", timeout=10).json())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(*args: str, scheme: str = "http", verify: Any = False) -> Server:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "uvicorn", "uvicorn_app:app", "--port", str(port)),
+            *("--log-level", "warning", "--no-access-log", *args),
+        ],
+        cwd=APPS,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"{scheme}://127.0.0.1:{port}"
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            httpx.get(url + "/text", timeout=1, verify=verify)
+            return Server(url, port, proc)
+        except httpx.TransportError as exc:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                err = proc.communicate()[1][-2000:]
+                raise RuntimeError(f"server did not start: {err}") from exc
+            time.sleep(0.05)
+
+
+def stop(server: Server) -> str:
+    server.proc.terminate()
+    try:
+        _, err = server.proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+        _, err = server.proc.communicate()
+    return err
+
+
+CONFIGS = [
+    pytest.param(("zcio_uvicorn:H11Protocol", "asyncio"), id="h11-asyncio"),
+    pytest.param(("zcio_uvicorn:HttpToolsProtocol", "asyncio"), id="httptools-asyncio"),
+    pytest.param(("zcio_uvicorn:H11Protocol", "uvloop"), id="h11-uvloop"),
+    pytest.param(("zcio_uvicorn:HttpToolsProtocol", "uvloop"), id="httptools-uvloop"),
+]
+
+
+@pytest.fixture(scope="module", params=CONFIGS)
+def server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    http, loop = request.param
+    srv = start("--http", http, "--loop", loop)
+    yield srv
+    err = stop(srv)
+    # The only tracebacks: uvicorn logging the deliberately truncated file, one per abort.
+    assert err.count("Exception in ASGI") == err.count("promised bytes; connection aborted"), err
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("served")
+    data = root / "data.bin"
+    data.write_bytes(DATA)
+    big = root / "sparse-1GiB.bin"
+    with open(big, "wb") as f:
+        f.truncate(1 << 30)  # sparse: a gigabyte of zeros, on disk nearly nothing
+    return {"data": data, "big": big}
+
+
+def sendfile_bytes(server: Server) -> int:
+    return int(server.stats()["bytes"].get("sendfile", 0))
+
+
+@pytest.mark.parametrize("how", ["zerocopy", "pathsend", "chunked", "halves"])
+def test_file_bodies_go_by_sendfile(server: Server, files: dict[str, Path], how: str) -> None:
+    before = sendfile_bytes(server)
+    r = httpx.get(server.url + "/file", params={"path": str(files["data"]), "how": how}, timeout=20)
+    assert r.status_code == 200
+    assert sha(r.content) == sha(DATA)
+    if how == "chunked":
+        assert r.headers["transfer-encoding"] == "chunked"
+    else:
+        assert r.headers["content-length"] == str(len(DATA))
+    assert sendfile_bytes(server) - before == len(DATA)
+
+
+def test_extensions_advertised(server: Server) -> None:
+    assert httpx.get(server.url + "/ext").json() == [
+        "http.response.pathsend",
+        "http.response.zerocopysend",
+    ]
+
+
+def test_head_sends_headers_only(server: Server, files: dict[str, Path]) -> None:
+    r = httpx.head(server.url + "/file", params={"path": str(files["data"])})
+    assert r.status_code == 200
+    assert r.headers["content-length"] == str(len(DATA))
+    assert r.content == b""
+
+
+def test_keep_alive_mixing_file_and_ordinary_responses(
+    server: Server, files: dict[str, Path]
+) -> None:
+    with httpx.Client(base_url=server.url, timeout=20) as client:
+        for _ in range(3):
+            r = client.get("/file", params={"path": str(files["data"]), "how": "halves"})
+            assert sha(r.content) == sha(DATA)
+            assert client.get("/text").content == b"hello, ordinary response"
+        # One connection all along.
+        assert client.get("/text").extensions["network_stream"] is not None
+
+
+def test_pipelined_requests(server: Server, files: dict[str, Path]) -> None:
+    target = f"/file?path={files['data']}".encode()
+    requests = b"".join(
+        b"GET " + t + b" HTTP/1.1\r\nHost: x\r\n\r\n" for t in (target, b"/text", target)
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=20) as c:
+        c.sendall(requests + b"GET /text HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        raw = bytearray()
+        while chunk := c.recv(1 << 20):
+            raw += chunk
+    bodies = []
+    rest = bytes(raw)
+    while rest:
+        head, _, rest = rest.partition(b"\r\n\r\n")
+        length = int(
+            next(
+                line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+            ).split(b":")[1]
+        )
+        bodies.append(rest[:length])
+        rest = rest[length:]
+    assert [sha(b) for b in bodies] == [
+        sha(DATA),
+        sha(b"hello, ordinary response"),
+        sha(DATA),
+        sha(b"hello, ordinary response"),
+    ]
+
+
+def test_client_disconnect_mid_file_stops_and_leaks_nothing(
+    server: Server, files: dict[str, Path]
+) -> None:
+    baseline = server.stats()["fds"]
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=20) as c:
+            c.sendall(f"GET /file?path={files['big']} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            got = 0
+            while got < 4 << 20:
+                got += len(c.recv(1 << 20))
+    deadline = time.monotonic() + 10
+    while server.stats()["fds"] > baseline and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.stats()["fds"] <= baseline
+    assert httpx.get(server.url + "/text").status_code == 200
+
+
+def test_truncated_file_aborts_the_connection(server: Server, tmp_path: Path) -> None:
+    path = tmp_path / "shrinking.bin"
+    path.write_bytes(DATA)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=20) as c:
+        c.sendall(f"GET /truncate?path={path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        raw = bytearray()
+        while chunk := c.recv(1 << 20):  # ends: the server closes, it does not hang
+            raw += chunk
+    head, _, body = bytes(raw).partition(b"\r\n\r\n")
+    assert f"content-length: {len(DATA)}".encode() in head.lower()
+    assert len(body) < len(DATA)
+    assert body == DATA[: len(body)]
+    assert httpx.get(server.url + "/text").status_code == 200
+
+
+def test_one_gibibyte_sparse_file(server: Server, files: dict[str, Path]) -> None:
+    before = sendfile_bytes(server)
+    digest = hashlib.sha256()
+    size = 0
+    with httpx.stream(
+        "GET", server.url + "/file", params={"path": str(files["big"])}, timeout=60
+    ) as r:
+        for chunk in r.iter_raw(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    zeros = hashlib.sha256()
+    block = bytes(1 << 20)
+    for _ in range(1024):
+        zeros.update(block)
+    assert size == 1 << 30
+    assert digest.hexdigest() == zeros.hexdigest()
+    assert sendfile_bytes(server) - before == 1 << 30
+
+
+def test_two_hundred_concurrent_downloads(server: Server, files: dict[str, Path]) -> None:
+    baseline = server.stats()["fds"]
+    before = sendfile_bytes(server)
+
+    def download(_: int) -> str:
+        with httpx.Client(timeout=30) as client:
+            r = client.get(server.url + "/file", params={"path": str(files["data"])})
+            return sha(r.content)
+
+    with ThreadPoolExecutor(max_workers=200) as pool:
+        digests = list(pool.map(download, range(200)))
+    assert digests == [sha(DATA)] * 200
+    assert sendfile_bytes(server) - before == 200 * len(DATA)
+    deadline = time.monotonic() + 10
+    while server.stats()["fds"] > baseline and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.stats()["fds"] <= baseline
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl(server: Server, files: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out.bin"
+    subprocess.run(
+        ["curl", "-sS", "-o", str(out), f"{server.url}/file?path={files['data']}&how=pathsend"],
+        check=True,
+        timeout=30,
+    )
+    assert sha(out.read_bytes()) == sha(DATA)
+
+
+def test_tls_connections_do_not_advertise(tmp_path: Path) -> None:
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    key, chain = tmp_path / "key.pem", tmp_path / "cert.pem"
+    cert.private_key_pem.write_to_path(key)
+    cert.cert_chain_pems[0].write_to_path(chain)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(ca_file)
+    verify = ssl.create_default_context(cafile=str(ca_file))
+    tls_args = ("--ssl-keyfile", str(key), "--ssl-certfile", str(chain))
+    http = ("--http", "zcio_uvicorn:HttpToolsProtocol")
+    srv = start(*http, *tls_args, scheme="https", verify=verify)
+    try:
+        assert httpx.get(srv.url + "/ext", verify=verify).json() == []
+    finally:
+        stop(srv)
+
+
+def test_workers(files: dict[str, Path]) -> None:
+    srv = start("--http", "zcio_uvicorn:HttpToolsProtocol", "--workers", "2")
+    try:
+        for _ in range(4):
+            r = httpx.get(srv.url + "/file", params={"path": str(files["data"])}, timeout=20)
+            assert sha(r.content) == sha(DATA)
+        assert httpx.get(srv.url + "/ext").json() == [
+            "http.response.pathsend",
+            "http.response.zerocopysend",
+        ]
+    finally:
+        stop(srv)
