@@ -1,4 +1,24 @@
-"""Starlette integration (planned: a zero-copy ``FileResponse`` and ``StaticFiles``).
+"""Zero-copy file responses for Starlette: ``http.response.zerocopysend`` for whole files,
+single ranges and every part of multipart ranges.
 
-Nothing is exported yet; the package ships now so that the distribution's layout is stable.
+Change one import and an existing app is zero-copy wherever its server allows::
+
+    from zcio_starlette import FileResponse, StaticFiles
+
+The classes are subclasses of Starlette's, with the same constructors and the same observable
+behaviour; without a server that advertises the extension they are Starlette's own code path.
+Uses no private name of zcio (and, today, no zcio API at all: the server does the sending).
 """
+
+from ._middleware import NoZeroCopyMiddleware as NoZeroCopyMiddleware
+from ._responses import FileResponse as FileResponse
+from ._sendpath import why_not_zerocopy as why_not_zerocopy
+from ._staticfiles import StaticFiles as StaticFiles
+
+__all__ = ["FileResponse", "NoZeroCopyMiddleware", "StaticFiles", "why_not_zerocopy"]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("zcio_starlette."):
+        _obj.__module__ = "zcio_starlette"
+del _name, _obj

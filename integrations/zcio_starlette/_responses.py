@@ -1,0 +1,248 @@
+"""``FileResponse``: Starlette's, with every file byte sent by ``http.response.zerocopysend``."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from secrets import token_hex
+
+import anyio
+import anyio.lowlevel
+import anyio.to_thread
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.responses import (
+    FileResponse as StarletteFileResponse,
+    MalformedRangeHeader,
+    PlainTextResponse,
+    RangeNotSatisfiable,
+    Response,
+)
+from starlette.types import Message, Receive, Scope, Send
+
+from ._sendpath import ZEROCOPYSEND, why_not_zerocopy
+
+__all__ = ["FileResponse"]
+
+
+class FileResponse(StarletteFileResponse):
+    """Starlette's ``FileResponse`` (same constructor, headers, statuses and range handling)
+    that hands the file to the server instead of reading it in Python.
+
+    When the server advertises ``http.response.zerocopysend`` (and no middleware known to lose
+    that message wraps ``send``, see :func:`zcio_starlette.why_not_zerocopy`), a GET, POST or
+    other non-HEAD request is answered with:
+
+    - the whole file: ``http.response.start``, then one ``http.response.zerocopysend``
+      (``offset=0``, ``count`` = the size behind Content-Length, ``more_body=False``);
+    - a single range: the same, with the range's offset and length, after a 206 start;
+    - several ranges: for each part an ``http.response.body`` with the part's boundary and
+      headers, then a ``zerocopysend`` of the part's bytes (``more_body=True``); the closing
+      boundary is the last ``http.response.body``;
+    - an empty file: one empty ``http.response.body``.
+
+    The response opens the file (in a worker thread) before ``http.response.start`` and closes
+    it after its last message, whatever happens: normal end, error in ``send``, cancellation,
+    or client disconnect. The server must not touch the file once the ``send`` call that
+    carried it has returned, raised or been cancelled.
+
+    Everything else is Starlette's own code path, unchanged: HEAD requests, WebSocket denial
+    responses, servers that advertise only ``http.response.pathsend`` (used for whole files,
+    as Starlette does) or nothing (64 KiB reads in a worker thread), and responses behind
+    ``GZipMiddleware`` or ``BaseHTTPMiddleware``.
+
+    Disconnects are handled as Starlette handles them for ``pathsend``: the server moves the
+    file's bytes, so the response does not listen on ``receive()`` while it sends (Starlette's
+    listener for body streaming costs a task group per response, about as much as the whole
+    rest of it). The server notices a client that goes away during a ``zerocopysend``: before
+    ASGI 2.4 it returns and ignores the rest, and the background task runs; from 2.4 on,
+    ``send`` raises ``OSError``, which propagates, and the background task does not run. A
+    cancelled response has sent some, all or none of the file; the file is closed either way.
+
+    Two differences from Starlette. A file that cannot be opened (no read permission, or
+    removed since the ``stat_result`` given) raises before ``http.response.start``, where
+    Starlette raises after it, so an error handler can still answer 500. A file that shrank
+    below the size in the headers is left to the server, which must abort the connection
+    (Starlette sends a short body; for multipart ranges both raise ``RuntimeError`` at the
+    same point, after the same bytes).
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"].upper() == "HEAD"  # headers only: nothing to hand over
+            or why_not_zerocopy(scope, send) is not None
+        ):
+            await super().__call__(scope, receive, send)
+            return
+
+        async with self._opened() as opened:
+            if opened is None:  # a given stat_result, but no longer a regular file: as Starlette
+                await super().__call__(scope, receive, send)
+                return
+            plan = self._plan(scope, opened, send)
+            if isinstance(plan, Response):
+                await plan(scope, receive, send)  # 400 or 416, and no background task: as Starlette
+                return
+            await plan()
+        if self.background is not None:
+            await self.background()
+
+    @asynccontextmanager
+    async def _opened(self) -> AsyncIterator[_Opened | None]:
+        """The open file and its sizes; the file is closed on every way out.
+
+        Opening needs the disk (a path lookup, maybe a network filesystem), so it runs in a
+        worker thread; the stat Starlette does first is folded into the same trip. The trip is
+        shielded: a cancellation meanwhile is taken right after, with the file closed.
+        Closing a read-only regular file does not wait for the disk, so it is done inline,
+        where no cancellation can interrupt it.
+        """
+        check = self.stat_result is None
+        with anyio.CancelScope(shield=True):
+            file, opened_stat = await anyio.to_thread.run_sync(_open_regular, self.path, check)
+        try:
+            await anyio.lowlevel.checkpoint_if_cancelled()
+            if file is None:
+                if check:
+                    raise RuntimeError(f"File at path {self.path} is not a file.")
+                yield None
+                return
+            if self.stat_result is None:
+                self.set_stat_headers(opened_stat)
+                size = opened_stat.st_size
+            else:
+                size = self.stat_result.st_size
+            yield _Opened(file, size, opened_stat.st_size)
+        finally:
+            if file is not None:
+                file.close()
+
+    def _plan(
+        self, scope: Scope, opened: _Opened, send: Send
+    ) -> Callable[[], Awaitable[None]] | Response:
+        """What to send, with Starlette's rules: whole file, one range, several, or an error
+        response. Mirrors ``starlette.responses.FileResponse.__call__``."""
+        file, size = opened.file, opened.size
+        headers = Headers(scope=scope)
+        http_range = headers.get("range")
+        http_if_range = headers.get("if-range")
+        if (
+            self.status_code != 200
+            or http_range is None
+            or scope["method"].upper() not in ("GET", "HEAD")
+            or (http_if_range is not None and not self._should_use_range(http_if_range))
+        ):
+            return lambda: self._send_whole(send, file, size)
+        try:
+            ranges = self._parse_range_header(http_range, size)
+        except MalformedRangeHeader as exc:
+            return PlainTextResponse(exc.content, status_code=400)
+        except RangeNotSatisfiable as exc:
+            return PlainTextResponse(
+                status_code=416, headers={"Content-Range": f"bytes */{exc.max_size}"}
+            )
+        if len(ranges) == 0:
+            return lambda: self._send_whole(send, file, size)
+        if len(ranges) == 1:
+            start, end = ranges[0]
+            return lambda: self._send_range(send, file, start, end, size)
+        return lambda: self._send_ranges(send, opened, ranges)
+
+    async def _send_whole(self, send: Send, file: io.FileIO, size: int) -> None:
+        start: Message = {
+            "type": "http.response.start",
+            "status": self.status_code,
+            "headers": self.raw_headers,
+        }
+        await send(start)
+        if size == 0:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        else:
+            await send(_zerocopy(file, 0, size, more_body=False))
+
+    async def _send_range(
+        self, send: Send, file: io.FileIO, start: int, end: int, file_size: int
+    ) -> None:
+        headers = MutableHeaders(raw=list(self.raw_headers))
+        headers["content-range"] = f"bytes {start}-{end - 1}/{file_size}"
+        headers["content-length"] = str(end - start)
+        await send({"type": "http.response.start", "status": 206, "headers": headers.raw})
+        await send(_zerocopy(file, start, end - start, more_body=False))
+
+    async def _send_ranges(
+        self, send: Send, opened: _Opened, ranges: list[tuple[int, int]]
+    ) -> None:
+        file, file_size, actual = opened.file, opened.size, opened.actual_size
+        # The same boundary entropy as Starlette (and Firefox and Chrome): 13 random bytes.
+        boundary = token_hex(13)
+        content_length, part_header = self.generate_multipart(
+            ranges, boundary, file_size, self.headers["content-type"]
+        )
+        headers = MutableHeaders(raw=list(self.raw_headers))
+        headers["content-type"] = f"multipart/byteranges; boundary={boundary}"
+        headers["content-length"] = str(content_length)
+        await send({"type": "http.response.start", "status": 206, "headers": headers.raw})
+        separator = b""  # the CRLF after a part goes out with the next boundary: one message
+        for start, end in ranges:
+            body = separator + part_header(start, end)
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+            if end > actual:
+                # Starlette reads what is there, then raises: the same bytes, the same error.
+                if start < actual:
+                    await send(_zerocopy(file, start, actual - start, more_body=True))
+                raise RuntimeError(f"File at path {self.path} is shorter than expected.")
+            await send(_zerocopy(file, start, end - start, more_body=True))
+            separator = b"\r\n"
+        closing = separator + f"--{boundary}--".encode("latin-1")
+        await send({"type": "http.response.body", "body": closing, "more_body": False})
+
+
+@dataclass(frozen=True)
+class _Opened:
+    file: io.FileIO
+    size: int  # what the headers promise: the given stat_result's size, or the file's
+    actual_size: int  # the open file's size (smaller if it shrank since the given stat)
+
+
+def _zerocopy(file: io.FileIO, offset: int, count: int, *, more_body: bool) -> Message:
+    return {
+        "type": ZEROCOPYSEND,
+        "file": file,
+        "offset": offset,
+        "count": count,
+        "more_body": more_body,
+    }
+
+
+def _open_regular(
+    path: str | os.PathLike[str], check: bool
+) -> tuple[io.FileIO | None, os.stat_result]:
+    """Open ``path`` for reading if it is a regular file (runs in a worker thread).
+
+    ``check``: stat the path first and raise Starlette's errors (missing file, not a file)
+    without opening anything else. The open itself is non-blocking so that a path swapped for
+    a FIFO meanwhile is not waited on; the file's own fstat decides, and a file that is not
+    regular is closed at once (``None``).
+    """
+    if check:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise RuntimeError(f"File at path {path} does not exist.") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise RuntimeError(f"File at path {path} is not a file.")
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            return None, st
+        os.set_blocking(fd, True)  # leave the server an ordinary fd
+        return io.FileIO(fd, "r", closefd=True), st
+    except BaseException:
+        os.close(fd)
+        raise

@@ -1,0 +1,152 @@
+"""Can an ``http.response.zerocopysend`` message reach a server that implements it?
+
+Everything that decides it lives here: the scope must advertise the extension, and no
+middleware that would lose the message may sit between the response and the server. No I/O,
+no awaiting: a function of the scope and of the ``send`` callable the response was given.
+
+Why ``send`` and not the scope: middleware that wraps ``send`` passes the server's scope
+through unchanged, extensions included. Starlette's ``GZipMiddleware`` forwards only the
+messages it knows (``http.response.body`` and ``http.response.pathsend``) and silently drops any
+other, and ``BaseHTTPMiddleware`` asserts that every body message is one of those two. Starlette
+had to teach both about ``pathsend``; they have not been taught ``zerocopysend``. So the
+``send`` chain is followed, through closures, bound methods and ``functools.partial``, from
+the response towards the server, and a response falls back to Starlette's own path when a
+known offender is found on it. Wrappers that are not known offenders are trusted to pass
+unknown messages on, as Starlette already trusts them with ``pathsend``; an app with a
+body-rewriting middleware of its own hides the extensions with
+:class:`zcio_starlette.NoZeroCopyMiddleware`.
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.middleware.gzip import IdentityResponder
+from starlette.types import Scope, Send
+
+__all__ = ["PATHSEND", "ZEROCOPYSEND", "why_not_zerocopy"]
+
+ZEROCOPYSEND = "http.response.zerocopysend"
+PATHSEND = "http.response.pathsend"
+
+# Far more hops than any real stack (a Starlette app with five middlewares is about ten); past
+# this the chain is not understood, and not understood means not trusted.
+_MAX_NODES = 256
+
+
+@dataclass(frozen=True)
+class _Offender:
+    """A wrapper of ``send`` that loses or rejects ``http.response.zerocopysend``."""
+
+    reason: str
+    instance_of: type | None = None  # the owner of a bound method / a callable object
+    function_in: tuple[str, str] | None = None  # (module, qualname prefix) of a function
+
+
+# The table. An entry is a middleware as released today; if one learns the message, its entry
+# only costs that middleware zero-copy, never correctness.
+OFFENDERS: tuple[_Offender, ...] = (
+    _Offender(
+        reason=(
+            "starlette.middleware.gzip.GZipMiddleware wraps send and drops messages it does not"
+            " know (it passes on only http.response.body and http.response.pathsend)"
+        ),
+        instance_of=IdentityResponder,  # GZipResponder too: the responder for every request
+    ),
+    _Offender(
+        reason=(
+            "starlette.middleware.base.BaseHTTPMiddleware wraps send and accepts only"
+            " http.response.body and http.response.pathsend"
+        ),
+        function_in=("starlette.middleware.base", "BaseHTTPMiddleware.__call__.<locals>."),
+    ),
+)
+
+
+def why_not_zerocopy(scope: Scope, send: Send) -> str | None:
+    """Why a response called with ``scope`` and ``send`` must not send
+    ``http.response.zerocopysend``; ``None`` when it may.
+
+    It may when the scope is HTTP, the server advertises the extension in
+    ``scope["extensions"]``, and none of the middlewares known to lose the message wraps
+    ``send`` (see the module's docstring). Never raises; never awaits.
+    """
+    if scope.get("type") != "http":
+        return "not an HTTP request"
+    if ZEROCOPYSEND not in (scope.get("extensions") or {}):
+        return f"the server does not advertise {ZEROCOPYSEND}"
+    return _offender_on(send)
+
+
+def _offender_on(send: Callable[..., Any]) -> str | None:
+    """The reason of the first offender on the chain of wrappers behind ``send``, if any."""
+    seen: set[int] = set()
+    todo: list[Any] = [send]
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if len(seen) > _MAX_NODES:
+            return f"the chain of send wrappers is longer than {_MAX_NODES} steps"
+        reason = _offence(node)
+        if reason is not None:
+            return reason
+        todo.extend(_next_hops(node))
+    return None
+
+
+def _offence(node: Any) -> str | None:
+    for offender in OFFENDERS:
+        if offender.instance_of is not None:
+            owner = node.__self__ if isinstance(node, types.MethodType) else node
+            if isinstance(owner, offender.instance_of):
+                return offender.reason
+        if offender.function_in is not None and isinstance(node, types.FunctionType):
+            module, prefix = offender.function_in
+            if node.__module__ == module and node.__qualname__.startswith(prefix):
+                return offender.reason
+    return None
+
+
+def _next_hops(node: Any) -> list[Any]:
+    """The callables ``node`` may pass a message on to: what a wrapper closes over."""
+    if isinstance(node, functools.partial):
+        return [node.func, *node.args, *node.keywords.values()]
+    if isinstance(node, types.MethodType):
+        return [node.__func__, *_send_attributes(node.__self__)]
+    if isinstance(node, types.FunctionType):
+        hops = []
+        for cell in node.__closure__ or ():
+            try:
+                hops.append(cell.cell_contents)
+            except ValueError:  # an empty cell: a variable not bound yet
+                continue
+        wrapped = getattr(node, "__wrapped__", None)
+        if wrapped is not None:
+            hops.append(wrapped)
+        return [hop for hop in hops if callable(hop)]
+    if callable(node) and not isinstance(node, type | types.BuiltinFunctionType):
+        return _send_attributes(node)
+    return []
+
+
+def _send_attributes(owner: Any) -> list[Any]:
+    """An object's attributes named like a send callable (``send``, ``_send``, ``app_send``).
+
+    Only those: an object's other attributes lead to the app it wraps (towards the response,
+    not the server) or to unrelated parts of the app, where an offender is not on this path.
+    """
+    try:
+        attributes = vars(owner)
+    except TypeError:  # no __dict__ (slots, builtins)
+        return []
+    return [
+        value
+        for name, value in attributes.items()
+        if "send" in name and callable(value) and not isinstance(value, type)
+    ]
