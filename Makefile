@@ -38,6 +38,7 @@ serve: install
 bench: install
 	$(BIN)/python bench/send_file.py
 	$(BIN)/python bench/relay.py
+	$(BIN)/python bench/streams.py
 
 clean:
 	rm -rf $(VENV) site .mypy_cache .ruff_cache .hypothesis

@@ -20,6 +20,7 @@ import errno
 import fcntl
 import json
 import math
+import mmap
 import os
 import platform
 import queue
@@ -54,14 +55,17 @@ __all__ = [
     "evict",
     "free_port",
     "listening",
+    "locked_in_memory",
     "machine_busy",
     "markdown_table",
     "median",
     "open_fd",
     "percentile",
+    "process_group",
     "read_nowait_blocks",
     "run_child",
     "tree_cpu",
+    "wait_quiet",
     "warm",
 ]
 
@@ -110,6 +114,29 @@ def machine_busy() -> float:
         fields = f.readline().split()
     user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in fields[1:8])
     return (user + nice + system + irq + softirq) / _CLK_TCK
+
+
+def wait_quiet(
+    max_busy: float = 0.15, window: float = 0.5, timeout: float = 60.0
+) -> tuple[float, float]:
+    """Wait until the machine looks idle: its busy share of all cores over ``window`` seconds
+    (``/proc/stat``) at most ``max_busy``. Gives up after ``timeout`` seconds.
+
+    Returns (seconds waited, the last window's busy share). For a shared machine where another
+    program may be running tests: a run started meanwhile measures both. Resolution: one clock
+    tick per window.
+    """
+    cpus = os.cpu_count() or 1
+    started = time.monotonic()
+    share = math.nan
+    for _ in range(int(timeout / window) + 1):
+        before = machine_busy()
+        time.sleep(window)
+        share = (machine_busy() - before) / (window * cpus)
+        waited = time.monotonic() - started
+        if share <= max_busy or waited >= timeout:
+            return waited, share
+    return time.monotonic() - started, share
 
 
 class Meter:
@@ -189,6 +216,41 @@ class _CacheStat(ctypes.Structure):
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _SYS_CACHESTAT = 451  # Linux 6.5+, the same number on every architecture
+_libc_mmap = _libc.mmap
+_libc_mmap.restype = ctypes.c_void_p
+_libc_mmap.argtypes = (
+    ctypes.c_void_p,
+    ctypes.c_size_t,
+    ctypes.c_int,
+    ctypes.c_int,
+    ctypes.c_int,
+    ctypes.c_long,
+)
+
+
+_MAP_FAILED = ctypes.c_void_p(-1).value
+
+
+@contextlib.contextmanager
+def locked_in_memory(path: Path) -> Iterator[bool]:
+    """Keep ``path``'s pages in the page cache while the block runs: map the file and
+    ``mlock(2)`` the mapping, so that reclaim (memory pressure, or DAMON's proactive pageout of
+    pages nobody touched for a while) cannot evict them. Yields whether that worked; it needs
+    ``CAP_IPC_LOCK`` or an ``RLIMIT_MEMLOCK`` above the file's size, and holds nothing if not.
+    ``mlock`` reads in every page that is not cached yet, so this also warms the file."""
+    size = path.stat().st_size
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        addr = _libc_mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0) if size else None
+    finally:
+        os.close(fd)  # the mapping keeps its own reference to the file
+    if addr is None or addr == _MAP_FAILED:
+        yield False
+        return
+    try:
+        yield int(_libc.mlock(ctypes.c_void_p(addr), ctypes.c_size_t(size))) == 0
+    finally:
+        _libc.munmap(ctypes.c_void_p(addr), ctypes.c_size_t(size))  # also unlocks
 
 
 def cached_pages(fd: int) -> tuple[int, int] | None:
@@ -317,9 +379,17 @@ class Receiver:
 
     ``rx.connection(port)`` returns what the receiver saw on the connection whose client side
     was bound to local port ``port``: bytes, wall and CPU seconds of the receiver.
+
+    Two options, both off by default (the standard receiver): ``rcvlowat`` sets ``SO_RCVLOWAT``
+    on each accepted socket, so the kernel wakes the receiver only once that many bytes wait
+    (or the peer half-closed) instead of for every segment that arrives; ``count_calls`` adds
+    to each report the receiver's ``splices`` (socket -> pipe calls) and ``wakeups`` (its
+    voluntary context switches: how often it slept waiting for bytes).
     """
 
-    def __init__(self, idle_timeout: float = 600.0) -> None:
+    def __init__(
+        self, idle_timeout: float = 600.0, *, rcvlowat: int = 0, count_calls: bool = False
+    ) -> None:
         self._argv = [
             sys.executable,
             str(Path(__file__).resolve()),
@@ -327,6 +397,10 @@ class Receiver:
             "--idle-timeout",
             str(idle_timeout),
         ]
+        if rcvlowat:
+            self._argv += ["--rcvlowat", str(rcvlowat)]
+        if count_calls:
+            self._argv.append("--count-calls")
         self._lines: queue.Queue[dict[str, Any]] = queue.Queue()
         self._proc: subprocess.Popen[str] | None = None
         self._pending: dict[int, dict[str, Any]] = {}
@@ -409,19 +483,21 @@ class Receiver:
         return dropped
 
 
-def _drain(conn: socket.socket, null_fd: int, pipe_r: int, pipe_w: int) -> int:
-    """Move everything the peer sends into /dev/null through the pipe; return the byte count."""
-    total = 0
+def _drain(conn: socket.socket, null_fd: int, pipe_r: int, pipe_w: int) -> tuple[int, int]:
+    """Move everything the peer sends into /dev/null through the pipe; return the byte count
+    and the number of socket -> pipe calls."""
+    total = calls = 0
     while True:
         n = os.splice(conn.fileno(), pipe_w, _PIPE_SIZE, flags=os.SPLICE_F_MOVE)
+        calls += 1
         if n == 0:
-            return total
+            return total, calls
         total += n
         while n:  # empty the pipe before the next read, so a splice never waits on a full pipe
             n -= os.splice(pipe_r, null_fd, n, flags=os.SPLICE_F_MOVE)
 
 
-def _serve(idle_timeout: float) -> None:
+def _serve(idle_timeout: float, rcvlowat: int = 0, count_calls: bool = False) -> None:
     listener = socket.create_server(("127.0.0.1", 0), backlog=8)
     pipe_r, pipe_w = os.pipe2(os.O_CLOEXEC)
     with contextlib.suppress(OSError):  # a smaller pipe only costs a few more calls
@@ -438,17 +514,27 @@ def _serve(idle_timeout: float) -> None:
                 return  # the parent is gone, or nobody came for too long
             continue
         conn, peer = listener.accept()
+        extra: dict[str, int] = {}
         with conn:
             conn.setblocking(True)  # splice needs the fd itself to block
+            if rcvlowat:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, rcvlowat)
+                extra["rcvlowat"] = conn.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT)
+            switches = resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw if count_calls else 0
             meter = Meter()
+            splices = 0
             try:
-                got = _drain(conn, null_fd, pipe_r, pipe_w)
+                got, splices = _drain(conn, null_fd, pipe_r, pipe_w)
                 conn.sendall(ACK.pack(got))
                 error = None
             except OSError as exc:
                 got, error = -1, f"{type(exc).__name__}: {exc}"
             spent = meter.stop()
+            if count_calls:
+                extra["splices"] = splices
+                extra["wakeups"] = resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw - switches
         report = {"peer_port": peer[1], "bytes": got, "wall_s": spent.wall, "cpu_s": spent.cpu}
+        report.update(extra)
         if error:
             report["error"] = error
         print(json.dumps(report), flush=True)
@@ -556,6 +642,21 @@ def tree_cpu(pid: int) -> tuple[float, float]:
         system += int(fields[12]) / _CLK_TCK
         todo.extend(children.get(current, ()))
     return user, system
+
+
+def process_group(pgid: int) -> list[int]:
+    """The live processes (not zombies) whose process group is ``pgid``, from ``/proc``: what
+    is left of a server started with ``start_new_session=True`` once it was told to stop."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = _stat_fields(int(entry))
+            # After the name: state ppid pgrp ...
+            if int(fields[2]) == pgid and fields[0] != b"Z":
+                members.append(int(entry))
+    return members
 
 
 class Service:
@@ -682,9 +783,15 @@ def _main(argv: Sequence[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     receive = sub.add_parser("receive", help="serve 127.0.0.1:0, report each connection as JSON")
     receive.add_argument("--idle-timeout", type=float, default=600.0)
+    receive.add_argument(
+        "--rcvlowat", type=int, default=0, help="SO_RCVLOWAT for accepted sockets (0: leave it)"
+    )
+    receive.add_argument(
+        "--count-calls", action="store_true", help="report splice calls and wake-ups too"
+    )
     args = parser.parse_args(argv)
     if args.command == "receive":
-        _serve(args.idle_timeout)
+        _serve(args.idle_timeout, args.rcvlowat, args.count_calls)
 
 
 if __name__ == "__main__":
