@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import h11
-from uvicorn.protocols.http.h11_impl import H11Protocol as _H11Protocol
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HttpToolsProtocol
+from uvicorn.protocols.http import h11_impl, httptools_impl
 
-from ._zerocopy import advertise
+from ._zerocopy import advertise, cycle_class
 
 __all__ = ["H11Protocol", "HttpToolsProtocol"]
 
@@ -45,7 +44,11 @@ def _httptools_framing(cycle: Any, count: int) -> tuple[list[bytes], list[bytes]
     return [], []
 
 
-class H11Protocol(_H11Protocol):
+_H11Cycle = cycle_class(h11_impl.RequestResponseCycle, _h11_framing)
+_HttpToolsCycle = cycle_class(httptools_impl.RequestResponseCycle, _httptools_framing)
+
+
+class H11Protocol(h11_impl.H11Protocol):
     """uvicorn's h11 protocol, advertising and serving ``http.response.zerocopysend`` and
     ``http.response.pathsend`` on plaintext connections with ``sendfile(2)``.
 
@@ -56,10 +59,10 @@ class H11Protocol(_H11Protocol):
         super().handle_events()
         cycle = getattr(self, "cycle", None)
         if cycle is not None:
-            advertise(self, cycle, _h11_framing)
+            advertise(self, cycle, _H11Cycle)
 
 
-class HttpToolsProtocol(_HttpToolsProtocol):
+class HttpToolsProtocol(httptools_impl.HttpToolsProtocol):
     """uvicorn's httptools protocol, advertising and serving ``http.response.zerocopysend`` and
     ``http.response.pathsend`` on plaintext connections with ``sendfile(2)``.
 
@@ -69,7 +72,5 @@ class HttpToolsProtocol(_HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
         cycle = getattr(self, "cycle", None)
-        if cycle is not None:
-            advertise(self, cycle, _httptools_framing)
-        for queued, _ in getattr(self, "pipeline", ()):
-            advertise(self, queued, _httptools_framing)
+        if cycle is not None:  # a pipelined request's cycle is created here too, then queued
+            advertise(self, cycle, _HttpToolsCycle)
