@@ -39,7 +39,7 @@ bench: install
 	$(BIN)/python bench/send_file.py
 	$(BIN)/python bench/relay.py
 	$(BIN)/python bench/streams.py
-	$(BIN)/python bench/http.py
+	$(BIN)/python bench/http_files.py
 
 clean:
 	rm -rf $(VENV) site .mypy_cache .ruff_cache .hypothesis

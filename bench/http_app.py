@@ -1,9 +1,9 @@
-"""The Starlette app that ``bench/http.py`` measures, in two flavours with the same routes.
+"""The Starlette app that ``bench/http_files.py`` measures, in two flavours with the same routes.
 
 The flavour comes from the environment, read at import: ``ZCIO_BENCH_FLAVOUR=stock`` serves
 files with ``starlette.responses.FileResponse``, ``ZCIO_BENCH_FLAVOUR=zcio`` with
 ``zcio_starlette.FileResponse``; nothing else differs. ``ZCIO_BENCH_FILES`` is the folder of
-files (``bench/http.py`` fills it).
+files (``bench/http_files.py`` fills it).
 
 Routes:
 
@@ -15,7 +15,7 @@ Routes:
   so the benchmark can see which method moved the bytes.
 
 The benchmark imports the app from a folder that holds only a link to this module (never from
-``bench/``, whose ``http.py`` would shadow the standard library's ``http`` package).
+``bench/``).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ server process in the same run.
 
 Targets are printed beside the results, never asserted.
 
-    python bench/http.py [--size-mib N] [--runs N] [--wrk-runs N] [--wrk-seconds S]
+    python bench/http_files.py [--size-mib N] [--runs N] [--wrk-runs N] [--wrk-seconds S]
                          [--servers KEY,...] [--figures 1|2|both] [--quick] [--json PATH]
 """
 
@@ -76,8 +76,8 @@ HOST = "127.0.0.1"
 #: URL paths are the same for every server).
 ROOT = BENCH_DIR / "http-root"
 FILES = ROOT / "f"
-#: A folder holding only a link to ``http_app.py``: the servers import the app from there, never
-#: from ``bench/``, where this file would shadow the standard library's ``http`` package.
+#: A folder holding only a link to ``http_app.py``: the servers import the app from there, so
+#: that nothing else in ``bench/`` lands on their import path.
 APP_DIR = BENCH_DIR / "http-app"
 APP_MODULE = Path(__file__).resolve().with_name("http_app.py")
 #: The small files: URL name and size.
@@ -126,18 +126,6 @@ Result = dict[str, Any]
 
 def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def _unshadow_stdlib_http() -> None:
-    """This file is called ``http.py``: run as a script, its folder comes first on ``sys.path``,
-    where it would hide the standard library's ``http`` package from everything imported later.
-    Move the folder to the end (``_common`` is still found there)."""
-    here = str(Path(__file__).resolve().parent)
-    kept = [p for p in sys.path if p and str(Path(p).resolve()) != here]
-    sys.path[:] = [*kept, here]
-    shadow = sys.modules.get("http")
-    if shadow is not None and str(getattr(shadow, "__file__", "")).startswith(here):
-        raise RuntimeError("bench/http.py was imported as the standard library's http package")
 
 
 # === A small HTTP/1.1 client =====================================================================
@@ -1141,7 +1129,6 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    _unshadow_stdlib_http()
     args = _parse(argv)
     if args.worker == "get":
         print(json.dumps(large_get(args.port, args.path, args.size, args.server_pid)))
