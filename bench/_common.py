@@ -796,3 +796,17 @@ def _main(argv: Sequence[str] | None = None) -> None:
 
 if __name__ == "__main__":
     _main()
+
+
+def finish(failures: Sequence[str], json_path: Path | None, results: dict[str, Any]) -> int:
+    """End a benchmark: list the failed runs, write ``results`` (plus the failures) as JSON if
+    asked, and return the exit status: 1 when a run broke, never because a target was missed."""
+    if failures:
+        print()
+        print("FAILED runs (left out of the medians):")
+        for failure in failures:
+            print(f"- {failure}")
+    if json_path:
+        json_path.write_text(json.dumps({**results, "failures": list(failures)}, indent=1))
+        print(f"Results written to {json_path}.")
+    return 1 if failures else 0

@@ -59,6 +59,7 @@ from _common import (
     cached_pages,
     ensure_file,
     environment,
+    finish,
     free_port,
     listening,
     markdown_table,
@@ -1265,31 +1266,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Total time: {elapsed:.0f} s (waited {bench.waited:.0f} s for a quiet machine; "
         f"large file re-read into the page cache {bench.rewarmed} times)."
     )
-    if bench.failures:
-        print()
-        print("FAILED runs (left out of the medians):")
-        for failure in bench.failures:
-            print(f"- {failure}")
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "environment": env,
-                    "size_bytes": size,
-                    "runs": args.runs,
-                    "wrk_runs": args.wrk_runs,
-                    "wrk_seconds": args.wrk_seconds,
-                    "elapsed_s": elapsed,
-                    "summary": summary,
-                    "large": large_results,
-                    "small": small_results,
-                    "failures": bench.failures,
-                },
-                indent=1,
-            )
-        )
-        print(f"Results written to {args.json}.")
-    return 1 if bench.failures else 0
+    return finish(
+        bench.failures,
+        args.json,
+        {
+            "environment": env,
+            "size_bytes": size,
+            "runs": args.runs,
+            "wrk_runs": args.wrk_runs,
+            "wrk_seconds": args.wrk_seconds,
+            "elapsed_s": elapsed,
+            "summary": summary,
+            "large": large_results,
+            "small": small_results,
+        },
+    )
 
 
 if __name__ == "__main__":

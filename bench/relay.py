@@ -61,6 +61,7 @@ from _common import (
     Service,
     ensure_file,
     environment,
+    finish,
     free_port,
     listening,
     markdown_table,
@@ -1097,29 +1098,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(tee_detail)
     print()
     print(f"Total time: {elapsed:.0f} s.")
-    if bench.failures:
-        print()
-        print("FAILED runs (left out of the medians):")
-        for failure in bench.failures:
-            print(f"- {failure}")
-
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "environment": env,
-                    "size_bytes": size,
-                    "runs": args.runs,
-                    "elapsed_s": elapsed,
-                    "relay": {"summary": relay_summary, "runs": relays},
-                    "tee": {"summary": tee_summary, "runs": tees},
-                    "failures": bench.failures,
-                },
-                indent=1,
-            )
-        )
-        print(f"Results written to {args.json}.")
-    return 1 if bench.failures else 0
+    return finish(
+        bench.failures,
+        args.json,
+        {
+            "environment": env,
+            "size_bytes": size,
+            "runs": args.runs,
+            "elapsed_s": elapsed,
+            "relay": {"summary": relay_summary, "runs": relays},
+            "tee": {"summary": tee_summary, "runs": tees},
+        },
+    )
 
 
 if __name__ == "__main__":

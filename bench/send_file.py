@@ -56,6 +56,7 @@ from _common import (
     ensure_file,
     environment,
     evict,
+    finish,
     markdown_table,
     median,
     open_fd,
@@ -850,29 +851,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"Target (printed, never asserted): zcio p99 < {TARGET_P99_MS} ms.")
     print()
     print(f"Total time: {elapsed:.0f} s.")
-    if bench.failures:
-        print()
-        print("FAILED runs (left out of the medians):")
-        for failure in bench.failures:
-            print(f"- {failure}")
-
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "environment": env,
-                    "size_bytes": size,
-                    "runs": args.runs,
-                    "elapsed_s": elapsed,
-                    "hot": {"summary": hot_summary, "runs": hot},
-                    "lag": {"summary": lag_summary, "runs": lag},
-                    "failures": bench.failures,
-                },
-                indent=1,
-            )
-        )
-        print(f"Results written to {args.json}.")
-    return 1 if bench.failures else 0
+    return finish(
+        bench.failures,
+        args.json,
+        {
+            "environment": env,
+            "size_bytes": size,
+            "runs": args.runs,
+            "elapsed_s": elapsed,
+            "hot": {"summary": hot_summary, "runs": hot},
+            "lag": {"summary": lag_summary, "runs": lag},
+        },
+    )
 
 
 if __name__ == "__main__":

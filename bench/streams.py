@@ -50,6 +50,7 @@ from _common import (
     cached_pages,
     ensure_file,
     environment,
+    finish,
     locked_in_memory,
     markdown_table,
     median,
@@ -857,33 +858,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"before runs. The file's pages were {'' if locked else 'NOT '}locked in memory; it was "
         f"re-read into the page cache before {bench.rewarmed} runs."
     )
-    if bench.failures:
-        print()
-        print("FAILED runs (left out of the medians):")
-        for failure in bench.failures:
-            print(f"- {failure}")
-
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(
-            json.dumps(
-                {
-                    "environment": env,
-                    "size_bytes": size,
-                    "runs": args.runs,
-                    "chunk": CHUNK,
-                    "rcvlowat": RCVLOWAT,
-                    "elapsed_s": elapsed,
-                    "setups": {
-                        s.key: {"summary": summaries[s.key], "runs": results[s.key]} for s in SETUPS
-                    },
-                    "failures": bench.failures,
-                },
-                indent=1,
-            )
-        )
-        print(f"Results written to {args.json}.")
-    return 1 if bench.failures else 0
+    return finish(
+        bench.failures,
+        args.json,
+        {
+            "environment": env,
+            "size_bytes": size,
+            "runs": args.runs,
+            "chunk": CHUNK,
+            "rcvlowat": RCVLOWAT,
+            "elapsed_s": elapsed,
+            "setups": {
+                s.key: {"summary": summaries[s.key], "runs": results[s.key]} for s in SETUPS
+            },
+        },
+    )
 
 
 if __name__ == "__main__":
