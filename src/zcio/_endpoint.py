@@ -42,11 +42,16 @@ class Endpoint:
         return f"<{type(self).__name__} {self.info}>"
 
     async def __aenter__(self) -> Self:
-        with ExitStack() as stack:
+        # The stack is live from the start, so that ``_prepare`` (and later waits) can add to
+        # it; if entering fails, everything taken so far is released at once.
+        self._exit = stack = ExitStack()
+        try:
             stack.enter_context(self._claim())
             self._take(stack)
             await self._prepare()
-            self._exit = stack.pop_all()
+        except BaseException:
+            stack.close()
+            raise
         return self
 
     async def __aexit__(

@@ -46,7 +46,8 @@ def cached(fd: int, offset: int, length: int) -> bool:
     global _has_cachestat
     if length <= 0:
         return True
-    if _has_cachestat:
+    last = offset + length - 1
+    if _has_cachestat and last // PAGE - offset // PAGE > 1:  # 1-2 pages: the probes cover them
         first = offset // PAGE
         pages = (offset + length + PAGE - 1) // PAGE - first
         rng = _Range(first * PAGE, pages * PAGE)
@@ -60,7 +61,9 @@ def cached(fd: int, offset: int, length: int) -> bool:
         else:
             return False  # when unsure, treat the range as cold: a thread is always safe
     one = memoryview(bytearray(1))
-    return read_nowait(fd, one, offset) == 1 and read_nowait(fd, one, offset + length - 1) == 1
+    if read_nowait(fd, one, offset) != 1:
+        return False
+    return last // PAGE == offset // PAGE or read_nowait(fd, one, last) == 1
 
 
 def read_nowait(fd: int, buf: memoryview, offset: int) -> int | None:

@@ -20,7 +20,9 @@ cancelled. Here the transfer loop counts every byte itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import weakref
 from contextlib import ExitStack
 from typing import Any
 
@@ -29,7 +31,7 @@ from anyio.lowlevel import checkpoint
 
 from .._errors import BrokenDestination, SourceFailed
 from .._objects import Owner, Target, _fileno
-from .._probe import describe_fd
+from .._probe import FdInfo, describe_fd
 from .._sinks import Sink
 from .._taps import Tap
 
@@ -69,12 +71,38 @@ def unwrap_asyncio(obj: object) -> Target | None:
     return Target(obj, owner, fd=fd, tls=tls, closed=closed, transport=transport)
 
 
+_described: weakref.WeakKeyDictionary[Any, FdInfo] = weakref.WeakKeyDictionary()
+
+
+def _describe(target: Target) -> FdInfo:
+    """A transport's socket does not change while the transport lives: probe it once.
+
+    (Closed transports are refused before this runs, so a reused fd number is never described
+    from the cache.) Transports that cannot be weakly referenced are probed every time.
+    """
+    transport = target.transport
+    try:
+        info = _described.get(transport)
+    except TypeError:
+        info = None
+    if info is None or info.fd != target.fd:
+        info = describe_fd(target.fd, tls=target.tls, owner=target.description)
+        with contextlib.suppress(TypeError):
+            _described[transport] = info
+    return info
+
+
 class TransportSink(Sink):
-    """A destination whose socket belongs to an asyncio transport (StreamWriter, anyio stream)."""
+    """A destination whose socket belongs to an asyncio transport (StreamWriter, anyio stream).
+
+    zcio writes to the transport's own fd; only to *wait* for it does it need a private dup,
+    since the loop refuses a second watcher on the transport's fd. So the dup is made at the
+    first wait, and a small body that goes out in one call never pays for it.
+    """
 
     @classmethod
     def create(cls, target: Target) -> TransportSink:
-        return cls(target, describe_fd(target.fd, tls=target.tls, owner=target.description))
+        return cls(target, _describe(target))
 
     @property
     def transport(self) -> Any:
@@ -83,12 +111,16 @@ class TransportSink(Sink):
     def _take(self, stack: ExitStack) -> None:
         if not self.tls:  # TLS bytes go through the transport itself, in order
             self._fence(stack)
-            self.fd = os.dup(self.target.fd)
-            stack.callback(os.close, self.fd)
 
     async def _prepare(self) -> None:
         if not self.tls:
             await self._flush()
+
+    def _waitable_fd(self) -> int:
+        if self.fd == self.target.fd:
+            self.fd = os.dup(self.target.fd)
+            self._exit.callback(os.close, self.fd)
+        return self.fd
 
     def _fence(self, stack: ExitStack) -> None:
         obj = self.target.obj
@@ -103,11 +135,11 @@ class TransportSink(Sink):
         while transport.get_write_buffer_size():
             if transport.is_closing():
                 raise BrokenDestination("the transport closed before its buffer drained", 0)
-            await anyio.wait_writable(self.fd)
+            await _wait(anyio.wait_writable, self._waitable_fd(), transport)
             await checkpoint()  # the transport's own writer runs on this loop turn
 
     async def wait_writable(self) -> None:
-        await _wait(anyio.wait_writable, self.fd, self.transport)
+        await _wait(anyio.wait_writable, self._waitable_fd(), self.transport)
 
     async def write_stream(self, data: bytes) -> None:
         obj: Any = self.target.obj
