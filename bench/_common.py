@@ -810,3 +810,13 @@ def finish(failures: Sequence[str], json_path: Path | None, results: dict[str, A
         json_path.write_text(json.dumps({**results, "failures": list(failures)}, indent=1))
         print(f"Results written to {json_path}.")
     return 1 if failures else 0
+
+
+def run_gib(r: dict[str, Any]) -> float:
+    """GiB moved by a run (its ``sent`` bytes)."""
+    return float(r["sent"]) / GIB
+
+
+def run_gbps(r: dict[str, Any]) -> float:
+    """A run's throughput, in 10^9 bytes per second."""
+    return float(r["sent"]) / float(r["wall_s"]) / 1e9

@@ -68,6 +68,8 @@ from _common import (
     median,
     open_fd,
     run_child,
+    run_gbps,
+    run_gib,
     tree_cpu,
     warm,
 )
@@ -720,16 +722,8 @@ class Bench:
 # --- Summaries ---------------------------------------------------------------------------------
 
 
-def _gib(r: Result) -> float:
-    return float(r["sent"]) / GIB
-
-
-def _gbps(r: Result) -> float:
-    return float(r["sent"]) / float(r["wall_s"]) / 1e9
-
-
 def _cpu_per_gib(r: Result) -> float:
-    return (float(r["relay_user_s"]) + float(r["relay_system_s"])) / _gib(r)
+    return (float(r["relay_user_s"]) + float(r["relay_system_s"])) / run_gib(r)
 
 
 def _fmt(x: float, digits: int = 2) -> str:
@@ -748,7 +742,7 @@ def _zcio_calls_per_gib(results: Sequence[Result], method: str) -> str:
     for r in results:
         m = r["relay"].get("zcio", {}).get("methods", {}).get(method)
         if m:
-            per_gib.append(float(m["calls"]) / _gib(r))
+            per_gib.append(float(m["calls"]) / run_gib(r))
     return _fmt(median(per_gib), 0) if per_gib else "-"
 
 
@@ -774,16 +768,16 @@ def _unattributed(r: Result) -> float:
 
 
 def _detail_row(v: Variant, ok: Sequence[Result], runs: int) -> list[str]:
-    gb_all = [_gbps(r) for r in ok]
+    gb_all = [run_gbps(r) for r in ok]
     relayed = [] if v is DIRECT else ok
     cpu_all = [_cpu_per_gib(r) for r in relayed]
-    user = median([float(r["relay_user_s"]) / _gib(r) for r in relayed])
-    system = median([float(r["relay_system_s"]) / _gib(r) for r in relayed])
-    machine = median([float(r["machine_s"]) / _gib(r) for r in ok])
-    sender = median([float(r["sender_cpu_s"]) / _gib(r) for r in ok])
-    receiver = median([sum(float(x["cpu_s"]) for x in r["receivers"]) / _gib(r) for r in ok])
-    self_cpu = [float(r["relay"]["self_cpu_s"]) / _gib(r) for r in ok if r["relay"]]
-    other = median([_unattributed(r) / _gib(r) for r in ok])
+    user = median([float(r["relay_user_s"]) / run_gib(r) for r in relayed])
+    system = median([float(r["relay_system_s"]) / run_gib(r) for r in relayed])
+    machine = median([float(r["machine_s"]) / run_gib(r) for r in ok])
+    sender = median([float(r["sender_cpu_s"]) / run_gib(r) for r in ok])
+    receiver = median([sum(float(x["cpu_s"]) for x in r["receivers"]) / run_gib(r) for r in ok])
+    self_cpu = [float(r["relay"]["self_cpu_s"]) / run_gib(r) for r in ok if r["relay"]]
+    other = median([_unattributed(r) / run_gib(r) for r in ok])
     zcio_calls = "-"
     if v.method:
         zcio_calls = _zcio_calls_per_gib(ok, "splice")
@@ -841,11 +835,11 @@ def relay_tables(
             rows.append([label, "failed", "", "", "", "", "", ""])
             continue
         relayed = [] if v is DIRECT else ok  # no relay: no relay CPU
-        gbps = median([_gbps(r) for r in ok])
+        gbps = median([run_gbps(r) for r in ok])
         cpu = median([_cpu_per_gib(r) for r in relayed])
-        xh_gbps = _by_round(ok, haproxy or [], _gbps)
+        xh_gbps = _by_round(ok, haproxy or [], run_gbps)
         xh_cpu = _by_round(relayed, haproxy or [], _cpu_per_gib)
-        xs_gbps = _by_round(ok, streams, _gbps)
+        xs_gbps = _by_round(ok, streams, run_gbps)
         xs_cpu = _by_round(relayed, streams, _cpu_per_gib)
         target = "-"
         if v.target:
@@ -882,7 +876,7 @@ def relay_tables(
             "x_haproxy_cpu": xh_cpu,
             "x_streams_gbps": xs_gbps,
             "x_streams_cpu": xs_cpu,
-            "machine_cpu_s_per_gib": median([float(r["machine_s"]) / _gib(r) for r in ok]),
+            "machine_cpu_s_per_gib": median([float(r["machine_s"]) / run_gib(r) for r in ok]),
             **({"target_met": target == "met"} if v.target else {}),
         }
     main = markdown_table(
@@ -919,9 +913,9 @@ def tee_tables(
             rows.append([v.label, "failed", "", "", "", ""])
             continue
         ref = single.get(f"zcio_{v.backend}") or []
-        gbps = median([_gbps(r) for r in ok])
+        gbps = median([run_gbps(r) for r in ok])
         cpu = median([_cpu_per_gib(r) for r in ok])
-        x_gbps = _by_round(ok, ref, _gbps)
+        x_gbps = _by_round(ok, ref, run_gbps)
         x_cpu = _by_round(ok, ref, _cpu_per_gib)
         target = "met" if x_gbps >= TARGET_TEE else f"MISSED: < {TARGET_TEE}x splice_stream"
         if not ref:
@@ -969,7 +963,7 @@ def _interleaved(bench: Bench, variants: Sequence[Variant], runs: int) -> dict[s
             if r is None:
                 continue
             results[v.key].append(r)
-            _progress(f"  {label} {v.label}: {_gbps(r):.2f} GB/s, {_cpu_per_gib(r):.3f} s/GiB")
+            _progress(f"  {label} {v.label}: {run_gbps(r):.2f} GB/s, {_cpu_per_gib(r):.3f} s/GiB")
     return results
 
 

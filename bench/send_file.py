@@ -63,6 +63,8 @@ from _common import (
     percentile,
     read_nowait_blocks,
     run_child,
+    run_gbps,
+    run_gib,
     warm,
 )
 
@@ -542,16 +544,8 @@ class Bench:
 # --- Summaries ---------------------------------------------------------------------------------
 
 
-def _gib(r: Result) -> float:
-    return float(r["sent"]) / GIB
-
-
-def _gbps(r: Result) -> float:
-    return float(r["sent"]) / float(r["wall_s"]) / 1e9
-
-
 def _cpu_per_gib(r: Result) -> float:
-    return (float(r["user_s"]) + float(r["system_s"])) / _gib(r)
+    return (float(r["user_s"]) + float(r["system_s"])) / run_gib(r)
 
 
 def _fmt(x: float, digits: int = 2) -> str:
@@ -565,7 +559,7 @@ def _calls_per_gib(results: Sequence[Result]) -> str:
         methods = r.get("zcio", {}).get("methods", {})
         calls = sum(int(m["calls"]) for m in methods.values()) if methods else r.get("calls")
         if calls is not None:
-            per_gib.append(float(calls) / _gib(r))
+            per_gib.append(float(calls) / run_gib(r))
     return _fmt(median(per_gib), 0) if per_gib else "-"
 
 
@@ -589,7 +583,7 @@ def _round_ratios(ok: Sequence[Result], ceiling: Sequence[Result]) -> tuple[floa
     by_round = {int(r["round"]): r for r in ceiling}
     pairs = [(r, by_round[int(r["round"])]) for r in ok if int(r["round"]) in by_round]
     return (
-        median([_gbps(r) / _gbps(c) for r, c in pairs]),
+        median([run_gbps(r) / run_gbps(c) for r, c in pairs]),
         median([_cpu_per_gib(r) / _cpu_per_gib(c) for r, c in pairs]),
     )
 
@@ -608,7 +602,7 @@ def hot_tables(results: dict[str, list[Result]], runs: int) -> tuple[str, str, d
         if not ok:
             main_rows.append([p.label, "failed", "", "", "", ""])
             continue
-        gbps = median([_gbps(r) for r in ok])
+        gbps = median([run_gbps(r) for r in ok])
         cpu = median([_cpu_per_gib(r) for r in ok])
         x_gbps, x_cpu = _round_ratios(ok, ceiling)
         target = "-"
@@ -620,12 +614,12 @@ def hot_tables(results: dict[str, list[Result]], runs: int) -> tuple[str, str, d
                 misses.append(f"CPU > {TARGET_CPU}x")
             target = "met" if not misses else "MISSED: " + ", ".join(misses)
         main_rows.append([p.label, _fmt(gbps), _fmt(cpu, 3), _fmt(x_gbps), _fmt(x_cpu), target])
-        gb_all = [_gbps(r) for r in ok]
+        gb_all = [run_gbps(r) for r in ok]
         cpu_all = [_cpu_per_gib(r) for r in ok]
-        machine = median([float(r["machine_s"]) / _gib(r) for r in ok])
-        user = median([float(r["user_s"]) / _gib(r) for r in ok])
-        system = median([float(r["system_s"]) / _gib(r) for r in ok])
-        receiver = median([float(r["receiver"]["cpu_s"]) / _gib(r) for r in ok])
+        machine = median([float(r["machine_s"]) / run_gib(r) for r in ok])
+        user = median([float(r["user_s"]) / run_gib(r) for r in ok])
+        system = median([float(r["system_s"]) / run_gib(r) for r in ok])
+        receiver = median([float(r["receiver"]["cpu_s"]) / run_gib(r) for r in ok])
         detail_rows.append(
             [
                 p.label,
@@ -689,7 +683,7 @@ def lag_table(results: dict[str, list[Result]]) -> tuple[str, dict[str, Any]]:
         worst = max(max(r["lags_ms"], default=0.0) for r in ok)
         pooled = [x for r in ok for x in r["lags_ms"]]
         idle = p.worker.startswith("lag-idle")
-        gbps = "-" if idle else _fmt(median([_gbps(r) for r in ok]))
+        gbps = "-" if idle else _fmt(median([run_gbps(r) for r in ok]))
         cold = "-" if idle else f"{sum(bool(r.get('cold_verified')) for r in ok)}/{len(ok)}"
         target = "-"
         if p.target:
@@ -751,11 +745,11 @@ def _interleaved(
                 _progress(
                     f"  {label} {p.label}: p99 {percentile(lags, 99):.2f} ms, "
                     f"max {max(lags, default=0.0):.2f} ms"
-                    + ("" if p.worker.startswith("lag-idle") else f", {_gbps(r):.2f} GB/s")
+                    + ("" if p.worker.startswith("lag-idle") else f", {run_gbps(r):.2f} GB/s")
                 )
             else:
                 _progress(
-                    f"  {label} {p.label}: {_gbps(r):.2f} GB/s, {_cpu_per_gib(r):.3f} CPU s/GiB"
+                    f"  {label} {p.label}: {run_gbps(r):.2f} GB/s, {_cpu_per_gib(r):.3f} CPU s/GiB"
                 )
     return results
 

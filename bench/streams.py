@@ -56,6 +56,8 @@ from _common import (
     median,
     open_fd,
     run_child,
+    run_gbps,
+    run_gib,
     wait_quiet,
     warm,
 )
@@ -517,20 +519,12 @@ class Bench:
 # --- Summaries ---------------------------------------------------------------------------------
 
 
-def _gib(r: Result) -> float:
-    return float(r["sent"]) / GIB
-
-
-def _gbps(r: Result) -> float:
-    return float(r["sent"]) / float(r["wall_s"]) / 1e9
-
-
 def _cpu(r: Result) -> float:
-    return (float(r["user_s"]) + float(r["system_s"])) / _gib(r)
+    return (float(r["user_s"]) + float(r["system_s"])) / run_gib(r)
 
 
 def _machine(r: Result) -> float:
-    return float(r["machine_s"]) / _gib(r)
+    return float(r["machine_s"]) / run_gib(r)
 
 
 def _fmt(x: float, digits: int = 2) -> str:
@@ -563,7 +557,7 @@ def _calls_per_gib(results: Sequence[Result]) -> str:
         if calls is None:
             calls = r.get("calls")
         if calls is not None:
-            values.append(float(calls) / _gib(r))
+            values.append(float(calls) / run_gib(r))
     return _fmt(median(values), 0) if values else "-"
 
 
@@ -607,12 +601,12 @@ def tables(
         if not ok:
             main_rows.append([p.backend, p.label, "failed", "", "", "", "", "", ""])
             continue
-        gbps = median([_gbps(r) for r in ok])
+        gbps = median([run_gbps(r) for r in ok])
         cpu = median([_cpu(r) for r in ok])
         machine = median([_machine(r) for r in ok])
         base = results.get(p.baseline, []) if p.baseline else []
         if p.baseline:
-            x_gbps, x_cpu, x_machine = (_ratio(ok, base, fn) for fn in (_gbps, _cpu, _machine))
+            x_gbps, x_cpu, x_machine = (_ratio(ok, base, fn) for fn in (run_gbps, _cpu, _machine))
             ratios = [_fmt(x_gbps), _fmt(x_cpu), _fmt(x_machine)]
         else:
             x_gbps = x_cpu = x_machine = math.nan
@@ -623,16 +617,18 @@ def tables(
         main_rows.append(
             [p.backend, p.label, _fmt(gbps), _fmt(cpu, 3), _fmt(machine, 3), *ratios, target]
         )
-        gb_all = [_gbps(r) for r in ok]
+        gb_all = [run_gbps(r) for r in ok]
         cpu_all = [_cpu(r) for r in ok]
-        user = median([float(r["user_s"]) / _gib(r) for r in ok])
-        system = median([float(r["system_s"]) / _gib(r) for r in ok])
-        rx_cpu = median([float(r["receiver"]["cpu_s"]) / _gib(r) for r in ok])
-        rx_wake = median([float(r["receiver"].get("wakeups", math.nan)) / _gib(r) for r in ok])
-        rx_splices = median([float(r["receiver"].get("splices", math.nan)) / _gib(r) for r in ok])
-        tx_wake = median([float(r["switches"]) / _gib(r) for r in ok])
+        user = median([float(r["user_s"]) / run_gib(r) for r in ok])
+        system = median([float(r["system_s"]) / run_gib(r) for r in ok])
+        rx_cpu = median([float(r["receiver"]["cpu_s"]) / run_gib(r) for r in ok])
+        rx_wake = median([float(r["receiver"].get("wakeups", math.nan)) / run_gib(r) for r in ok])
+        rx_splices = median(
+            [float(r["receiver"].get("splices", math.nan)) / run_gib(r) for r in ok]
+        )
+        tx_wake = median([float(r["switches"]) / run_gib(r) for r in ok])
         other = median(
-            [_machine(r) - _cpu(r) - float(r["receiver"]["cpu_s"]) / _gib(r) for r in ok]
+            [_machine(r) - _cpu(r) - float(r["receiver"]["cpu_s"]) / run_gib(r) for r in ok]
         )
         first = median([float(r.get("warmup_cpu_s", math.nan)) * 1e3 for r in ok])
         detail_rows.append(
@@ -826,7 +822,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         continue
                     results[s.key][p.key].append(r)
                     _progress(
-                        f"  {label} {p.backend} {p.label}: {_gbps(r):.2f} GB/s, "
+                        f"  {label} {p.backend} {p.label}: {run_gbps(r):.2f} GB/s, "
                         f"{_cpu(r):.3f} CPU s/GiB, machine {_machine(r):.3f}"
                     )
 
