@@ -413,3 +413,20 @@ async def pipe_destination() -> AsyncIterator[tuple[int, Callable[[], bytes]]]:
     finally:
         result()
         os.close(r)
+
+
+def answer_after_eof(lsock: socket.socket, response: bytes, seen: dict[str, bytes]) -> None:
+    """In a thread: accept one connection, read the request to its EOF into ``seen["request"]``,
+    then send ``response``. Works only if a half-close crossed whatever sits in between."""
+
+    def serve() -> None:
+        conn, _ = lsock.accept()
+        with conn, lsock:
+            conn.settimeout(TIMEOUT)
+            got = bytearray()
+            while chunk := conn.recv(1 << 16):
+                got += chunk
+            seen["request"] = bytes(got)
+            conn.sendall(response)
+
+    threading.Thread(target=serve, daemon=True).start()

@@ -19,6 +19,7 @@ from _support import (
     SOURCES,
     Receiver,
     Sender,
+    answer_after_eof,
     backend,
     destination,
     file_of,
@@ -148,18 +149,7 @@ async def test_full_duplex_proxy_with_half_close(mode: str) -> None:
     request, response = make_data(700_000, seed=11), make_data(900_000, seed=12)
     server_sock, server_port = tcp_listener()
     seen: dict[str, bytes] = {}
-
-    def server() -> None:
-        conn, _ = server_sock.accept()
-        with conn, server_sock:
-            conn.settimeout(20)
-            got = bytearray()
-            while chunk := conn.recv(1 << 16):
-                got += chunk
-            seen["request"] = bytes(got)
-            conn.sendall(response)  # only after the client's EOF came through
-
-    threading.Thread(target=server, daemon=True).start()
+    answer_after_eof(server_sock, response, seen)
     listening, port = tcp_listener()
     listener = await anyio.abc.SocketListener.from_socket(listening)
 

@@ -15,6 +15,7 @@ import zcio
 import zcio_asyncio
 from _support import (
     Receiver,
+    answer_after_eof,
     backend,
     file_of,
     make_data,
@@ -178,18 +179,7 @@ async def test_relay_both_ways_with_half_close(mode: str) -> None:
     request, response = make_data(900_000, seed=52), make_data(1_300_000, seed=53)
     upstream_sock, upstream_port = tcp_listener()
     seen: dict[str, bytes] = {}
-
-    def upstream() -> None:
-        conn, _ = upstream_sock.accept()
-        with conn, upstream_sock:
-            conn.settimeout(20)
-            got = bytearray()
-            while chunk := conn.recv(1 << 16):
-                got += chunk
-            seen["request"] = bytes(got)
-            conn.sendall(response)
-
-    threading.Thread(target=upstream, daemon=True).start()
+    answer_after_eof(upstream_sock, response, seen)
     done = asyncio.Event()
     counts: list[tuple[int, int]] = []
 
