@@ -148,6 +148,96 @@ async def test_a_failing_destination(on_error: str, mode: str) -> None:
         assert not progress.dropped
 
 
+async def test_a_mirror_gets_every_byte(mode: str) -> None:
+    main_sock, main_port = tcp_listener()
+    mirror_sock, mirror_port = tcp_listener()
+    main = Receiver(main_sock).start()
+    mirror = Receiver(mirror_sock).start()
+    progress = zcio.TeeProgress()
+    async with (
+        source("socket", DATA) as src,
+        destination("socket", main_port) as a,
+        destination("socket", mirror_port) as m,
+    ):
+        before = zcio.stats()
+        n = await zcio.tee_stream(src, a, mirrors=[m], progress=progress)
+        delta = zcio.stats() - before
+    assert n == len(DATA) == progress.sent
+    assert progress.sent_to == [n, n]
+    assert not progress.dropped
+    assert sha(main.result()) == sha(DATA)
+    assert sha(mirror.result()) == sha(DATA)
+    assert_teed(delta, mode, n, 2)
+
+
+async def test_a_stalled_mirror_is_dropped_and_the_destination_goes_on(mode: str) -> None:
+    data = make_data(16 * 1024 * 1024, seed=8)  # far more than the stalled mirror can buffer
+    gate = threading.Event()
+    main_sock, main_port = tcp_listener()
+    mirror_sock, mirror_port = tcp_listener(rcvbuf=64 * 1024)
+    main = Receiver(main_sock).start()
+    mirror = Receiver(mirror_sock, start_gate=gate).start()  # reads nothing until the end
+    progress = zcio.TeeProgress()
+    try:
+        async with (
+            source("socket", data) as src,
+            destination("socket", main_port) as a,
+            destination("socket", mirror_port) as m,
+        ):
+            small_send_buffer(m)
+            with anyio.fail_after(15):
+                n = await zcio.tee_stream(src, a, mirrors=[m], mirror_lag=0.1, progress=progress)
+    finally:
+        gate.set()
+    assert n == len(data) == progress.sent == progress.sent_to[0]
+    assert sha(main.result()) == sha(data)
+    assert list(progress.dropped) == [1]
+    assert isinstance(progress.dropped[1], TimeoutError)
+    assert "mirror 1" in str(progress.dropped[1])
+    got = mirror.result()
+    assert len(got) == progress.sent_to[1] < len(data)
+    assert got == data[: len(got)]  # what the mirror got is a prefix: nothing out of order
+
+
+async def test_a_failing_mirror_is_dropped_even_when_errors_raise(mode: str) -> None:
+    main_sock, main_port = tcp_listener()
+    bad_sock, bad_port = tcp_listener(rcvbuf=32 * 1024)
+    main = Receiver(main_sock).start()
+    bad = Receiver(bad_sock, stop_after=100_000).start()
+    progress = zcio.TeeProgress()
+    async with (
+        source("socket", DATA) as src,
+        destination("socket", main_port) as a,
+        destination("socket", bad_port) as m,
+    ):
+        small_send_buffer(m)
+        with anyio.fail_after(15):
+            n = await zcio.tee_stream(src, a, mirrors=[m], on_error="raise", progress=progress)
+    assert n == len(DATA)
+    assert sha(main.result()) == sha(DATA)
+    bad.result()
+    assert list(progress.dropped) == [1]
+    assert isinstance(progress.dropped[1], zcio.BrokenDestination)
+
+
+async def test_a_failing_destination_still_ends_a_mirrored_tee(mode: str) -> None:
+    bad_sock, bad_port = tcp_listener(rcvbuf=32 * 1024)
+    mirror_sock, mirror_port = tcp_listener()
+    bad = Receiver(bad_sock, stop_after=50_000).start()
+    mirror = Receiver(mirror_sock).start()
+    async with (
+        source("socket", DATA) as src,
+        destination("socket", bad_port) as b,
+        destination("socket", mirror_port) as m,
+    ):
+        small_send_buffer(b)
+        with anyio.fail_after(15), pytest.raises(zcio.BrokenDestination, match="destination 0"):
+            await zcio.tee_stream(src, b, mirrors=[m], on_error="drop")
+    bad.result()
+    got = mirror.result()
+    assert got == DATA[: len(got)]
+
+
 async def test_last_destination_dropped_raises(mode: str) -> None:
     bad_sock, bad_port = tcp_listener(rcvbuf=32 * 1024)
     bad = Receiver(bad_sock, stop_after=50_000).start()
@@ -224,6 +314,12 @@ async def test_wrong_arguments() -> None:
             await zcio.tee_stream(a, b, on_error="ignore")  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="twice"):
             await zcio.tee_stream(a, b, b)
+        with pytest.raises(ValueError, match="twice"):
+            await zcio.tee_stream(a, b, mirrors=[b])
+        with pytest.raises(TypeError, match="at least one"):
+            await zcio.tee_stream(a, mirrors=[b])
+        with pytest.raises(ValueError, match="mirror_lag"):
+            await zcio.tee_stream(a, b, mirror_lag=-1)
     finally:
         a.close()
         b.close()

@@ -9,15 +9,20 @@ is empty, so the source advances exactly as fast as the slowest destination (bac
 A destination that fails is either fatal (``on_error="raise"``) or dropped
 (``on_error="drop"``): its pipe is closed with whatever it held and the others go on,
 unaffected, since every destination has its own pipe.
+
+Mirrors are destinations that must never hold the others back (shadow traffic): a mirror that
+fails is always dropped, and one that has not taken a round's bytes ``mirror_lag`` seconds
+after the destinations took theirs is dropped as stalled. So a mirror delays the destinations
+by at most ``mirror_lag``, once.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 
@@ -29,7 +34,7 @@ from ._errors import (
     translate,
 )
 from ._file_loops import USER_CHUNK
-from ._job import Job, deliver
+from ._job import Job, _deliver, deliver
 from ._kinds import Kind, Method
 from ._knowledge import KNOWLEDGE, Refusal
 from ._pipes import Pipe, PipePool, default_pipe_pool
@@ -48,17 +53,19 @@ _FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
 class TeeProgress:
     """Live counts of a :func:`tee_stream`, for after an error or a cancellation.
 
-    ``taken``: bytes read from the source; ``sent_to[i]``: bytes delivered to destination ``i``;
-    ``dropped``: destinations dropped with ``on_error="drop"``, by index, with their error.
-    ``sent`` is what every remaining destination received.
+    ``taken``: bytes read from the source; ``sent_to[i]``: bytes delivered to destination ``i``
+    (the mirrors come after the destinations); ``dropped``: destinations dropped (with
+    ``on_error="drop"``, and every dropped mirror), by index, with their error. ``sent`` is what
+    every remaining destination received, mirrors not counted.
     """
 
-    __slots__ = ("_lanes", "dropped", "taken")
+    __slots__ = ("_lanes", "_mirrors", "dropped", "taken")
 
     def __init__(self) -> None:
         self.taken = 0
         self.dropped: dict[int, BaseException] = {}
         self._lanes: list[Progress] = []
+        self._mirrors = 0
 
     @property
     def sent_to(self) -> list[int]:
@@ -66,7 +73,8 @@ class TeeProgress:
 
     @property
     def sent(self) -> int:
-        alive = [p.sent for i, p in enumerate(self._lanes) if i not in self.dropped]
+        lanes = self._lanes[: len(self._lanes) - self._mirrors]
+        alive = [p.sent for i, p in enumerate(lanes) if i not in self.dropped]
         return min(alive, default=0)
 
     def __repr__(self) -> str:
@@ -76,8 +84,9 @@ class TeeProgress:
 class _Lane:
     """One destination: its sink, its pipe, its own counts."""
 
-    def __init__(self, index: int, sink: Sink, tap: Tap, count: int | None) -> None:
+    def __init__(self, index: int, sink: Sink, tap: Tap, count: int | None, mirror: bool) -> None:
         self.index = index
+        self.mirror = mirror
         self.sink = sink
         self.progress = Progress()
         self.job = Job(tap.info, sink, count, self.progress)
@@ -93,12 +102,14 @@ class _Tee:
         count: int | None,
         progress: TeeProgress,
         on_error: str,
+        mirror_lag: float,
     ) -> None:
         self.tap = tap
         self.lanes = lanes
         self.remaining = count if count is not None else 1 << 62
         self.progress = progress
         self.on_error = on_error
+        self.mirror_lag = mirror_lag
 
     @property
     def live(self) -> list[_Lane]:
@@ -118,22 +129,66 @@ class _Tee:
         if isinstance(mapped, TransferError):
             mapped.args = (f"destination {lane.index}: {mapped}",)
         lane.error = mapped
-        if self.on_error == "drop":
+        if self.on_error == "drop" or lane.mirror:
             self.progress.dropped[lane.index] = mapped
 
+    def stalled(self, lane: _Lane) -> None:
+        """A mirror fell more than ``mirror_lag`` behind: drop it, with what its pipe held."""
+        lane.error = TimeoutError(
+            f"mirror {lane.index}: dropped, still busy {self.mirror_lag} s after the "
+            f"destinations took their bytes ({lane.job.sent} bytes delivered)"
+        )
+        self.progress.dropped[lane.index] = lane.error
+
     def check(self) -> None:
-        for lane in self.lanes:
+        mains = [lane for lane in self.lanes if not lane.mirror]
+        for lane in mains:
             if lane.error is not None and self.on_error == "raise":
                 raise lane.error
-        if not self.live:
-            raise next(lane.error for lane in self.lanes if lane.error is not None)
+        if all(lane.index in self.progress.dropped for lane in mains):
+            raise next(lane.error for lane in mains if lane.error is not None)
+
+    async def together(
+        self, work: Callable[[_Lane], Coroutine[Any, Any, None]], lanes: list[_Lane]
+    ) -> None:
+        """Run ``work`` for every lane concurrently; mirrors still busy ``mirror_lag`` seconds
+        after the last destination finished are cancelled and dropped as stalled."""
+        mirrors = {lane.index: anyio.CancelScope() for lane in lanes if lane.mirror}
+
+        async def mirrored(lane: _Lane) -> None:
+            with mirrors[lane.index]:
+                await work(lane)
+                return
+            self.stalled(lane)
+
+        async with anyio.create_task_group() as outer:
+            for lane in lanes:
+                if lane.mirror:
+                    outer.start_soon(mirrored, lane)
+            async with anyio.create_task_group() as mains:
+                for lane in lanes:
+                    if not lane.mirror:
+                        mains.start_soon(work, lane)
+            deadline = anyio.current_time() + self.mirror_lag
+            for scope in mirrors.values():
+                scope.deadline = deadline
 
     async def deliver_all(self, data: memoryview) -> None:
-        for lane in self.live:
+        async def deliver_one(lane: _Lane) -> None:
             try:
-                await deliver(lane.job, data)
+                if lane.mirror:  # no shielded flush after a cancel: a stalled mirror is dropped
+                    await _deliver(lane.job, data, False)
+                else:
+                    await deliver(lane.job, data)
             except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
                 self.fail(lane, exc)
+
+        live = self.live
+        if any(lane.mirror for lane in live):
+            await self.together(deliver_one, live)
+        else:
+            for lane in live:
+                await deliver_one(lane)
         self.check()
 
     # -- user space ------------------------------------------------------------------------
@@ -220,9 +275,7 @@ class _Tee:
     async def drain_all(self) -> None:
         waiting = [lane for lane in self.live if not self.drain_some(lane)]
         if waiting:
-            async with anyio.create_task_group() as tg:
-                for lane in waiting:
-                    tg.start_soon(self.drain, lane)
+            await self.together(self.drain, waiting)
         else:
             await anyio.lowlevel.checkpoint()
 
@@ -258,6 +311,8 @@ async def tee_stream(
     *dsts: object,
     count: int | None = None,
     on_error: Literal["raise", "drop"] = "raise",
+    mirrors: Sequence[object] = (),
+    mirror_lag: float = 0.25,
     fallback: bool = True,
     progress: TeeProgress | None = None,
     pool: PipePool | None = None,
@@ -274,6 +329,14 @@ async def tee_stream(
     ``on_error="drop"`` it is dropped, recorded in ``progress.dropped``, and the others go on
     unaffected. When the last destination is dropped, its error is raised.
 
+    ``mirrors`` are best-effort destinations (shadow traffic): they get the same bytes, but
+    never hold the destinations back. A mirror that fails is dropped (whatever ``on_error``
+    says), and so is a mirror still busy ``mirror_lag`` seconds after the destinations have
+    taken a round's bytes: its pipe is closed with what it held, the drop is recorded in
+    ``progress.dropped`` (a :class:`TimeoutError` for a stalled mirror), and the destinations
+    go on. The return value and ``progress.sent`` count the destinations only; mirrors
+    follow them in ``progress.sent_to``. Closing a dropped mirror is the caller's job.
+
     TLS in user space, datagram sockets, a pipe pool at its limit, or ``ZCIO_DISABLE`` naming
     splice or tee make the tee copy through user space (``fallback=False``:
     :class:`ZeroCopyUnavailable`). Cancellation or an error leave exact counts in ``progress``
@@ -287,16 +350,19 @@ async def tee_stream(
         raise TypeError("tee_stream needs at least one destination")
     if on_error not in ("raise", "drop"):
         raise ValueError(f"on_error must be 'raise' or 'drop', not {on_error!r}")
+    if not mirror_lag >= 0:
+        raise ValueError(f"mirror_lag must be >= 0 seconds, not {mirror_lag!r}")
     progress = progress if progress is not None else TeeProgress()
     await anyio.lowlevel.checkpoint_if_cancelled()
     tap = open_tap(src)
-    sinks = [open_sink(dst) for dst in dsts]
+    sinks = [open_sink(dst) for dst in (*dsts, *mirrors)]
     idents = [s.info.identity for s in sinks if s.info.identity != (0, 0)]
     if len(set(idents)) != len(idents):
         raise ValueError("the same destination appears twice")
-    lanes = [_Lane(i, sink, tap, count) for i, sink in enumerate(sinks)]
+    lanes = [_Lane(i, sink, tap, count, i >= len(dsts)) for i, sink in enumerate(sinks)]
     progress._lanes = [lane.progress for lane in lanes]
-    tee_run = _Tee(tap, lanes, count, progress, on_error)
+    progress._mirrors = len(mirrors)
+    tee_run = _Tee(tap, lanes, count, progress, on_error, mirror_lag)
     plans = [
         choose(
             tap.info,
