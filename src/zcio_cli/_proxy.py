@@ -1,9 +1,365 @@
-"""placeholder"""
+"""``zcio proxy``: a TCP relay that moves both directions with ``splice(2)``, and can mirror.
+
+Each connection runs two pumps, client -> target and target -> client, each a
+:func:`zcio.splice_stream` followed by a half-close (``send_eof``), so a client that shuts its
+side down still gets the whole answer. With ``--mirror``, the client -> target pump is a
+:func:`zcio.tee_stream` whose mirror is best-effort: when it fails or falls behind it is
+dropped (and logged) and the real connection goes on. What the mirror answers is discarded,
+spliced into ``/dev/null``.
+
+Shutdown (SIGINT or SIGTERM): stop accepting, give the active connections ``--grace`` seconds
+to finish, then cancel them (each closes its sockets; bytes already taken from one side are
+flushed to the other for at most a second, by zcio). A second signal cancels them at once.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+from contextlib import ExitStack, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+import zcio
+
+from ._errors import CliError, parse_address, require
+from ._report import active_methods, human, moved
+from ._sockets import accept, connect, format_address, listen
+
+__all__ = ["register"]
+
+log = logging.getLogger("zcio.proxy")
+
+CONNECT_TIMEOUT = 5.0
+# Any of these ends one connection (a peer that reset, a refused connect); never the proxy.
+ENDED = (OSError, zcio.TransferError)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    pass
+    parser = commands.add_parser(
+        "proxy",
+        help="a TCP relay moving both directions with splice(2), optionally mirroring",
+        description="Relay TCP connections from --listen to --target, both directions with "
+        "splice(2), half-close respected. With --mirror, every byte the client sends also goes "
+        "to the mirror (shadow traffic) through tee(2); a slow or dead mirror is dropped and "
+        "logged, never slowing or breaking the real connection.",
+    )
+    parser.add_argument("--listen", required=True, metavar="HOST:PORT", help="where to accept")
+    parser.add_argument("--target", required=True, metavar="HOST:PORT", help="where to relay")
+    parser.add_argument("--mirror", metavar="HOST:PORT", help="where to copy client bytes")
+    parser.add_argument("--backend", choices=["asyncio", "uvloop", "trio"], default="asyncio")
+    parser.add_argument(
+        "--max-connections", type=int, default=1024, metavar="N",
+        help="connections relayed at once; more wait in the listen backlog (default 1024)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--idle-timeout", type=float, default=300.0, metavar="S",
+        help="close a connection after S seconds without a byte either way (default 300)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--mirror-lag", type=float, default=0.25, metavar="S",
+        help="drop the mirror when it is still busy S seconds after the target (default 0.25)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--grace", type=float, default=10.0, metavar="S",
+        help="on SIGINT/SIGTERM, how long active connections may finish (default 10)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--stats-interval", type=float, default=60.0, metavar="S",
+        help="log bytes moved by each method every S seconds; 0: only at exit (default 60)",
+    )  # fmt: skip
+    parser.set_defaults(run=run)
+
+
+@dataclass(frozen=True)
+class Options:
+    listen: tuple[str, int]
+    target: tuple[str, int]
+    mirror: tuple[str, int] | None
+    max_connections: int
+    idle_timeout: float
+    mirror_lag: float
+    grace: float
+    stats_interval: float
+
+
+def run(args: argparse.Namespace) -> int:
+    for name in ("max_connections", "idle_timeout", "grace"):
+        if not getattr(args, name) > 0:
+            raise CliError(f"--{name.replace('_', '-')} must be more than 0")
+    if not args.mirror_lag >= 0 or not args.stats_interval >= 0:
+        raise CliError("--mirror-lag and --stats-interval must be 0 or more")
+    options = Options(
+        listen=parse_address(args.listen, what="--listen"),
+        target=parse_address(args.target, what="--target"),
+        mirror=parse_address(args.mirror, what="--mirror") if args.mirror else None,
+        max_connections=args.max_connections,
+        idle_timeout=args.idle_timeout,
+        mirror_lag=args.mirror_lag,
+        grace=args.grace,
+        stats_interval=args.stats_interval,
+    )
+    backend, backend_options = _backend(args.backend)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    anyio.run(Proxy(options).serve, backend=backend, backend_options=backend_options)
+    return 0
+
+
+def _backend(name: str) -> tuple[str, dict[str, Any]]:
+    if name == "trio":
+        require("trio", "trio")
+        return "trio", {}
+    if name == "uvloop":
+        uvloop = require("uvloop", "uvloop")
+        return "asyncio", {"loop_factory": uvloop.new_event_loop}
+    return "asyncio", {}
+
+
+@dataclass
+class Connection:
+    """One client's relay: its counters, for the idle timeout and the log."""
+
+    number: int
+    peer: str
+    up: zcio.Progress = field(default_factory=zcio.Progress)
+    mirrored: zcio.TeeProgress = field(default_factory=zcio.TeeProgress)  # up, with a mirror
+    down: zcio.Progress = field(default_factory=zcio.Progress)
+    mirror_dropped: bool = False
+
+    @property
+    def taken_up(self) -> int:
+        return self.up.taken + self.mirrored.taken
+
+    @property
+    def moved(self) -> int:
+        return self.taken_up + self.down.taken
+
+
+class Proxy:
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.active: dict[int, Connection] = {}
+        self.served = 0
+        self.mirror_drops = 0
+        self.start = zcio.stats()
+        self.slots = anyio.Semaphore(options.max_connections)
+        self.stopping = False
+        self._control: TaskGroup | None = None
+        self._connections: TaskGroup | None = None
+
+    # -- the listener and its life ---------------------------------------------------------
+
+    async def serve(self) -> None:
+        host, port = self.options.listen
+        try:
+            listeners = listen(host, port)
+        except OSError as exc:
+            raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 1) from exc
+        with ExitStack() as stack:
+            for sock in listeners:
+                stack.enter_context(sock)
+            await self._serve(listeners)
+        self.report("exit")
+
+    async def _serve(self, listeners: list[socket.socket]) -> None:
+        bound = ", ".join(format_address(sock.getsockname()) for sock in listeners)
+        to = format_address(self.options.target)
+        if self.options.mirror:
+            to += f" (mirror {format_address(self.options.mirror)})"
+        log.info("%s", active_methods(("splice", "tee") if self.options.mirror else ("splice",)))
+        print(f"zcio proxy: listening on {bound}, relaying to {to}", flush=True)
+        async with anyio.create_task_group() as top:
+            top.start_soon(self.watch_signals)
+            async with anyio.create_task_group() as connections:
+                self._connections = connections
+                async with anyio.create_task_group() as control:
+                    self._control = control
+                    if self.stopping:  # a signal came before we got here
+                        control.cancel_scope.cancel()
+                    for sock in listeners:
+                        control.start_soon(self.accept_loop, sock, connections)
+                    if self.options.stats_interval:
+                        control.start_soon(self.report_every, self.options.stats_interval)
+                if self.active:
+                    log.info("waiting up to %g s for %d connection(s)", self.options.grace,
+                             len(self.active))  # fmt: skip
+                connections.cancel_scope.deadline = anyio.current_time() + self.options.grace
+            top.cancel_scope.cancel()
+
+    async def accept_loop(self, listener: socket.socket, connections: TaskGroup) -> None:
+        while True:
+            if self.slots.value == 0:
+                log.info("at the limit of %d connections: new ones wait", len(self.active))
+            await self.slots.acquire()
+            try:
+                client, peer = await accept(listener)
+            except BaseException:
+                self.slots.release()
+                raise
+            self.served += 1
+            connections.start_soon(self.relay, client, Connection(self.served, peer))
+
+    async def watch_signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                name = signal.Signals(signum).name
+                if self.stopping:
+                    log.info("%s again: closing %d connection(s) now", name, len(self.active))
+                    if self._connections is not None:
+                        self._connections.cancel_scope.cancel()
+                    continue
+                self.stopping = True
+                log.info("%s: shutting down, no new connections", name)
+                if self._control is not None:
+                    self._control.cancel_scope.cancel()
+
+    async def report_every(self, interval: float) -> None:
+        while True:
+            await anyio.sleep(interval)
+            self.report("so far")
+
+    def report(self, when: str) -> None:
+        log.info("%s: %d connection(s), %d active, %d mirror drop(s); %s", when, self.served,
+                 len(self.active), self.mirror_drops, moved(zcio.stats() - self.start))  # fmt: skip
+
+    # -- one connection ---------------------------------------------------------------------
+
+    async def relay(self, client: socket.socket, conn: Connection) -> None:
+        """Relay one client until both directions ended; every socket is closed after."""
+        self.active[conn.number] = conn
+        try:
+            with ExitStack() as stack:
+                stack.enter_context(client)
+                target = await self.connect(conn, self.options.target, "target")
+                if target is None:
+                    return
+                stack.enter_context(target)
+                mirror = None
+                if self.options.mirror:
+                    mirror = await self.connect(conn, self.options.mirror, "mirror")
+                    if mirror is not None:
+                        stack.enter_context(mirror)
+                log.info("#%d %s: relaying", conn.number, conn.peer)
+                await self.pump_both(conn, client, target, mirror)
+            log.info("#%d %s: done, %s up, %s down", conn.number, conn.peer, human(conn.taken_up),
+                     human(conn.down.taken))  # fmt: skip
+        except* ENDED as group:
+            log.info("#%d %s: ended: %s", conn.number, conn.peer, _reason(group))
+        finally:
+            del self.active[conn.number]
+            self.slots.release()
+
+    async def connect(
+        self, conn: Connection, address: tuple[str, int], role: str
+    ) -> socket.socket | None:
+        try:
+            with anyio.fail_after(CONNECT_TIMEOUT):
+                return await connect(*address)
+        except (OSError, TimeoutError) as exc:
+            why = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or exc
+            where = format_address(address)
+            if role == "mirror":
+                self.mirror_drops += 1
+                log.warning("#%d %s: mirror %s unavailable (%s): relaying without it",
+                            conn.number, conn.peer, where, why)  # fmt: skip
+            else:
+                log.warning("#%d %s: target %s: %s; closing the client", conn.number, conn.peer,
+                            where, why)  # fmt: skip
+            return None
+
+    async def pump_both(
+        self,
+        conn: Connection,
+        client: socket.socket,
+        target: socket.socket,
+        mirror: socket.socket | None,
+    ) -> None:
+        async with anyio.create_task_group() as whole:
+            whole.start_soon(self.watch, conn, whole.cancel_scope, mirror)
+            if mirror is not None:
+                whole.start_soon(_discard, mirror)
+            async with anyio.create_task_group() as pumps:
+                pumps.start_soon(self.upstream, conn, client, target, mirror)
+                pumps.start_soon(_pump, target, client, conn.down)
+            whole.cancel_scope.cancel()  # both directions ended: stop the watch and the discard
+        self.notice_drop(conn, mirror)
+
+    async def upstream(
+        self,
+        conn: Connection,
+        client: socket.socket,
+        target: socket.socket,
+        mirror: socket.socket | None,
+    ) -> None:
+        if mirror is None:
+            await _pump(client, target, conn.up)
+            return
+        lag, progress = self.options.mirror_lag, conn.mirrored
+        await zcio.tee_stream(client, target, mirrors=[mirror], mirror_lag=lag, progress=progress)
+        target.shutdown(socket.SHUT_WR)
+        if not progress.dropped:
+            mirror.shutdown(socket.SHUT_WR)
+
+    async def watch(
+        self, conn: Connection, scope: anyio.CancelScope, mirror: socket.socket | None
+    ) -> None:
+        """The idle timeout, and noticing a dropped mirror while the connection goes on."""
+        tick = min(0.1, self.options.idle_timeout / 4)
+        last, idle = conn.moved, 0.0
+        while True:
+            await anyio.sleep(tick)
+            self.notice_drop(conn, mirror)
+            idle = 0.0 if conn.moved != last else idle + tick
+            last = conn.moved
+            if idle >= self.options.idle_timeout:
+                log.info("#%d %s: idle for %g s, closing", conn.number, conn.peer, idle)
+                scope.cancel()
+                return
+
+    def notice_drop(self, conn: Connection, mirror: socket.socket | None) -> None:
+        """Log a dropped mirror once, and shut its socket down: it sees the end now."""
+        if mirror is None or not conn.mirrored.dropped or conn.mirror_dropped:
+            return
+        conn.mirror_dropped = True
+        self.mirror_drops += 1
+        why = next(iter(conn.mirrored.dropped.values()))
+        log.warning("#%d %s: mirror dropped: %s", conn.number, conn.peer, why)
+        with suppress(OSError):
+            mirror.shutdown(socket.SHUT_RDWR)
+
+
+async def _pump(src: socket.socket, dst: socket.socket, progress: zcio.Progress) -> None:
+    await zcio.splice_stream(src, dst, progress=progress)
+    dst.shutdown(socket.SHUT_WR)  # pass the half-close on; the other direction goes on
+
+
+async def _discard(mirror: socket.socket) -> None:
+    """Splice what the mirror answers into /dev/null, so that it never blocks on its writes."""
+    null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        await zcio.splice_stream(mirror, null)
+    except ENDED:
+        pass  # a mirror's troubles are not the connection's
+    finally:
+        os.close(null)
+
+
+def _reason(group: BaseExceptionGroup[BaseException]) -> str:
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    return "; ".join(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__ for e in leaves)
