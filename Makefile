@@ -30,9 +30,9 @@ docs: install
 pytest: install
 	$(BIN)/pytest
 
-## A zero-copy static file server on 127.0.0.1 (Ctrl-C stops it).
+## A zero-copy static file server on 127.0.0.1:8000 for a folder of samples (Ctrl-C stops it).
 serve: install
-	$(BIN)/python examples/serve.py
+	$(BIN)/zcio serve --demo
 
 ## Benchmarks: measured, never asserted; each prints ratios against the anchors it finds.
 bench: install

@@ -5,7 +5,10 @@
 Headers go out with ``stream.send``, file bodies with ``zcio.send_file``: sendfile(2) moves them
 from the page cache to the socket without passing through Python. HTTP/1.1 keep-alive, GET and
 HEAD, one byte range, directory listings. Nothing outside DIR is reachable; hidden (dot) files
-are neither listed nor served. Without DIR, it serves sample files it writes to the temp dir.
+are neither listed nor served. Without DIR, it serves the current folder.
+
+This is the whole server in one file, to show zcio's core API at work; ``zcio serve`` is the
+full one (zcio_starlette on zcio_uvicorn).
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ import posixpath
 import re
 import signal
 import stat
-import tempfile
 from email.utils import formatdate
 from http import HTTPStatus
 from urllib.parse import quote, unquote
@@ -35,26 +37,6 @@ IDLE_TIMEOUT = 30  # seconds a kept-alive connection may wait for its next reque
 RANGE = re.compile(r"bytes=(\d*)-(\d*)", re.ASCII)
 # The client closed, stopped half way, sent too long a head, or the connection broke.
 GONE = (anyio.IncompleteRead, anyio.DelimiterNotFound, anyio.BrokenResourceError, OSError)
-
-
-def make_samples() -> str:
-    """Write a few files once, so that a bare ``make serve`` has something to show."""
-    root = os.path.join(tempfile.gettempdir(), "zcio-serve-samples")
-    os.makedirs(os.path.join(root, "subfolder"), exist_ok=True)
-    for name, text in [
-        ("hello.txt", "Hello! These bytes came through sendfile(2), not through Python.\n"),
-        ("README.txt", "Try: curl -i URL/hello.txt or curl -r 0-99 URL/random-64MiB.bin | xxd\n"),
-        ("subfolder/notes.txt", "Directories get a listing; hidden files get a 404.\n"),
-        (".hidden", "Not listed, not served.\n"),
-    ]:
-        with open(os.path.join(root, name), "w") as f:
-            f.write(text)
-    big, part = os.path.join(root, "random-64MiB.bin"), os.path.join(root, ".random.part")
-    if not os.path.exists(big) or os.path.getsize(big) != 64 << 20:
-        with open(part, "wb") as f:
-            f.writelines([os.urandom(1 << 20)] * 64)  # one random MiB, 64 times
-        os.replace(part, big)
-    return os.path.realpath(root)
 
 
 def open_target(root: str, path: str) -> tuple[int, os.stat_result] | None:
@@ -208,7 +190,7 @@ async def serve(root: str, host: str, port: int, backend: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="A zero-copy static file server.")
-    parser.add_argument("dir", nargs="?", help="directory to serve (default: sample files)")
+    parser.add_argument("dir", nargs="?", default=".", help="directory (default: this one)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8000, help="port (0 picks a free one)")
     parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
@@ -216,9 +198,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.uvloop and args.backend != "asyncio":
         parser.error("--uvloop goes with --backend asyncio")
-    if args.dir is not None and not os.path.isdir(args.dir):
+    if not os.path.isdir(args.dir):
         parser.error(f"not a directory: {args.dir}")
-    root = os.path.realpath(args.dir) if args.dir is not None else make_samples()
+    root = os.path.realpath(args.dir)
     backend = "asyncio+uvloop" if args.uvloop else args.backend
     run = functools.partial(serve, root, args.host, args.port, backend)
     options = {"use_uvloop": True} if args.uvloop else {}

@@ -162,6 +162,15 @@ class Proxy:
             listeners = listen(host, port)
         except OSError as exc:
             raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 1) from exc
+        try:  # a target that is down at start is a mistake worth one line, not a log per client
+            with anyio.fail_after(CONNECT_TIMEOUT):
+                (await connect(*self.options.target)).close()
+        except (OSError, TimeoutError) as exc:
+            for sock in listeners:
+                sock.close()
+            why = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or exc
+            where = format_address(self.options.target)
+            raise CliError(f"target {where}: {why} (is it running?)", 1) from exc
         with ExitStack() as stack:
             for sock in listeners:
                 stack.enter_context(sock)
