@@ -43,7 +43,7 @@ def active_methods(wanted: tuple[str, ...]) -> str:
 
 def moved(delta: zcio.Stats) -> str:
     """Bytes moved by each method in ``delta``, and the fallbacks with their reasons."""
-    parts = [f"{name} {human(m.bytes)}" for name, m in sorted(delta.methods.items()) if m.bytes]
+    parts = [f"{name} {m.bytes:,} B" for name, m in sorted(delta.methods.items()) if m.bytes]
     text = "bytes moved: " + (", ".join(parts) if parts else "none")
     if delta.fallbacks:
         text += "; fallbacks: " + ", ".join(f"{k} x{v}" for k, v in sorted(delta.fallbacks.items()))

@@ -65,12 +65,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"zcio serve: {root} on {url} ({loop}, {args.http}, {workers})", flush=True)
     print(f"zcio serve: {active_methods(('sendfile',))} (Ctrl-C stops)", flush=True)
     with sock:
-        if args.workers > 1:
-            from uvicorn.supervisors import Multiprocess
+        try:
+            if args.workers > 1:
+                from uvicorn.supervisors import Multiprocess
 
-            Multiprocess(config, sockets=[sock]).run()
-        else:
-            uvicorn.Server(config).run(sockets=[sock])
+                Multiprocess(config, sockets=[sock]).run()
+            else:
+                uvicorn.Server(config).run(sockets=[sock])
+        except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down for
+            pass
     return 0
 
 
