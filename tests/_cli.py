@@ -62,7 +62,7 @@ class Command:
 
     def port(self) -> int:
         """The port from the start line ("listening on 127.0.0.1:PORT" or "on http://...")."""
-        return int(self.wait_for(r"(?:listening on|on http://)\S*?:(\d+)")[1])
+        return int(self.wait_for(r"(?:listening on |on http://)\S*?:(\d+)")[1])
 
     def stop(self, signum: int = signal.SIGINT, timeout: float = TIMEOUT) -> int:
         """Send ``signum``, wait for the exit, read the rest; the exit status."""

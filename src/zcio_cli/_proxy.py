@@ -205,7 +205,9 @@ class Proxy:
     async def accept_loop(self, listener: socket.socket, connections: TaskGroup) -> None:
         while True:
             if self.slots.value == 0:
-                log.info("at the limit of %d connections: new ones wait", len(self.active))
+                log.info(
+                    "at the limit of %d connections: new ones wait", self.options.max_connections
+                )
             await self.slots.acquire()
             try:
                 client, peer = await accept(listener)
