@@ -43,22 +43,26 @@ class Command:
     def wait_for(self, pattern: str, timeout: float = TIMEOUT) -> re.Match[str]:
         """The first line (already seen or to come) matching ``pattern``."""
         regex = re.compile(pattern)
-        for line in self.lines:
-            if match := regex.search(line):
+        for seen in self.lines:
+            if match := regex.search(seen):
                 return match
         deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                got = self._new.get(timeout=left)
-            except queue.Empty:
-                break
-            if got is None:
-                self._new.put(None)
-                break
-            self.lines.append(got)
-            if match := regex.search(got):
+        while (line := self._next(deadline - time.monotonic())) is not None:
+            if match := regex.search(line):
                 return match
         raise AssertionError(f"no line matching {pattern!r}; output so far:\n{self.output}")
+
+    def _next(self, timeout: float) -> str | None:
+        """The next line, kept in ``lines``; None at the end of the output or after ``timeout``."""
+        try:
+            line = self._new.get(timeout=timeout) if timeout > 0 else self._new.get_nowait()
+        except queue.Empty:
+            return None
+        if line is None:
+            self._new.put(None)  # the end stays the end
+            return None
+        self.lines.append(line)
+        return line
 
     def port(self) -> int:
         """The port from the start line ("listening on 127.0.0.1:PORT" or "on http://...")."""
@@ -77,9 +81,6 @@ class Command:
         """Wait for the exit and the end of the output; the exit status."""
         status = self.proc.wait(timeout)
         self._pump.join(timeout)
-        while (line := self._new.get_nowait()) is not None:
-            self.lines.append(line)
-        self._new.put(None)
         return status
 
     def kill(self) -> None:
@@ -90,15 +91,9 @@ class Command:
 
     @property
     def output(self) -> str:
-        while True:
-            try:
-                line = self._new.get_nowait()
-            except queue.Empty:
-                break
-            if line is None:
-                self._new.put(None)
-                break
-            self.lines.append(line)
+        """Everything printed so far."""
+        while self._next(0) is not None:
+            pass
         return "".join(self.lines)
 
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import anyio
@@ -430,3 +431,25 @@ def answer_after_eof(lsock: socket.socket, response: bytes, seen: dict[str, byte
             conn.sendall(response)
 
     threading.Thread(target=serve, daemon=True).start()
+
+
+BIG = os.urandom(1 << 20) * 3 + b"tail"  # three MiB and a bit: several sendfile calls
+SECRET = b"outside the root\n"
+
+
+def make_root(base: Path) -> Path:
+    """A folder to serve under ``base``, with ways out of it: hidden entries, symlinks to a
+    file and a folder outside, and ``base/secret.txt`` (:data:`SECRET`) to be reached."""
+    root = base / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "big.bin").write_bytes(BIG)
+    (root / "hello.txt").write_bytes(b"hello\n")
+    (root / "sub" / "inner.txt").write_bytes(b"inner\n")
+    (root / ".hidden").write_bytes(b"hidden\n")
+    (root / ".git").mkdir()
+    (root / ".git" / "config").write_bytes(b"hidden too\n")
+    (base / "secret.txt").write_bytes(SECRET)
+    (root / "escape.txt").symlink_to(base / "secret.txt")  # a file outside the root
+    (root / "up").symlink_to(base)  # a folder above the root
+    (root / "alias.txt").symlink_to("hello.txt")  # inside the root: allowed
+    return root

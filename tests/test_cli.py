@@ -22,9 +22,7 @@ from pathlib import Path
 import pytest
 
 from _cli import TIMEOUT, Command, moved, run, signal
-
-BIG = os.urandom(1 << 20) * 3 + b"tail"  # three MiB and a bit
-SECRET = b"outside the root\n"
+from _support import BIG, SECRET, make_root
 
 
 def sha(data: bytes) -> str:
@@ -101,22 +99,6 @@ class Served:
             return response.status, dict(response.getheaders()), response.read()
         finally:
             conn.close()
-
-
-def make_root(base: Path) -> Path:
-    root = base / "root"
-    (root / "sub").mkdir(parents=True)
-    (root / "big.bin").write_bytes(BIG)
-    (root / "hello.txt").write_bytes(b"hello\n")
-    (root / "sub" / "inner.txt").write_bytes(b"inner\n")
-    (root / ".hidden").write_bytes(b"hidden\n")
-    (root / ".git").mkdir()
-    (root / ".git" / "config").write_bytes(b"hidden too\n")
-    (base / "secret.txt").write_bytes(SECRET)
-    (root / "escape.txt").symlink_to(base / "secret.txt")  # a file outside the root
-    (root / "up").symlink_to(base)  # a folder above the root
-    (root / "alias.txt").symlink_to("hello.txt")  # inside the root: allowed
-    return root
 
 
 # variant -> (options, environment)

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from _support import BIG, SECRET, make_root
+
 SERVE = Path(__file__).resolve().parents[1] / "examples" / "serve.py"
 # backend id -> (command-line options, the name the startup line gives)
 BACKENDS = {
@@ -32,8 +34,6 @@ BACKENDS = {
     "uvloop": (["--backend", "asyncio", "--uvloop"], "asyncio+uvloop"),
 }
 TIMEOUT = 10.0
-BIG = os.urandom(1 << 20) * 3 + b"tail"  # three MiB and a bit: several sendfile calls
-SECRET = b"outside the root\n"
 
 
 @dataclass
@@ -67,20 +67,6 @@ class Server:
         while (line := self.lines.get(timeout=TIMEOUT)) != "":
             out.append(line)
         return "".join(out)
-
-
-def make_root(base: Path) -> Path:
-    root = base / "root"
-    (root / "sub").mkdir(parents=True)
-    (root / "big.bin").write_bytes(BIG)
-    (root / "hello.txt").write_bytes(b"hello\n")
-    (root / "sub" / "inner.txt").write_bytes(b"inner\n")
-    (root / ".hidden").write_bytes(b"hidden\n")
-    (base / "secret.txt").write_bytes(SECRET)
-    (root / "escape.txt").symlink_to(base / "secret.txt")  # a file outside the root
-    (root / "up").symlink_to(base)  # a directory above the root
-    (root / "alias.txt").symlink_to("hello.txt")  # inside the root: allowed
-    return root
 
 
 def start(root: Path, backend: str) -> Server:

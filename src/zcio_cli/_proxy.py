@@ -42,6 +42,16 @@ CONNECT_TIMEOUT = 5.0
 ENDED = (OSError, zcio.TransferError)
 
 
+# flag, type, default, metavar, help
+_TUNING: list[tuple[str, type[int] | type[float], float, str, str]] = [
+    ("--max-connections", int, 1024, "N", "connections relayed at once; more wait in the backlog"),
+    ("--idle-timeout", float, 300, "S", "close a connection after S seconds without a byte"),
+    ("--mirror-lag", float, 0.25, "S", "drop the mirror when still busy S s after the target"),
+    ("--grace", float, 10, "S", "on SIGINT/SIGTERM, how long active connections may finish"),
+    ("--stats-interval", float, 60, "S", "log bytes moved by each method every S s; 0: at exit"),
+]
+
+
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "proxy",
@@ -55,26 +65,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--target", required=True, metavar="HOST:PORT", help="where to relay")
     parser.add_argument("--mirror", metavar="HOST:PORT", help="where to copy client bytes")
     parser.add_argument("--backend", choices=["asyncio", "uvloop", "trio"], default="asyncio")
-    parser.add_argument(
-        "--max-connections", type=int, default=1024, metavar="N",
-        help="connections relayed at once; more wait in the listen backlog (default 1024)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--idle-timeout", type=float, default=300.0, metavar="S",
-        help="close a connection after S seconds without a byte either way (default 300)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--mirror-lag", type=float, default=0.25, metavar="S",
-        help="drop the mirror when it is still busy S seconds after the target (default 0.25)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--grace", type=float, default=10.0, metavar="S",
-        help="on SIGINT/SIGTERM, how long active connections may finish (default 10)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--stats-interval", type=float, default=60.0, metavar="S",
-        help="log bytes moved by each method every S seconds; 0: only at exit (default 60)",
-    )  # fmt: skip
+    for flag, kind, default, metavar, what in _TUNING:
+        parser.add_argument(
+            flag, type=kind, default=default, metavar=metavar, help=f"{what} (default {default})"
+        )
     parser.set_defaults(run=run)
 
 
