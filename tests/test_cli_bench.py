@@ -199,6 +199,9 @@ def test_script_options_per_mode() -> None:
     assert "--wrk-seconds" in _bench.script_argv("http_files", "smoke", None, None)
     # Overrides come last: the scripts' argparse keeps the last of a repeated option.
     assert _bench.script_argv("relay", "smoke", 16, 2)[-4:] == ["--size-mib", "16", "--runs", "2"]
+    # Only the scripts that wait for a quiet machine take --quiet-timeout.
+    assert _bench.script_argv("http_files", "full", quiet_timeout=5) == ["--quiet-timeout", "5"]
+    assert _bench.script_argv("send_file", "full", quiet_timeout=5) == []
 
 
 def test_scripts_are_found_in_the_checkout(tmp_path: Path) -> None:

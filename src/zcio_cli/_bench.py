@@ -112,6 +112,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--size-mib", type=int, help="override every script's --size-mib")
     parser.add_argument("--runs", type=int, help="override every script's --runs")
     parser.add_argument(
+        "--quiet-timeout",
+        type=float,
+        metavar="S",
+        help="streams.py and http_files.py wait before each run, at most S seconds (default "
+        "60 and 15; 0 with --smoke), for the machine to be quiet: bound it on a busy machine",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         metavar="DIR",
@@ -144,7 +151,17 @@ def _mode(args: argparse.Namespace) -> str:
     return "smoke" if args.smoke else "quick" if args.quick else "full"
 
 
-def script_argv(script: str, mode: str, size_mib: int | None, runs: int | None) -> list[str]:
+#: The scripts that wait for a quiet machine before each run (``--quiet-timeout``).
+WAITING = ("streams", "http_files")
+
+
+def script_argv(
+    script: str,
+    mode: str,
+    size_mib: int | None = None,
+    runs: int | None = None,
+    quiet_timeout: float | None = None,
+) -> list[str]:
     """The options ``zcio bench`` passes to ``script`` (all but ``--json``)."""
     argv = list(QUICK if mode == "quick" else SMOKE[script] if mode == "smoke" else ())
     # argparse keeps the last of a repeated option, so these override the mode's.
@@ -152,6 +169,8 @@ def script_argv(script: str, mode: str, size_mib: int | None, runs: int | None) 
         argv += ["--size-mib", str(size_mib)]
     if runs is not None:
         argv += ["--runs", str(runs)]
+    if quiet_timeout is not None and script in WAITING:
+        argv += ["--quiet-timeout", f"{quiet_timeout:g}"]
     return argv
 
 
@@ -346,6 +365,8 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise CliError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.quiet_timeout is not None and not args.quiet_timeout >= 0:
+        raise CliError("--quiet-timeout must be 0 or more")
     folder = locate_scripts()
     scripts = _scripts(args.groups)
     mode = _mode(args)
@@ -365,7 +386,7 @@ def run(args: argparse.Namespace) -> int:
     raw: dict[str, dict[str, Any] | None] = {}
     with _workdir(args.out) as work:
         for i, script in enumerate(scripts, 1):
-            argv = script_argv(script, mode, args.size_mib, args.runs)
+            argv = script_argv(script, mode, args.size_mib, args.runs, args.quiet_timeout)
             json_path = work / f"{script}.json"
             json_path.unlink(missing_ok=True)  # never report an earlier run's results
             status.begin(i, f"{script}.py")
