@@ -34,12 +34,10 @@ pytest: install
 serve: install
 	$(BIN)/zcio serve --demo
 
-## Benchmarks: measured, never asserted; each prints ratios against the anchors it finds.
+## Benchmarks: measured, never asserted; one table with ratios against the anchors found
+## (about 20 minutes). `zcio bench --help` for groups, --quick, --smoke and --out DIR.
 bench: install
-	$(BIN)/python bench/send_file.py
-	$(BIN)/python bench/relay.py
-	$(BIN)/python bench/streams.py
-	$(BIN)/python bench/http_files.py
+	$(BIN)/zcio bench all
 
 clean:
 	rm -rf $(VENV) site .mypy_cache .ruff_cache .hypothesis

@@ -124,8 +124,10 @@ def wait_quiet(
 
     Returns (seconds waited, the last window's busy share). For a shared machine where another
     program may be running tests: a run started meanwhile measures both. Resolution: one clock
-    tick per window.
+    tick per window. A ``timeout`` of 0 or less does not wait (nor measure): ``(0.0, nan)``.
     """
+    if timeout <= 0:
+        return 0.0, math.nan
     cpus = os.cpu_count() or 1
     started = time.monotonic()
     share = math.nan

@@ -590,17 +590,20 @@ def _warm_up(srv: Server) -> None:
 class Bench:
     """Runs of both figures; keeps the failures and how long it waited for a quiet machine."""
 
-    def __init__(self, large: Path, size: int, timeout: float) -> None:
+    def __init__(
+        self, large: Path, size: int, timeout: float, quiet_timeout: float = QUIET_TIMEOUT
+    ) -> None:
         self.large = large
         self.size = size
         self.timeout = timeout
+        self.quiet_timeout = quiet_timeout
         self.failures: list[str] = []
         self.waited = 0.0
         self.rewarmed = 0
         self.script = str(Path(__file__).resolve())
 
     def _quiet(self) -> float:
-        waited, share = wait_quiet(timeout=QUIET_TIMEOUT)
+        waited, share = wait_quiet(timeout=self.quiet_timeout)
         self.waited += waited
         return share
 
@@ -1104,6 +1107,13 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--figures", choices=["1", "2", "both"], default="both")
     parser.add_argument("--quick", action="store_true", help="smoke test: 64 MiB, fewer runs")
     parser.add_argument("--json", type=Path, default=None, help="write every result here")
+    parser.add_argument(
+        "--quiet-timeout",
+        type=float,
+        default=QUIET_TIMEOUT,
+        help=f"before each run, wait at most this many seconds for a quiet machine "
+        f"(default {QUIET_TIMEOUT:.0f}; 0: do not wait)",
+    )
     # Figure 1's client child.
     parser.add_argument("--worker", choices=["get"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -1149,7 +1159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     large = ensure_file(BENCH_DIR / f"send_file-{args.size_mib}MiB.bin", size)
     prepare_files(large)
     timeout = 30.0 + 60.0 * size / GIB  # the slowest server here moves about 0.3 GB/s
-    bench = Bench(large, size, timeout)
+    bench = Bench(large, size, timeout, args.quiet_timeout)
 
     print(
         f"# zcio HTTP benchmark: {args.size_mib} MiB file x {args.runs} runs; small files "

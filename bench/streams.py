@@ -447,10 +447,13 @@ def _available(p: Row) -> bool:
 class Bench:
     """Runs children, checks each transfer's byte count on both sides, keeps the failures."""
 
-    def __init__(self, path: Path, size: int, timeout: float) -> None:
+    def __init__(
+        self, path: Path, size: int, timeout: float, quiet_timeout: float = QUIET_TIMEOUT
+    ) -> None:
         self.path = path
         self.size = size
         self.timeout = timeout
+        self.quiet_timeout = quiet_timeout
         self.failures: list[str] = []
         self.waited = 0.0
         self.rewarmed = 0
@@ -472,8 +475,8 @@ class Bench:
         problem = ""
         result: Result | None = None
         # Another program busy on this shared machine would be measured too: let it finish
-        # (up to QUIET_TIMEOUT), and keep what it left as the run's "other" CPU.
-        waited, busy = wait_quiet(QUIET_BUSY, timeout=QUIET_TIMEOUT)
+        # (up to --quiet-timeout), and keep what it left as the run's "other" CPU.
+        waited, busy = wait_quiet(QUIET_BUSY, timeout=self.quiet_timeout)
         self.waited += waited
         if busy > QUIET_BUSY:
             _progress(f"  {label}: the machine is still {busy:.0%} busy; running anyway")
@@ -715,6 +718,13 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=None, help="runs per path (default 7)")
     parser.add_argument("--quick", action="store_true", help="smoke test: 64 MiB, 3 runs")
     parser.add_argument("--json", type=Path, default=None, help="write every result here")
+    parser.add_argument(
+        "--quiet-timeout",
+        type=float,
+        default=QUIET_TIMEOUT,
+        help=f"before each run, wait at most this many seconds for a quiet machine "
+        f"(default {QUIET_TIMEOUT:.0f}; 0: do not wait)",
+    )
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
@@ -788,7 +798,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, dict[str, list[Result]]] = {
         s.key: {p.key: [] for p in paths} for s in SETUPS
     }
-    bench = Bench(path, size, timeout)
+    bench = Bench(path, size, timeout, args.quiet_timeout)
     with (
         locked_in_memory(path) as locked,
         Receiver(count_calls=True) as standard,

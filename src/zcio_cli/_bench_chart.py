@@ -1,0 +1,103 @@
+"""``chart.png`` of ``zcio bench --out``: the combined table as bar charts, with matplotlib.
+
+matplotlib is the ``zcio[bench]`` extra: :func:`chart_missing` tells before the benchmarks
+start whether the chart can be drawn, so that a missing extra costs one line, not a traceback
+after half an hour of measuring.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from ._bench_table import Row
+
+__all__ = ["chart_missing", "write_chart"]
+
+#: Bar colours: the anchor, the baseline, zcio's paths, and everything else (for context).
+_COLOURS = {"anchor": "tab:orange", "baseline": "tab:gray"}
+_ZCIO = "tab:blue"
+_OTHER = "lightsteelblue"
+_LABEL_CHARS = 60
+
+
+def chart_missing() -> str:
+    """``""`` when matplotlib can be imported, else the one line saying how to install it."""
+    try:
+        found = importlib.util.find_spec("matplotlib") is not None
+    except (ImportError, ValueError):
+        found = False
+    if found:
+        return ""
+    return (
+        "matplotlib is not installed, so no chart.png; install it with: pip install 'zcio[bench]'"
+    )
+
+
+def _colour(row: Row) -> str:
+    zcio = "zcio" in row.path or row.note.startswith("target")
+    return _COLOURS.get(row.note) or (_ZCIO if zcio else _OTHER)
+
+
+def _label(row: Row) -> str:
+    text = row.path.replace("`", "")
+    return text if len(text) <= _LABEL_CHARS else text[: _LABEL_CHARS - 3] + "..."
+
+
+def write_chart(rows: Sequence[Row], path: Path, title: str) -> None:
+    """Draw one pair of panels per section (speed: GB/s or 4 KiB requests/s; CPU s/GiB) into
+    ``path`` as PNG. Rows without a figure (an anchor not installed) are listed with no bar.
+
+    Uses the Agg backend (no display needed) and closes its figure, also on error.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sections: dict[str, list[Row]] = {}
+    for row in rows:
+        sections.setdefault(row.section, []).append(row)
+    if not sections:
+        sections[""] = []
+    heights = [max(len(r), 1) for r in sections.values()]
+    inches = 1.2 + 0.32 * sum(heights) + 0.6 * len(sections)
+    fig, axes = plt.subplots(
+        len(sections),
+        2,
+        figsize=(15, inches),
+        gridspec_kw={"height_ratios": heights, "width_ratios": [3, 2]},
+        squeeze=False,
+    )
+    try:
+        for (name, members), (speed_ax, cpu_ax) in zip(sections.items(), axes, strict=True):
+            labels = [_label(r) for r in members]
+            colours = [_colour(r) for r in members]
+            small = any(not math.isnan(r.rps_4k) for r in members)
+            speeds = [r.rps_4k if small else r.gbps for r in members]
+            cpus = [r.cpu_s_per_gib for r in members]
+            ys = list(range(len(members)))
+            speed_ax.barh(ys, [0.0 if math.isnan(v) else v for v in speeds], color=colours)
+            speed_ax.set_yticks(ys, labels, fontsize=7)
+            speed_ax.invert_yaxis()
+            speed_ax.set_title(f"{name}: {'4 KiB file req/s' if small else 'GB/s'}", fontsize=9)
+            for y, v, r in zip(ys, speeds, members, strict=True):
+                text = r.note if math.isnan(v) else (f"{v:.0f}" if small else f"{v:.2f}")
+                speed_ax.text(0, y, " " + text, va="center", fontsize=6)
+            if all(math.isnan(v) for v in cpus):
+                cpu_ax.axis("off")
+                continue
+            cpu_ax.barh(ys, [0.0 if math.isnan(v) else v for v in cpus], color=colours)
+            cpu_ax.set_yticks(ys, [""] * len(ys))
+            cpu_ax.invert_yaxis()
+            cpu_ax.set_title(f"{name}: CPU s/GiB", fontsize=9)
+            for y, v in zip(ys, cpus, strict=True):
+                if not math.isnan(v):
+                    cpu_ax.text(0, y, f" {v:.3f}", va="center", fontsize=6)
+        fig.suptitle(title, fontsize=10)
+        fig.tight_layout(rect=(0.0, 0.0, 1.0, 1.0 - 0.4 / inches))  # room for the title
+        fig.savefig(path, dpi=110, bbox_inches="tight", pad_inches=0.2)  # long labels
+    finally:
+        plt.close(fig)

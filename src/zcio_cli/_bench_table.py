@@ -1,0 +1,417 @@
+"""The one table of ``zcio bench``: every measured path of every benchmark script, from the
+scripts' ``--json`` files.
+
+Pure functions of those files, no I/O: what a row says comes from the scripts' own summaries
+(their medians and their per-round ratios), never recomputed here, so the combined table and
+each script's own tables agree. What a row is compared with:
+
+- the **anchor**: a program a user would otherwise deploy, measured in the same run (nginx for
+  HTTP, HAProxy for the relay); a missing one gets a "not installed" row;
+- the **baseline**: what the script already measures as its reference (the blocking
+  ``os.sendfile`` loop, a backend's copying loop, the asyncio streams relay, ``splice_stream``
+  to one receiver, stock Starlette on uvicorn).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["GROUPS", "SCRIPTS", "Row", "Section", "build_rows", "lag_line", "legend", "markdown"]
+
+#: The benchmark scripts, in the order ``zcio bench all`` runs them.
+SCRIPTS = ("send_file", "streams", "relay", "http_files")
+#: ``zcio bench GROUP``: which scripts each group runs.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "primitives": ("send_file", "streams"),
+    "relay": ("relay",),
+    "http": ("http_files",),
+    "all": SCRIPTS,
+}
+
+NAN = math.nan
+
+HEADERS = (
+    "section",
+    "path",
+    "GB/s",
+    "CPU s/GiB",
+    "req/s 4 KiB / 64 KiB",
+    "x anchor",
+    "x anchor CPU",
+    "x baseline",
+    "x baseline CPU",
+    "note",
+)
+ALIGN = "llrrrrrrrl"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measured path (or one anchor that could not be measured).
+
+    ``x_*`` are the scripts' medians of per-round ratios: the speed (GB/s, or the 4 KiB file's
+    requests/s in the small-file section) and the CPU per GiB, against the section's anchor and
+    baseline. NaN where there is nothing to compare (no anchor, no CPU figure).
+    """
+
+    section: str
+    path: str
+    gbps: float = NAN
+    cpu_s_per_gib: float = NAN
+    rps_4k: float = NAN
+    rps_64k: float = NAN
+    x_anchor: float = NAN
+    x_anchor_cpu: float = NAN
+    x_baseline: float = NAN
+    x_baseline_cpu: float = NAN
+    note: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        """The row for ``results.json``: NaN becomes ``None`` (strict JSON has no NaN)."""
+        return {
+            k: None if isinstance(v, float) and math.isnan(v) else v
+            for k, v in asdict(self).items()
+        }
+
+
+@dataclass(frozen=True)
+class Section:
+    """A part of the table: which script, what CPU is counted, what rows are compared with."""
+
+    key: str
+    script: str
+    what: str
+    anchor: str
+    baseline: str
+
+
+def _num(entry: Mapping[str, Any], key: str) -> float:
+    value = entry.get(key)
+    return float(value) if isinstance(value, int | float) else NAN
+
+
+def _note(entry: Mapping[str, Any], role: str) -> str:
+    if role:
+        return role
+    if "target_met" in entry:
+        return "target met" if entry["target_met"] else "target MISSED"
+    return ""
+
+
+def _summary(data: Mapping[str, Any] | None, *keys: str) -> dict[str, Any]:
+    """``data[keys[0]][keys[1]]...``, or ``{}`` where a level is missing."""
+    node: Any = data or {}
+    for key in keys:
+        node = node.get(key, {}) if isinstance(node, Mapping) else {}
+    return dict(node) if isinstance(node, Mapping) else {}
+
+
+def _missing_row(section: str, label: str, program: str, env: Mapping[str, Any]) -> Row:
+    """An anchor without results: "not installed" when the script's environment says so."""
+    version = str(env.get(program, ""))
+    if version == "not installed" or not version:
+        return Row(section, label, note=f"not installed ({program})")
+    return Row(section, label, note="no result (see the script's output)")
+
+
+# --- One function per script ------------------------------------------------------------------
+
+
+def _send_file(data: Mapping[str, Any] | None) -> list[Row]:
+    rows = []
+    for key, e in _summary(data, "hot", "summary").items():
+        baseline = key == "sendfile"
+        rows.append(
+            Row(
+                "send_file",
+                str(e.get("label", key)),
+                gbps=_num(e, "gbps"),
+                cpu_s_per_gib=_num(e, "cpu_s_per_gib"),
+                x_baseline=_num(e, "x_ceiling_gbps"),
+                x_baseline_cpu=_num(e, "x_ceiling_cpu"),
+                note=_note(e, "baseline" if baseline else ""),
+            )
+        )
+    return rows
+
+
+def _streams(data: Mapping[str, Any] | None) -> list[Row]:
+    rows = []
+    for setup, section in (("standard", "streams a"), ("rcvlowat", "streams b")):
+        for key, e in _summary(data, "setups", setup, "summary").items():
+            baseline = key.endswith("_copy")
+            rows.append(
+                Row(
+                    section,
+                    f"{e.get('backend', '?')}: {e.get('label', key)}",
+                    gbps=_num(e, "gbps"),
+                    cpu_s_per_gib=_num(e, "cpu_s_per_gib"),
+                    # The copying loop is its own reference: the script leaves its ratio empty.
+                    x_baseline=1.0 if baseline else _num(e, "x_copy_gbps"),
+                    x_baseline_cpu=1.0 if baseline else _num(e, "x_copy_cpu"),
+                    note=_note(e, "baseline" if baseline else ""),
+                )
+            )
+    return rows
+
+
+def _relay(data: Mapping[str, Any] | None) -> list[Row]:
+    env = _summary(data, "environment")
+    relays = _summary(data, "relay", "summary")
+    rows = []
+    for key, e in relays.items():
+        role = {"haproxy": "anchor", "asyncio_streams": "baseline"}.get(key, "")
+        rows.append(
+            Row(
+                "relay",
+                str(e.get("label", key)),
+                gbps=_num(e, "gbps"),
+                cpu_s_per_gib=_num(e, "relay_cpu_s_per_gib"),
+                x_anchor=_num(e, "x_haproxy_gbps"),
+                x_anchor_cpu=_num(e, "x_haproxy_cpu"),
+                x_baseline=_num(e, "x_streams_gbps"),
+                x_baseline_cpu=_num(e, "x_streams_cpu"),
+                note=_note(e, role),
+            )
+        )
+    if data is not None and "haproxy" not in relays:
+        rows.append(_missing_row("relay", "HAProxy, TCP mode, splice", "haproxy", env))
+    for key, e in _summary(data, "tee", "summary").items():
+        rows.append(
+            Row(
+                "tee",
+                str(e.get("label", key)),
+                gbps=_num(e, "gbps"),
+                cpu_s_per_gib=_num(e, "relay_cpu_s_per_gib"),
+                x_baseline=_num(e, "x_splice_stream_gbps"),
+                x_baseline_cpu=_num(e, "x_splice_stream_cpu"),
+                note=_note(e, ""),
+            )
+        )
+    return rows
+
+
+#: http_files.py's anchors and other servers a user may lack: key, label, program.
+_HTTP_OPTIONAL = (
+    ("nginx", "nginx, `sendfile on`", "nginx"),
+    ("stock_granian", "Starlette `FileResponse`, granian", "granian"),
+    ("zcio_anycorn_trio", "zcio_starlette `FileResponse`, anycorn `-k trio`", "anycorn"),
+)
+_HTTP_ROLES = {"nginx": "anchor", "stock_uvicorn_asyncio": "baseline"}
+
+
+def _http(data: Mapping[str, Any] | None) -> list[Row]:
+    env = _summary(data, "environment")
+    large = _summary(data, "summary", "large")
+    small = _summary(data, "summary", "small")
+    rows = []
+    for key, e in large.items():
+        rows.append(
+            Row(
+                "http large",
+                str(e.get("label", key)),
+                gbps=_num(e, "gbps"),
+                cpu_s_per_gib=_num(e, "server_cpu_s_per_gib"),
+                x_anchor=_num(e, "x_nginx_gbps"),
+                x_anchor_cpu=_num(e, "x_nginx_cpu"),
+                x_baseline=_num(e, "x_stock_gbps"),
+                x_baseline_cpu=_num(e, "x_stock_cpu"),
+                note=_note(e, _HTTP_ROLES.get(key, "")),
+            )
+        )
+    if data is not None:
+        rows += [
+            _missing_row("http large", label, program, env)
+            for key, label, program in _HTTP_OPTIONAL
+            if key not in large
+        ]
+    for key, e in small.items():
+        rows.append(
+            Row(
+                "http small",
+                str(e.get("label", key)),
+                rps_4k=_num(_summary(e, "4k.bin"), "file_rps"),
+                rps_64k=_num(_summary(e, "64k.bin"), "file_rps"),
+                x_anchor=_num(e, "x_nginx_4k_file_rps"),
+                x_baseline=_num(e, "x_stock_4k_file_rps"),
+                note=_note(e, _HTTP_ROLES.get(key, "")),
+            )
+        )
+    if data is not None:
+        if str(env.get("wrk", "")) in ("", "not installed") and not small:
+            rows.append(Row("http small", "small files (`wrk`)", note="not installed (wrk)"))
+        else:
+            rows += [
+                _missing_row("http small", label, program, env)
+                for key, label, program in _HTTP_OPTIONAL
+                if key not in small
+            ]
+    return rows
+
+
+_BUILDERS = {"send_file": _send_file, "streams": _streams, "relay": _relay, "http_files": _http}
+
+
+def build_rows(raw: Mapping[str, Mapping[str, Any] | None]) -> list[Row]:
+    """Every row, in script order, from ``raw``: script name -> its ``--json`` contents, or
+    ``None`` for a script that ran but left no results (one "failed" row). Scripts that were
+    not run are not keys of ``raw``."""
+    rows: list[Row] = []
+    for script in SCRIPTS:
+        if script not in raw:
+            continue
+        data = raw[script]
+        if data is None:
+            rows.append(Row(script, f"{script}.py", note="failed: no results"))
+            continue
+        rows += _BUILDERS[script](data)
+    return rows
+
+
+# --- Text -------------------------------------------------------------------------------------
+
+
+def sections(raw: Mapping[str, Mapping[str, Any] | None]) -> list[Section]:
+    """What each section of the table compares with, named with the versions measured."""
+    out: list[Section] = []
+    if "send_file" in raw:
+        out.append(
+            Section(
+                "send_file",
+                "send_file.py",
+                "a cached file into a TCP socket; CPU: the sender's",
+                "-",
+                "blocking `os.sendfile` loop (the ceiling for a Python sender)",
+            )
+        )
+    if "streams" in raw:
+        what = "the stream integrations; CPU: the sender's; "
+        base = "the copying loop of the same backend"
+        out += [
+            Section("streams a", "streams.py", what + "standard receiver", "-", base),
+            Section("streams b", "streams.py", what + "receiver with SO_RCVLOWAT", "-", base),
+        ]
+    if "relay" in raw:
+        version = str(_summary(raw["relay"], "environment").get("haproxy", "")) or "?"
+        haproxy = "not installed" if version == "not installed" else f"HAProxy {version}"
+        out += [
+            Section(
+                "relay",
+                "relay.py",
+                "TCP relay, sender -> relay -> receiver; CPU: the relay's",
+                haproxy,
+                "asyncio streams relay, 64 KiB reads",
+            ),
+            Section(
+                "tee",
+                "relay.py",
+                "`zcio.tee_stream` to 2 receivers; CPU: the relay's",
+                "-",
+                "`zcio.splice_stream` to one receiver, same backend",
+            ),
+        ]
+    if "http_files" in raw:
+        version = str(_summary(raw["http_files"], "environment").get("nginx", "")) or "?"
+        nginx = "not installed" if version == "not installed" else f"nginx {version}"
+        stock = "stock Starlette `FileResponse`, uvicorn (httptools, asyncio)"
+        out += [
+            Section(
+                "http large",
+                "http_files.py",
+                "one large cached file over HTTP; CPU: the server's process tree",
+                nginx,
+                stock,
+            ),
+            Section(
+                "http small",
+                "http_files.py",
+                "4 and 64 KiB files, `wrk -t2 -c32`; x columns: 4 KiB file req/s",
+                nginx,
+                stock,
+            ),
+        ]
+    return out
+
+
+def legend(raw: Mapping[str, Mapping[str, Any] | None]) -> str:
+    """The lines under the table: what each section measures and compares with."""
+    lines = [
+        "x anchor / x baseline: the scripts' medians of per-round ratios (each run against the "
+        "anchor's or baseline's run in the same round) of GB/s (req/s in http small) and of CPU "
+        "s/GiB. GB/s: 10^9 bytes/s. Targets are printed, never asserted.",
+        "",
+    ]
+    for s in sections(raw):
+        lines.append(
+            f"- {s.key} ({s.script}, {_sizing(s, raw)}): {s.what}. Anchor: {s.anchor}. "
+            f"Baseline: {s.baseline}."
+        )
+    return "\n".join(lines)
+
+
+def _sizing(section: Section, raw: Mapping[str, Mapping[str, Any] | None]) -> str:
+    """How much was measured: "64 MiB x 3 runs", or wrk's duration and runs."""
+    data = raw.get(section.script.removesuffix(".py")) or {}
+    if section.key == "http small":
+        seconds, runs = data.get("wrk_seconds", "?"), data.get("wrk_runs", "?")
+        return f"wrk {seconds} s per URL x {runs} runs"
+    size, runs = data.get("size_bytes"), data.get("runs", "?")
+    mib = f"{int(size) >> 20} MiB" if isinstance(size, int) else "? MiB"
+    return f"{mib} x {runs} runs"
+
+
+def lag_line(raw: Mapping[str, Mapping[str, Any] | None]) -> str:
+    """send_file.py's event-loop lag (p99 over a cold file) in one line, or ``""``."""
+    lag = _summary(raw.get("send_file"), "lag", "summary")
+    parts = [
+        f"{e.get('label', key)} {float(e['p99_ms']):.2f} ms"
+        for key, e in lag.items()
+        if isinstance(e.get("p99_ms"), int | float)
+    ]
+    if not parts:
+        return ""
+    return "Event-loop lag, p99, file not in the page cache (send_file.py): " + "; ".join(parts)
+
+
+def _fmt(x: float, digits: int) -> str:
+    return "-" if math.isnan(x) else f"{x:.{digits}f}"
+
+
+def cells(row: Row) -> list[str]:
+    """The row as the table's text cells."""
+    rps = "-"
+    if not (math.isnan(row.rps_4k) and math.isnan(row.rps_64k)):
+        rps = f"{_fmt(row.rps_4k, 0)} / {_fmt(row.rps_64k, 0)}"
+    return [
+        row.section,
+        row.path,
+        _fmt(row.gbps, 2),
+        _fmt(row.cpu_s_per_gib, 3),
+        rps,
+        _fmt(row.x_anchor, 2),
+        _fmt(row.x_anchor_cpu, 2),
+        _fmt(row.x_baseline, 2),
+        _fmt(row.x_baseline_cpu, 2),
+        row.note,
+    ]
+
+
+def markdown(rows: Sequence[Row]) -> str:
+    """The rows as one Markdown table, padded so that it also reads as plain text."""
+    body = [cells(r) for r in rows]
+    widths = [max([len(h), *(len(c[i]) for c in body)]) for i, h in enumerate(HEADERS)]
+
+    def line(values: Sequence[str]) -> str:
+        padded = [
+            v.rjust(w) if a == "r" else v.ljust(w)
+            for v, w, a in zip(values, widths, ALIGN, strict=True)
+        ]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = [
+        "-" * (w - 1) + ":" if a == "r" else "-" * w for w, a in zip(widths, ALIGN, strict=True)
+    ]
+    return "\n".join([line(HEADERS), line(rule), *(line(c) for c in body)])
