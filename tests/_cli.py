@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import queue
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -18,8 +19,15 @@ TIMEOUT = 15.0
 class Command:
     """``python -m zcio ARGS`` with stdout and stderr merged, read line by line in a thread."""
 
-    def __init__(self, args: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, args: Sequence[str], env: Mapping[str, str] | None = None, max_fds: int | None = None
+    ) -> None:
         base = {k: v for k, v in os.environ.items() if k != "ZCIO_DISABLE"}
+
+        def limit() -> None:  # in the child, before exec
+            if max_fds is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (max_fds, max_fds))
+
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "zcio", *args],
             stdout=subprocess.PIPE,
@@ -27,6 +35,7 @@ class Command:
             stdin=subprocess.DEVNULL,
             text=True,
             env={**base, **(env or {})},
+            preexec_fn=limit if max_fds is not None else None,
         )
         self.lines: list[str] = []
         self._new: queue.Queue[str | None] = queue.Queue()

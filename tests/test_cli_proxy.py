@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
@@ -130,8 +132,11 @@ def proxy_env(request: pytest.FixtureRequest) -> dict[str, str]:
 
 
 @contextmanager
-def proxy(*args: str, env: dict[str, str] | None = None) -> Iterator[tuple[Command, int]]:
-    command = Command(["proxy", "--listen", "127.0.0.1:0", "--stats-interval", "0", *args], env)
+def proxy(
+    *args: str, env: dict[str, str] | None = None, max_fds: int | None = None
+) -> Iterator[tuple[Command, int]]:
+    options = ["proxy", "--listen", "127.0.0.1:0", "--stats-interval", "0", *args]
+    command = Command(options, env, max_fds)
     try:
         yield command, command.port()
     finally:
@@ -290,5 +295,38 @@ def test_a_client_reset_ends_only_its_connection() -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         sock.close()  # an RST
         assert exchange(port, DATA) == DATA  # the proxy goes on
+        assert command.stop() == 0
+    assert "Traceback" not in command.output
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_running_out_of_fds_ends_connections_not_the_proxy(backend: str) -> None:
+    # Each relayed connection holds up to six fds (two sockets, two pipes): 48 run out fast.
+    # Without fds for a pipe a relay copies (counted); without one for a socket it ends.
+    with (
+        server(echo) as target,
+        proxy("--target", f"127.0.0.1:{target.port}", "--backend", backend, max_fds=48) as (
+            command,
+            port,
+        ),
+    ):
+        clients = [
+            socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) for _ in range(20)
+        ]
+        answered = 0
+        for sock in clients:
+            with suppress(OSError):  # closed or reset by the proxy: out of fds
+                sock.sendall(b"ping")
+                answered += sock.recv(4) == b"ping"
+        for sock in clients:
+            sock.close()
+        assert 0 < answered < len(clients)
+        command.wait_for(r"Too many open files")
+        ended = re.compile(r"#\d+ .*: (done|ended|target .* closing the client)")
+        deadline = time.monotonic() + TIMEOUT
+        while len(ended.findall(command.output)) < len(clients):  # the proxy lets go of them
+            assert time.monotonic() < deadline, command.output
+            time.sleep(0.05)
+        assert exchange(port, DATA) == DATA  # fds are back: the proxy serves again
         assert command.stop() == 0
     assert "Traceback" not in command.output

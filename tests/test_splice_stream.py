@@ -3,6 +3,7 @@ native and forced fallback, with hashes of what arrived and counters of what mov
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import socket
@@ -14,6 +15,7 @@ import anyio
 import pytest
 
 import zcio
+import zcio._pipes as zcio_pipes
 from _support import (
     FLAVOURS,
     SOURCES,
@@ -249,6 +251,26 @@ async def test_pool_at_its_limit_falls_back_to_user_space() -> None:
     assert sha(rx.result()) == sha(DATA)
     assert delta.fallbacks == {"no_pipe": 1}
     assert delta.bytes("userspace") == len(DATA)
+
+
+async def test_out_of_fds_for_a_pipe_falls_back_to_user_space(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_fds(size: int) -> None:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    pool = zcio.PipePool()
+    monkeypatch.setattr(zcio_pipes, "Pipe", no_fds)
+    lsock, port = tcp_listener()
+    rx = Receiver(lsock).start()
+    async with source("socket", DATA) as src, destination("anyio", port) as dst:
+        before = zcio.stats()
+        assert await zcio.splice_stream(src, dst, pool=pool) == len(DATA)
+        delta = zcio.stats() - before
+    assert sha(rx.result()) == sha(DATA)
+    assert delta.fallbacks == {"no_pipe": 1}
+    assert delta.bytes("userspace") == len(DATA)
+    assert pool.busy == 0
 
 
 async def test_pipes_are_reused() -> None:

@@ -10,6 +10,7 @@ holds bytes is closed, never pooled: its bytes belong to a transfer that did not
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import termios
@@ -90,7 +91,9 @@ class PipePool:
         return len(self._idle)
 
     def acquire(self) -> Pipe | None:
-        """An empty pipe, or None if ``limit`` pipes already exist. Raises OSError (EMFILE)."""
+        """An empty pipe; None if ``limit`` pipes already exist, or if the process or the
+        system is out of file descriptors (the caller then copies in user space, which needs
+        none). Other errors of ``pipe2(2)`` are raised."""
         with self._lock:
             if self._idle:
                 self._busy += 1
@@ -100,9 +103,11 @@ class PipePool:
             self._busy += 1
         try:
             return Pipe(self.size)
-        except BaseException:
+        except BaseException as exc:
             with self._lock:
                 self._busy -= 1
+            if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+                return None
             raise
 
     def release(self, pipe: Pipe) -> None:

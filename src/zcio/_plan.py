@@ -65,7 +65,7 @@ class Reason(StrEnum):
     REFUSED_FOR_PAIR = "refused by the kernel for this pair of kinds (and filesystem) before"
     NOT_OFFERED = "not used by this operation"
     KERNEL_REFUSED = "the kernel refused the first call"
-    NO_PIPE = "the pipe pool was at its limit"
+    NO_PIPE = "no pipe to be had: the pipe pool was at its limit, or the process out of fds"
 
 
 class Skipped(NamedTuple):

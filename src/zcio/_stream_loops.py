@@ -78,7 +78,7 @@ async def splice_via_pipe(job: Job, tap: Tap, pool: PipePool) -> None:
     """Source -> pipe -> destination, never reading while the pipe holds bytes."""
     pipe = pool.acquire()
     if pipe is None:
-        raise Refusal(Method.SPLICE, None, "the pipe pool is at its limit", Reason.NO_PIPE)
+        raise Refusal(Method.SPLICE, None, Reason.NO_PIPE.value, Reason.NO_PIPE)
     try:
         await _pump(job, tap, pipe)
     except BaseException as exc:

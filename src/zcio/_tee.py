@@ -225,7 +225,7 @@ class _Tee:
                 if pipe is not None:
                     stack.callback(pool.release, pipe)
             if any(pipe is None for pipe in pipes):
-                raise Refusal(Method.TEE, None, "the pipe pool is at its limit", Reason.NO_PIPE)
+                raise Refusal(Method.TEE, None, Reason.NO_PIPE.value, Reason.NO_PIPE)
             head, *rest = [p for p in pipes if p is not None]
             for lane, pipe in zip(self.lanes, rest, strict=True):
                 lane.pipe = pipe

@@ -272,10 +272,10 @@ async def splice_stream(
     ``dst`` is not closed or half-closed at the end: call ``send_eof()`` yourself to pass the
     end on (a proxy does).
 
-    Pipes come from ``pool`` (default: :func:`default_pipe_pool`); when it is at its limit, or
-    when TLS runs in user space on either side, or for datagram sockets, or when the kernel
-    refuses, the bytes are copied through user space instead, in order, and counted
-    (``fallback=False`` raises :class:`ZeroCopyUnavailable`).
+    Pipes come from ``pool`` (default: :func:`default_pipe_pool`). When it is at its limit or
+    the process is out of fds for a pipe, when TLS runs in user space on either side, for
+    datagram sockets, or when the kernel refuses, the bytes are copied through user space
+    instead, in order, and counted (``fallback=False`` raises :class:`ZeroCopyUnavailable`).
 
     Errors carry ``.sent`` (delivered) and ``.taken`` (consumed from ``src``):
     :class:`BrokenSource`/:class:`ClosedSource` when reading fails,

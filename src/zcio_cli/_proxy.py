@@ -15,6 +15,7 @@ flushed to the other for at most a second, by zcio). A second signal cancels the
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
@@ -38,6 +39,8 @@ __all__ = ["register"]
 log = logging.getLogger("zcio.proxy")
 
 CONNECT_TIMEOUT = 5.0
+ACCEPT_PAUSE = 0.1  # seconds between accepts while the process is out of fds or memory
+_OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 # Any of these ends one connection (a peer that reset, a refused connect); never the proxy.
 ENDED = (OSError, zcio.TransferError)
 
@@ -205,6 +208,14 @@ class Proxy:
             await self.slots.acquire()
             try:
                 client, peer = await accept(listener)
+            except OSError as exc:
+                self.slots.release()
+                if exc.errno not in _OUT_OF_RESOURCES:
+                    raise
+                # Out of fds or memory: the client waits in the backlog until a relay ends.
+                log.warning("cannot accept: %s; retrying in %g s", exc.strerror, ACCEPT_PAUSE)
+                await anyio.sleep(ACCEPT_PAUSE)
+                continue
             except BaseException:
                 self.slots.release()
                 raise
