@@ -109,8 +109,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="the smallest real run (8 MiB, 1 run, wrk 1 s, no waiting for a quiet machine): "
         "checks that everything works, measures nothing worth comparing",
     )
-    parser.add_argument("--size-mib", type=int, help="override every script's --size-mib")
-    parser.add_argument("--runs", type=int, help="override every script's --runs")
+    parser.add_argument(
+        "--size-mib", type=int, metavar="N", help="override every script's --size-mib"
+    )
+    parser.add_argument("--runs", type=int, metavar="N", help="override every script's --runs")
     parser.add_argument(
         "--quiet-timeout",
         type=float,
