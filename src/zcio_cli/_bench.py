@@ -109,8 +109,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="the smallest real run (8 MiB, 1 run, wrk 1 s, no waiting for a quiet machine): "
         "checks that everything works, measures nothing worth comparing",
     )
-    parser.add_argument("--size-mib", type=int, help="override every script's --size-mib")
-    parser.add_argument("--runs", type=int, help="override every script's --runs")
+    parser.add_argument(
+        "--size-mib", type=int, metavar="N", help="override every script's --size-mib"
+    )
+    parser.add_argument("--runs", type=int, metavar="N", help="override every script's --runs")
     parser.add_argument(
         "--quiet-timeout",
         type=float,
@@ -208,6 +210,7 @@ class _Status:
         self.name = ""
         self.begun = started
         self.next_beat = 0.0
+        self.next_draw = 0.0
 
     def begin(self, index: int, name: str) -> None:
         self.index, self.name, self.begun = index, name, time.monotonic()
@@ -221,7 +224,8 @@ class _Status:
             f"[{self.index}/{self.total}] {self.name} {_clock(now - self.begun)} "
             f"(total {_clock(now - self.started)})"
         )
-        if self.live:
+        if self.live and now >= self.next_draw:
+            self.next_draw = now + 0.25  # a few redraws a second are enough to read
             width = shutil.get_terminal_size().columns - 1
             sys.stderr.write("\r\x1b[K" + f"{head}  {last.strip()}"[:width])
             sys.stderr.flush()
@@ -287,6 +291,8 @@ def _run_script(
             _stop(proc)
             raise
         code = proc.wait()
+    if text := pending.decode(errors="replace").rstrip():  # a last line without a newline
+        tail = [*tail[-(TAIL_LINES - 1) :], text]
     return Outcome(code, time.monotonic() - started, cmd[1:], tail)
 
 
