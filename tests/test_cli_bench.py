@@ -106,6 +106,13 @@ def test_rows_carry_the_scripts_figures_and_ratios(raw: dict[str, Any]) -> None:
     assert nginx.note == "anchor"
     assert nginx.rps_4k == raw["http_files"]["summary"]["small"]["nginx"]["4k.bin"]["file_rps"]
     assert all(r.gbps != r.gbps for r in small)  # NaN: small files have no GB/s
+    # The small-file target is file req/s over in-memory req/s on the same server: shown.
+    key, entry = next(
+        (k, e) for k, e in raw["http_files"]["summary"]["small"].items() if "zcio" in k
+    )
+    row = _only(small, entry["label"])
+    ratios = [entry[name]["file_x_memory"] for name in ("4k.bin", "64k.bin")]
+    assert row.note.endswith(f"x memory {ratios[0]:.2f} / {ratios[1]:.2f}"), (key, row.note)
 
 
 def test_markdown_has_one_line_per_row_and_every_column(raw: dict[str, Any]) -> None:

@@ -101,6 +101,17 @@ def _note(entry: Mapping[str, Any], role: str) -> str:
     return ""
 
 
+def _small_note(entry: Mapping[str, Any], role: str) -> str:
+    """The note of a small-file row, with what its target measures: the file's requests/s over
+    those of an in-memory response of the same bytes, on the same server (4 KiB / 64 KiB)."""
+    note = _note(entry, role)
+    ratios = [_num(_summary(entry, name), "file_x_memory") for name in ("4k.bin", "64k.bin")]
+    if any(math.isfinite(r) for r in ratios):
+        shown = " / ".join(f"{r:.2f}" if math.isfinite(r) else "-" for r in ratios)
+        note = f"{note}; x memory {shown}" if note else f"x memory {shown}"
+    return note
+
+
 def _summary(data: Mapping[str, Any] | None, *keys: str) -> dict[str, Any]:
     """``data[keys[0]][keys[1]]...``, or ``{}`` where a level is missing."""
     node: Any = data or {}
@@ -237,7 +248,7 @@ def _http(data: Mapping[str, Any] | None) -> list[Row]:
                 rps_64k=_num(_summary(e, "64k.bin"), "file_rps"),
                 x_anchor=_num(e, "x_nginx_4k_file_rps"),
                 x_baseline=_num(e, "x_stock_4k_file_rps"),
-                note=_note(e, _HTTP_ROLES.get(key, "")),
+                note=_small_note(e, _HTTP_ROLES.get(key, "")),
             )
         )
     if data is not None:
