@@ -494,7 +494,7 @@ class Variant:
 
     key: str
     label: str
-    relay: str  # a key of RELAYS, "haproxy", or "none" (no relay at all)
+    relay: str  # a key of RELAYS, "haproxy", "zcio-proxy" (the command), or "none" (no relay)
     backend: str = "asyncio"
     env: dict[str, str] = field(default_factory=dict)
     target: bool = False  # a zcio zero-copy relay: the targets apply
@@ -546,6 +546,17 @@ RELAY_VARIANTS = (
         "zcio",
         env={"ZCIO_DISABLE": "all"},
         method="userspace",
+    ),
+    *(
+        Variant(
+            f"zcio_proxy_{backend}",
+            f"`zcio proxy` (the command), `--backend {backend}`",
+            "zcio-proxy",
+            backend=backend,
+            target=True,
+            needs=needs,
+        )
+        for backend, needs in (("asyncio", ""), ("trio", "trio"))
     ),
     STREAMS,
     Variant(
@@ -634,6 +645,28 @@ class Bench:
         raise ChildFailed(f"haproxy did not start; its log ({log}):\n{log.read_text()[-2000:]}")
 
     @contextlib.contextmanager
+    def _zcio_proxy(self, v: Variant) -> Iterator[tuple[Service | None, int]]:
+        """``zcio proxy`` as a user runs it: its own process, measured like HAProxy."""
+        BENCH_DIR.mkdir(parents=True, exist_ok=True)
+        log = BENCH_DIR / "relay-zcio-proxy.err"
+        for _attempt in range(3):  # the free port may be taken before the proxy binds it
+            port = free_port(HOST)
+            argv = [sys.executable, "-m", "zcio", "proxy", "--listen", f"{HOST}:{port}"]
+            argv += ["--target", f"{HOST}:{self.receivers[0].port}", "--backend", v.backend]
+            argv += ["--stats-interval", "0"]
+            with Service(argv, stderr=log) as svc:
+                for _ in range(1000):
+                    if listening(port, HOST) or svc.poll() is not None:
+                        break
+                    time.sleep(0.01)
+                if svc.poll() is None and listening(port, HOST):
+                    # The proxy connects once at start to check its target: not a run's.
+                    self.receivers[0].next_connection()
+                    yield svc, port
+                    return
+        raise ChildFailed(f"zcio proxy did not start; its log ({log}):\n{log.read_text()[-2000:]}")
+
+    @contextlib.contextmanager
     def _python_relay(self, v: Variant) -> Iterator[tuple[Service | None, int]]:
         argv = [
             sys.executable,
@@ -665,6 +698,8 @@ class Bench:
             relay = self._no_relay()
         elif v.relay == "haproxy":
             relay = self._haproxy()
+        elif v.relay == "zcio-proxy":
+            relay = self._zcio_proxy(v)
         else:
             relay = self._python_relay(v)
         try:
@@ -684,7 +719,8 @@ class Bench:
                     str(0 if svc is None else svc.pid),
                 ]
                 result = run_child(argv, timeout=self.timeout)
-                report = {} if svc is None or v.relay == "haproxy" else svc.line(timeout=30)
+                external = v.relay in ("haproxy", "zcio-proxy")  # no JSON report
+                report = {} if svc is None or external else svc.line(timeout=30)
             result["relay"] = report
             ports = report.get("outbound_ports") or []
             result["receivers"] = [
