@@ -327,7 +327,7 @@ class Proxy:
         self, conn: Connection, scope: anyio.CancelScope, mirror: socket.socket | None
     ) -> None:
         """The idle timeout, and noticing a dropped mirror while the connection goes on."""
-        tick = min(0.1, self.options.idle_timeout / 4)
+        tick = min(1.0, self.options.idle_timeout / 4)  # one wake-up a second per connection
         last, idle = conn.moved, 0.0
         while True:
             await anyio.sleep(tick)
