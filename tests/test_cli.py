@@ -33,6 +33,15 @@ def no_traceback(output: str) -> None:
     assert "Traceback" not in output, output
 
 
+def test_help_lists_every_command() -> None:
+    status, out = run(["--help"])
+    assert status == 0
+    for command in ("serve", "proxy", "probe", "bench"):
+        assert f"    {command} " in out, out
+    status, out = run(["--version"])
+    assert status == 0 and out.startswith("zcio ")
+
+
 # -- zcio probe ---------------------------------------------------------------------------------
 
 
