@@ -299,3 +299,66 @@ async def test_concurrent_transfers_to_different_sockets(mode: str, tmp_path: Pa
             tg.start_soon(one)
     for rx in receivers:
         assert sha(rx.result()) == sha(DATA)
+
+
+@pytest.mark.parametrize("flavour", ["writer", "transport"])
+@pytest.mark.parametrize("size", [1, 4096, 64 * 1024 + 3])
+async def test_small_send_into_idle_transport(
+    flavour: str, size: int, mode: str, tmp_path: Path
+) -> None:
+    # The shortcut for small sends into an idle asyncio transport: same bytes, same file
+    # position, counted as what moved them (one sendfile transfer natively).
+    skip_unsupported(flavour)
+    path = file_of(tmp_path, DATA[: size + 10])
+    Path(path).read_bytes()  # cached: the shortcut only sends from the page cache
+    lsock, port = tcp_listener()
+    rx = Receiver(lsock).start()
+    with open(path, "rb", buffering=0) as f:
+        async with destination(flavour, port) as dst:
+            before = zcio.stats()
+            n = await zcio.send_file(dst, f, offset=7, count=size)
+            delta = zcio.stats() - before
+        assert f.tell() == 7 + size
+    assert n == size
+    assert rx.result() == DATA[7 : 7 + size]
+    assert_moved_by(delta, mode, n)
+    if mode == "native":
+        assert delta.methods["sendfile"].transfers == 1, delta
+
+
+@pytest.mark.parametrize("flavour", ["writer", "transport"])
+async def test_small_send_past_end_of_file(flavour: str, mode: str, tmp_path: Path) -> None:
+    # A count beyond the file's end: the shortcut sends what is there, the general path then
+    # reports the shortfall with the total sent.
+    skip_unsupported(flavour)
+    path = file_of(tmp_path, DATA[:1000])
+    Path(path).read_bytes()
+    lsock, port = tcp_listener()
+    rx = Receiver(lsock).start()
+    with open(path, "rb") as f:
+        async with destination(flavour, port) as dst:
+            with pytest.raises(zcio.IncompleteTransfer) as info:
+                await zcio.send_file(dst, f, offset=0, count=4096)
+        assert f.tell() == 1000
+    assert (info.value.sent, info.value.expected) == (1000, 4096)
+    assert rx.result() == DATA[:1000]
+
+
+def test_open_cached(tmp_path: Path) -> None:
+    path = file_of(tmp_path, DATA[:5000])
+    with open(path, "rb") as f:  # opened the ordinary way, as a worker thread would
+        zcio.learn_filesystem(f.fileno())
+    file = zcio.open_cached(path)
+    if file is None:  # no openat2 with RESOLVE_CACHED, or an unlisted filesystem
+        pytest.skip("this kernel or filesystem cannot open from the caches")
+    with file:
+        assert file.read() == DATA[:5000]
+        assert os.get_blocking(file.fileno())
+        assert not os.get_inheritable(file.fileno())
+    # Everything but an existing regular file gives None, with nothing left open.
+    os.mkfifo(tmp_path / "fifo")
+    for other in (tmp_path / "missing", tmp_path, tmp_path / "fifo", b"a\0b"):
+        assert zcio.open_cached(other) is None
+    os.chmod(path, 0)
+    if os.geteuid() != 0:  # root reads anything
+        assert zcio.open_cached(path) is None

@@ -35,6 +35,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles as StockStaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+import zcio
 import zcio_starlette
 from _support import backend, make_data
 from zcio_starlette import FileResponse, NoZeroCopyMiddleware, StaticFiles, why_not_zerocopy
@@ -521,6 +522,8 @@ async def test_cancelled_while_opening(tmp_path: Path, monkeypatch: pytest.Monke
     from zcio_starlette import _responses
 
     path = data_file(tmp_path)
+    # A path the kernel could not open from its caches: the worker thread opens it.
+    monkeypatch.setattr(zcio, "open_cached", lambda path: None)
     opened: list[Any] = []
     started = threading.Event()
     real = _responses._open_regular
@@ -543,6 +546,29 @@ async def test_cancelled_while_opening(tmp_path: Path, monkeypatch: pytest.Monke
     assert scope.cancelled_caught
     assert started.is_set() and len(opened) == 1 and opened[0].closed
     assert kinds == []
+
+
+async def test_cached_open_needs_no_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the filesystem is known, a cached path is opened without a worker thread; the
+    bytes and headers are the same."""
+    from zcio_starlette import _responses
+
+    path = data_file(tmp_path)
+    first = await call(FileResponse(path))  # the worker thread opens it and learns the mount
+    if zcio.open_cached(path) is None:
+        pytest.skip("this kernel or filesystem cannot open from the caches")
+    threads: list[Any] = []
+    real = _responses._open_regular
+
+    def counted(*args: Any) -> Any:
+        threads.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(_responses, "_open_regular", counted)
+    second = await call(FileResponse(path))
+    assert threads == []
+    assert second.body == first.body == DATA
+    assert second.headers == first.headers
 
 
 async def test_file_shrinks_after_stat_whole(tmp_path: Path) -> None:

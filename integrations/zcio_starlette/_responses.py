@@ -23,6 +23,8 @@ from starlette.responses import (
 )
 from starlette.types import Message, Receive, Scope, Send
 
+import zcio
+
 from ._sendpath import ZEROCOPYSEND, why_not_zerocopy
 
 __all__ = ["FileResponse"]
@@ -44,7 +46,8 @@ class FileResponse(StarletteFileResponse):
       boundary is the last ``http.response.body``;
     - an empty file: one empty ``http.response.body``.
 
-    The response opens the file (in a worker thread) before ``http.response.start`` and closes
+    The response opens the file (in a worker thread unless the kernel has its path cached)
+    before ``http.response.start`` and closes
     it after its last message, whatever happens: normal end, error in ``send``, cancellation,
     or client disconnect. The server must not touch the file once the ``send`` call that
     carried it has returned, raised or been cancelled.
@@ -95,17 +98,26 @@ class FileResponse(StarletteFileResponse):
     async def _opened(self) -> AsyncIterator[_Opened | None]:
         """The open file and its sizes; the file is closed on every way out.
 
-        Opening needs the disk (a path lookup, maybe a network filesystem), so it runs in a
-        worker thread; the stat Starlette does first is folded into the same trip. The trip is
-        shielded: a cancellation meanwhile is taken right after, with the file closed.
+        Opening can need the disk (a path lookup, maybe a network filesystem). A regular file
+        whose path the kernel has cached, on a local filesystem, is opened right away
+        (:func:`zcio.open_cached`); anything else is opened in a worker thread, with the stat
+        Starlette does first folded into the same trip. The trip is shielded: a cancellation
+        meanwhile is taken right after, with the file closed.
         Closing a read-only regular file does not wait for the disk, so it is done inline,
         where no cancellation can interrupt it.
         """
         check = self.stat_result is None
-        with anyio.CancelScope(shield=True):
-            file, opened_stat = await anyio.to_thread.run_sync(_open_regular, self.path, check)
+        file = zcio.open_cached(self.path)  # a cached path on a local filesystem: no thread
+        in_thread = file is None
+        if in_thread:
+            with anyio.CancelScope(shield=True):
+                file, opened_stat = await anyio.to_thread.run_sync(_open_regular, self.path, check)
         try:
-            await anyio.lowlevel.checkpoint_if_cancelled()
+            if in_thread:
+                await anyio.lowlevel.checkpoint_if_cancelled()
+            else:
+                assert file is not None
+                opened_stat = os.fstat(file.fileno())
             if file is None:
                 if check:
                     raise RuntimeError(f"File at path {self.path} is not a file.")
@@ -237,6 +249,7 @@ def _open_regular(
             raise RuntimeError(f"File at path {path} is not a file.")
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
+        zcio.learn_filesystem(fd)  # so that zcio.open_cached opens the next ones inline
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             os.close(fd)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import os
 import socket
@@ -105,13 +106,24 @@ async def _pathsend(cycle: Any, framing: Framing, message: Any) -> None:
         await cycle.flow.drain()
     if not _check_state(cycle, PATHSEND):
         return
-    loop = asyncio.get_running_loop()
-    # Opening can wait for the disk: not on the event loop.
-    fd = await loop.run_in_executor(None, os.open, message["path"], os.O_RDONLY | os.O_CLOEXEC)
+    # Opening can wait for the disk: on the event loop only when the kernel has the path cached.
+    file = zcio.open_cached(message["path"])
+    if file is None:
+        loop = asyncio.get_running_loop()
+        file = await loop.run_in_executor(None, _open_learning, message["path"])
+    with file:
+        await _body(cycle, framing, file, 0, None, more_body=False)
+
+
+def _open_learning(path: Any) -> io.FileIO:
+    """Open ``path`` (in a worker thread) and let zcio learn its filesystem."""
+    file = io.FileIO(path, "r")
     try:
-        await _body(cycle, framing, fd, 0, None, more_body=False)
-    finally:
-        os.close(fd)
+        zcio.learn_filesystem(file.fileno())
+    except BaseException:
+        file.close()
+        raise
+    return file
 
 
 async def _zerocopysend(cycle: Any, framing: Framing, message: Any) -> None:

@@ -17,6 +17,7 @@ from ._errors import (
     ZeroCopyUnavailable as ZeroCopyUnavailable,
 )
 from ._kinds import Kind as Kind, Method as Method
+from ._open import learn_filesystem as learn_filesystem, open_cached as open_cached
 from ._pipes import PipePool as PipePool, default_pipe_pool as default_pipe_pool
 from ._plan import Plan as Plan, Reason as Reason, Skipped as Skipped
 from ._probe import FdInfo as FdInfo, probe as probe
@@ -56,6 +57,8 @@ __all__ = [
     "__version__",
     "copy",
     "default_pipe_pool",
+    "learn_filesystem",
+    "open_cached",
     "plan",
     "probe",
     "send_file",

@@ -12,7 +12,7 @@ from ._kinds import Kind
 from ._objects import Target
 from ._probe import FdInfo
 
-__all__ = ["Endpoint"]
+__all__ = ["Endpoint", "is_claimed"]
 
 _busy_lock = threading.Lock()
 _busy: set[tuple[str, int, int]] = set()
@@ -84,3 +84,9 @@ class Endpoint:
 def _release(key: tuple[str, int, int]) -> None:
     with _busy_lock:
         _busy.discard(key)
+
+
+def is_claimed(action: str, identity: tuple[int, int]) -> bool:
+    """Whether a running zcio transfer holds the endpoint ``identity`` for ``action``."""
+    with _busy_lock:
+        return (action, *identity) in _busy

@@ -41,15 +41,18 @@ class Job:
         progress: Progress,
         *,
         offset: int = 0,
+        already: int = 0,
     ) -> None:
         self.src = src
         self.sink = sink
-        self.pos = offset
+        # ``already``: bytes of this transfer (from ``offset`` on) sent before the job was made,
+        # and already counted in ``progress``; the job goes on after them.
+        self.pos = offset + already
         self.to_eof = count is None
-        self.remaining = UNBOUNDED if count is None else count
+        self.remaining = UNBOUNDED if count is None else count - already
         self.progress = progress
-        self._base_sent = progress.sent
-        self._base_taken = progress.taken
+        self._base_sent = progress.sent - already
+        self._base_taken = progress.taken - already
         self.yielded = False
         #: Bytes taken from the source that a refused method left in user space; the next
         #: method delivers them first.

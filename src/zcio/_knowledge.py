@@ -83,6 +83,16 @@ class Knowledge:
     def refused_pairs(self) -> frozenset[PairKey]:
         return frozenset(self._refused)
 
+    def allows(self, key: PairKey) -> bool:
+        """Whether a plan for the pair ``key`` would keep its method: the one-pair shortcut of
+        :meth:`disabled` and :meth:`refused_pairs` for a caller that knows the method already."""
+        method = key[0]
+        return (
+            method not in self._env
+            and method not in self._unavailable
+            and (key not in self._refused)
+        )
+
     def is_refusal(self, method: Method, exc: OSError, src: FdInfo, dst: FdInfo) -> bool:
         """Whether ``exc`` on a first call means "this method cannot work here"; learns from it."""
         code = exc.errno

@@ -12,6 +12,7 @@ import anyio
 
 from ._kinds import Kind
 from ._objects import Owner, unwrap
+from ._open import learn_filesystem
 from ._probe import FdInfo, describe_fd
 
 __all__ = ["FileSource", "open_file_source"]
@@ -44,8 +45,7 @@ async def open_file_source(file: object) -> AsyncIterator[FileSource]:
             f"not {target.description}"
         )
     if target.path is not None:
-        flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
-        fd = await anyio.to_thread.run_sync(os.open, target.path, flags)
+        fd = await anyio.to_thread.run_sync(_open_learning, target.path)
         try:
             yield _checked(fd, None)
         finally:
@@ -67,3 +67,14 @@ def _checked(fd: int, fileobj: Any, info: FdInfo | None = None) -> FileSource:
     if not info.readable:
         raise ValueError("file is not open for reading")
     return FileSource(fd, info, fileobj)
+
+
+def _open_learning(path: Any) -> int:
+    """Open ``path`` (in a worker thread) and learn its filesystem for ``open_cached_fd``."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        learn_filesystem(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd

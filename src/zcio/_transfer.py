@@ -7,11 +7,16 @@ Errors are translated once, here, with the exact counts attached.
 
 from __future__ import annotations
 
+import functools
+import io
 import os
+import stat
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 
 from anyio.lowlevel import cancel_shielded_checkpoint, checkpoint_if_cancelled
 
+from ._endpoint import is_claimed
 from ._errors import IncompleteTransfer, SourceFailed, ZeroCopyUnavailable, translate
 from ._file_loops import RUNNERS as FILE_RUNNERS
 from ._job import Job, deliver
@@ -26,6 +31,7 @@ from ._sinks import Sink, open_sink
 from ._source import FileSource, open_file_source
 from ._stats import COUNTERS
 from ._stream_loops import stream_runners
+from ._syscalls import cached
 from ._taps import open_tap
 
 __all__ = ["copy", "plan", "send_file", "splice_stream"]
@@ -138,9 +144,13 @@ async def _from_file(
     progress: Progress,
     *,
     set_position: bool,
+    already: int = 0,
 ) -> int:
-    """Run a file-sourced transfer; put the file's position at ``offset + sent`` afterwards."""
-    job = Job(src.info, sink, count, progress, offset=offset)
+    """Run a file-sourced transfer; put the file's position at ``offset + sent`` afterwards.
+
+    ``already``: bytes from ``offset`` on that :func:`_send_now` sent before (counted in
+    ``progress``); the transfer goes on after them and reports them as sent."""
+    job = Job(src.info, sink, count, progress, offset=offset, already=already)
     the_plan = _choose(src.info, sink.info, _FILE_METHODS)
     fd = src.fd
     runners = {m: (lambda job, run=run: run(job, fd)) for m, run in FILE_RUNNERS.items()}
@@ -198,9 +208,82 @@ async def send_file(
     _check_range(offset, count)
     progress = progress if progress is not None else Progress()
     await checkpoint_if_cancelled()
+    already = 0
+    if count is not None and 0 < count <= QUICK_MAX and "asyncio" in sys.modules:
+        already = _send_now(dst, file, offset, count, progress)
+        if already == count:
+            return count
     sink = open_sink(dst)
     async with open_file_source(file) as src:
-        return await _from_file(src, sink, offset, count, fallback, progress, set_position=False)
+        return await _from_file(
+            src, sink, offset, count, fallback, progress, set_position=False, already=already
+        )
+
+
+#: Sends of up to this many bytes into an asyncio transport first try :func:`_send_now`.
+QUICK_MAX = 256 << 10
+
+
+@functools.cache
+def _quick_destination() -> Callable[[object], tuple[int, FdInfo] | None]:
+    # Imported on first use: the asyncio backend is loaded only where asyncio runs.
+    from ._backends._asyncio import quick_destination
+
+    return quick_destination
+
+
+def _send_now(dst: object, file: object, offset: int, count: int, progress: Progress) -> int:
+    """The shortcut for small sends into an idle asyncio transport (an HTTP response body, say):
+    one ``sendfile(2)``, made only when the general path would make exactly that call first and
+    could not wait before it. Returns the bytes it sent (counted in ``progress`` and in
+    ``zcio.stats()`` as sendfile); 0 when it sent nothing, and the general path then does
+    everything as if this had not been tried.
+
+    It goes ahead only if: ``dst`` is an asyncio transport or ``StreamWriter`` over a plaintext
+    stream socket with nothing buffered (see ``quick_destination``), no other zcio transfer
+    holds that socket, ``file`` is an fd or an unbuffered or buffered reader of a regular file,
+    sendfile is neither disabled nor refused for the pair, and the range is in the page cache
+    (``_syscalls.cached``). Any error, ``EAGAIN`` included, is left to the general path, which
+    repeats the call and reports it. Nothing here awaits, so no other task can write to the
+    socket in between: no fence is needed.
+    """
+    dest = _quick_destination()(dst)
+    if dest is None:
+        return 0
+    sock_fd, sock_info = dest
+    if isinstance(file, int):
+        if isinstance(file, bool) or file < 0:
+            return 0
+        src_fd = file
+    elif isinstance(file, io.FileIO | io.BufferedReader) and not file.closed:
+        src_fd = file.fileno()
+    else:
+        return 0
+    try:
+        st = os.fstat(src_fd)
+    except OSError:
+        return 0
+    if not stat.S_ISREG(st.st_mode):
+        return 0
+    key = (Method.SENDFILE, Kind.REGULAR_FILE, st.st_dev, sock_info.kind, 0)
+    if not KNOWLEDGE.allows(key) or is_claimed(Sink.action, sock_info.identity):
+        return 0
+    try:
+        if not cached(src_fd, offset, count):
+            return 0
+        sent = os.sendfile(sock_fd, src_fd, offset, count)
+    except OSError:
+        return 0
+    if sent <= 0:
+        return 0
+    progress.taken += sent
+    progress.sent += sent
+    COUNTERS.moved(Method.SENDFILE, sent)
+    if sent == count:  # done: the general path, which counts transfers, will not run
+        COUNTERS.transfer(Method.SENDFILE)
+        if not isinstance(file, int):
+            file.seek(offset + sent)  # a file object's position, as the general path leaves it
+    return sent
 
 
 def _is_regular_file(obj: object) -> bool:

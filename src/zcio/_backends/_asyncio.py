@@ -30,12 +30,13 @@ import anyio
 from anyio.lowlevel import checkpoint
 
 from .._errors import BrokenDestination, SourceFailed
+from .._kinds import Method
 from .._objects import Owner, Target, _fileno
 from .._probe import FdInfo, describe_fd
 from .._sinks import Sink
 from .._taps import Tap
 
-__all__ = ["TransportSink", "transport_tap", "unwrap_asyncio"]
+__all__ = ["TransportSink", "quick_destination", "transport_tap", "unwrap_asyncio"]
 
 _TRANSPORT_METHODS = ("get_extra_info", "write", "is_closing", "get_write_buffer_size")
 #: How often a wait on a transport's socket checks whether the transport was closed meanwhile.
@@ -90,6 +91,51 @@ def _describe(target: Target) -> FdInfo:
         with contextlib.suppress(TypeError):
             _described[transport] = info
     return info
+
+
+_quick: weakref.WeakKeyDictionary[Any, tuple[int, FdInfo] | None] = weakref.WeakKeyDictionary()
+
+
+def quick_destination(obj: object) -> tuple[int, FdInfo] | None:
+    """The socket fd and description of ``obj``, an asyncio transport or ``StreamWriter``, if
+    zcio may write to that socket right now, synchronously, keeping the order of bytes: a
+    plaintext stream socket, its transport open, nothing in its write buffer. ``None``
+    otherwise, and for every other kind of object (they take the general path).
+
+    What does not change while a transport lives (kind, TLS, the fd) is worked out once per
+    object; the transport's state is checked on every call.
+    """
+    try:
+        entry = _quick[obj]
+    except KeyError:
+        entry = _quick_entry(obj)
+        with contextlib.suppress(TypeError):
+            _quick[obj] = entry
+    except TypeError:  # not weakly referenceable, or unhashable: never a transport we know
+        return None
+    if entry is None:
+        return None
+    transport: Any = obj.transport if isinstance(obj, asyncio.StreamWriter) else obj
+    if transport.is_closing() or transport.get_write_buffer_size():
+        return None
+    return entry
+
+
+def _quick_entry(obj: object) -> tuple[int, FdInfo] | None:
+    # Only the asyncio objects with no send guard of their own: a StreamWriter or a transport.
+    # (anyio's SocketStream holds a guard that another task may hold between two awaits.)
+    if not isinstance(obj, asyncio.StreamWriter) and not _is_transport(obj):
+        return None
+    target = unwrap_asyncio(obj)
+    if target is None or target.closed or target.tls:
+        return None
+    try:
+        info = _describe(target)
+    except OSError:
+        return None
+    if Method.SENDFILE not in info.destinations or not info.nonblocking:
+        return None
+    return target.fd, info
 
 
 class TransportSink(Sink):
