@@ -240,27 +240,19 @@ async def test_stranded_bytes_are_reported_and_the_pipe_not_reused(
     pool.clear()
 
 
-async def test_pool_at_its_limit_falls_back_to_user_space() -> None:
-    pool = zcio.PipePool(limit=0)
-    lsock, port = tcp_listener()
-    rx = Receiver(lsock).start()
-    async with source("socket", DATA) as src, destination("anyio", port) as dst:
-        before = zcio.stats()
-        assert await zcio.splice_stream(src, dst, pool=pool) == len(DATA)
-        delta = zcio.stats() - before
-    assert sha(rx.result()) == sha(DATA)
-    assert delta.fallbacks == {"no_pipe": 1}
-    assert delta.bytes("userspace") == len(DATA)
-
-
-async def test_out_of_fds_for_a_pipe_falls_back_to_user_space(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("why", ["pool at its limit", "process out of fds"])
+async def test_no_pipe_to_be_had_falls_back_to_user_space(
+    why: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def no_fds(size: int) -> None:
-        raise OSError(errno.EMFILE, "Too many open files")
+    if why == "pool at its limit":
+        pool = zcio.PipePool(limit=0)
+    else:
 
-    pool = zcio.PipePool()
-    monkeypatch.setattr(zcio_pipes, "Pipe", no_fds)
+        def no_fds(size: int) -> None:
+            raise OSError(errno.EMFILE, "Too many open files")
+
+        pool = zcio.PipePool()
+        monkeypatch.setattr(zcio_pipes, "Pipe", no_fds)
     lsock, port = tcp_listener()
     rx = Receiver(lsock).start()
     async with source("socket", DATA) as src, destination("anyio", port) as dst:
