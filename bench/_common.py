@@ -822,3 +822,19 @@ def run_gib(r: dict[str, Any]) -> float:
 def run_gbps(r: dict[str, Any]) -> float:
     """A run's throughput, in 10^9 bytes per second."""
     return float(r["sent"]) / float(r["wall_s"]) / 1e9
+
+
+def progress(message: str) -> None:
+    """A progress line on stderr (stdout carries the results)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def add_quiet_timeout(parser: argparse.ArgumentParser, default: float) -> None:
+    """The ``--quiet-timeout`` option of the benchmarks that wait for a quiet machine."""
+    parser.add_argument(
+        "--quiet-timeout",
+        type=float,
+        default=default,
+        help=f"before each run, wait at most this many seconds for a quiet machine "
+        f"(default {default:.0f}; 0: do not wait)",
+    )

@@ -56,6 +56,7 @@ from _common import (
     MIB,
     ChildFailed,
     Meter,
+    add_quiet_timeout,
     cached_pages,
     ensure_file,
     environment,
@@ -66,6 +67,7 @@ from _common import (
     median,
     open_fd,
     process_group,
+    progress,
     run_child,
     tree_cpu,
     wait_quiet,
@@ -123,10 +125,6 @@ http {{
 """
 
 Result = dict[str, Any]
-
-
-def _progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # === A small HTTP/1.1 client =====================================================================
@@ -547,7 +545,7 @@ class Server:
                     os.kill(pid, signal.SIGKILL)
             break
         else:  # SIGKILL did not end it within STOP_TIMEOUT: nothing more to do
-            _progress(f"  warning: {self.v.key} (pid {pgid}) did not exit")
+            progress(f"  warning: {self.v.key} (pid {pgid}) did not exit")
         return proc.returncode
 
 
@@ -647,7 +645,7 @@ class Bench:
             problem = f"{type(exc).__name__}: {exc}"
         if problem:
             self.failures.append(f"{label} {v.key}: {problem}")
-            _progress(f"  {label} {v.label}: FAILED: {problem}")
+            progress(f"  {label} {v.label}: FAILED: {problem}")
             return None
         return result
 
@@ -686,7 +684,7 @@ class Bench:
                     out["paths"][path] = r
         except (ChildFailed, OSError, KeyError, ValueError, TypeError) as exc:
             self.failures.append(f"{label} {v.key}: {type(exc).__name__}: {exc}")
-            _progress(f"  {label} {v.label}: FAILED: {exc}")
+            progress(f"  {label} {v.label}: FAILED: {exc}")
             return None
         return out
 
@@ -1107,13 +1105,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--figures", choices=["1", "2", "both"], default="both")
     parser.add_argument("--quick", action="store_true", help="smoke test: 64 MiB, fewer runs")
     parser.add_argument("--json", type=Path, default=None, help="write every result here")
-    parser.add_argument(
-        "--quiet-timeout",
-        type=float,
-        default=QUIET_TIMEOUT,
-        help=f"before each run, wait at most this many seconds for a quiet machine "
-        f"(default {QUIET_TIMEOUT:.0f}; 0: do not wait)",
-    )
+    add_quiet_timeout(parser, QUIET_TIMEOUT)
     # Figure 1's client child.
     parser.add_argument("--worker", choices=["get"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -1153,7 +1145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     present = [v for v in selected if _available(v)]
     for v in selected:
         if v not in present:
-            _progress(f"skipping {v.key}: {_missing(v)} not installed")
+            progress(f"skipping {v.key}: {_missing(v)} not installed")
     wrk_missing = shutil.which("wrk") is None
     # The same file as bench/send_file.py: written once, kept in /tmp/zcio-bench.
     large = ensure_file(BENCH_DIR / f"send_file-{args.size_mib}MiB.bin", size)
@@ -1184,7 +1176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     r = bench.large_run(v, i, label)
                     if r is not None:
                         large_results[v.key].append(r)
-                        _progress(
+                        progress(
                             f"  {label} {v.key}: {_gbps(r):.2f} GB/s, {_cpu_per_gib(r):.3f} s/GiB"
                         )
         if args.figures in ("2", "both") and present and not wrk_missing:
@@ -1198,9 +1190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         rps = ", ".join(
                             f"{p} {float(x['rps']):.0f}/s" for p, x in sorted(r["paths"].items())
                         )
-                        _progress(f"  {label} {v.key}: {rps}")
+                        progress(f"  {label} {v.key}: {rps}")
     except KeyboardInterrupt:
-        _progress("interrupted: printing what was measured")
+        progress("interrupted: printing what was measured")
     elapsed = time.monotonic() - started
 
     summary: dict[str, Any] = {}

@@ -67,6 +67,7 @@ from _common import (
     markdown_table,
     median,
     open_fd,
+    progress,
     run_child,
     run_gbps,
     run_gib,
@@ -105,10 +106,6 @@ listen relay
 """
 
 Result = dict[str, Any]
-
-
-def _progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # === The sender: a child per run, which also does the measuring ================================
@@ -734,7 +731,7 @@ class Bench:
             result = None
         if problem:
             self.failures.append(f"{run_label} {v.key}: {problem}")
-            _progress(f"  {run_label} {v.label}: FAILED: {problem}")
+            progress(f"  {run_label} {v.label}: FAILED: {problem}")
             return None
         return result
 
@@ -989,7 +986,7 @@ def _interleaved(bench: Bench, variants: Sequence[Variant], runs: int) -> dict[s
     results: dict[str, list[Result]] = {v.key: [] for v in variants if _available(v)}
     for v in variants:
         if v.key not in results:
-            _progress(f"  skipping {v.label}: {_missing(v)} is not installed")
+            progress(f"  skipping {v.label}: {_missing(v)} is not installed")
     for i in range(1, runs + 1):
         for v in variants:
             if v.key not in results:
@@ -999,7 +996,7 @@ def _interleaved(bench: Bench, variants: Sequence[Variant], runs: int) -> dict[s
             if r is None:
                 continue
             results[v.key].append(r)
-            _progress(f"  {label} {v.label}: {run_gbps(r):.2f} GB/s, {_cpu_per_gib(r):.3f} s/GiB")
+            progress(f"  {label} {v.label}: {run_gbps(r):.2f} GB/s, {_cpu_per_gib(r):.3f} s/GiB")
     return results
 
 
@@ -1061,7 +1058,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with Receiver() as rx1, Receiver() as rx2:
         bench = Bench([rx1, rx2], path, size, timeout)
-        _progress(f"receivers on {HOST}:{rx1.port} and :{rx2.port}; warming {path}")
+        progress(f"receivers on {HOST}:{rx1.port} and :{rx2.port}; warming {path}")
         warm(path)
         bench.run(RELAY_VARIANTS[1], 0, "[warm-up]")  # discarded: first connections, caches
         everything = _interleaved(bench, (*RELAY_VARIANTS, *TEE_VARIANTS), args.runs)

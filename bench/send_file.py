@@ -61,6 +61,7 @@ from _common import (
     median,
     open_fd,
     percentile,
+    progress,
     read_nowait_blocks,
     run_child,
     run_gbps,
@@ -482,10 +483,6 @@ LAG_PATHS = (
 )
 
 
-def _progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 class Bench:
     """Runs children for every path, checks each transfer's byte count, keeps the results."""
 
@@ -522,7 +519,7 @@ class Bench:
             result = None
         if problem:
             self.failures.append(f"{run_label} {p.key}: {problem}")
-            _progress(f"  {run_label} {p.label}: FAILED: {problem}")
+            progress(f"  {run_label} {p.label}: FAILED: {problem}")
             return None
         return result
 
@@ -730,7 +727,7 @@ def _interleaved(
     results: dict[str, list[Result]] = {p.key: [] for p in paths if _available(p)}
     for p in paths:
         if not _available(p):
-            _progress(f"  skipping {p.label}: {p.needs} is not installed")
+            progress(f"  skipping {p.label}: {p.needs} is not installed")
     for i in range(1, runs + 1):
         for p in paths:
             if p.key not in results:
@@ -742,13 +739,13 @@ def _interleaved(
             results[p.key].append(r)
             if p.worker.startswith("lag-"):
                 lags = r["lags_ms"]
-                _progress(
+                progress(
                     f"  {label} {p.label}: p99 {percentile(lags, 99):.2f} ms, "
                     f"max {max(lags, default=0.0):.2f} ms"
                     + ("" if p.worker.startswith("lag-idle") else f", {run_gbps(r):.2f} GB/s")
                 )
             else:
-                _progress(
+                progress(
                     f"  {label} {p.label}: {run_gbps(r):.2f} GB/s, {_cpu_per_gib(r):.3f} CPU s/GiB"
                 )
     return results
@@ -797,12 +794,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with Receiver() as rx:
         bench = Bench(rx, path, size, timeout)
-        _progress(f"receiver on {HOST}:{rx.port}; warming {path} into the page cache")
+        progress(f"receiver on {HOST}:{rx.port}; warming {path} into the page cache")
         warm(path)
         with open_fd(path) as fd:
             state = cached_pages(fd)
         if state is not None and state[0] < state[1]:
-            _progress(f"  warning: only {state[0]}/{state[1]} pages cached after warming")
+            progress(f"  warning: only {state[0]}/{state[1]} pages cached after warming")
         bench.run(HOT_PATHS[0], 0, "[warm-up]")  # one discarded run: first connection, caches
         hot = _interleaved(bench, HOT_PATHS, args.runs, "hot")
         lag = _interleaved(bench, LAG_PATHS, args.runs, "cold")

@@ -47,6 +47,7 @@ from _common import (
     Meter,
     Receiver,
     Sample,
+    add_quiet_timeout,
     cached_pages,
     ensure_file,
     environment,
@@ -55,6 +56,7 @@ from _common import (
     markdown_table,
     median,
     open_fd,
+    progress,
     run_child,
     run_gbps,
     run_gib,
@@ -436,10 +438,6 @@ SETUPS = (
 )
 
 
-def _progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def _available(p: Row) -> bool:
     return not p.needs or importlib.util.find_spec(p.needs) is not None
 
@@ -479,7 +477,7 @@ class Bench:
         waited, busy = wait_quiet(QUIET_BUSY, timeout=self.quiet_timeout)
         self.waited += waited
         if busy > QUIET_BUSY:
-            _progress(f"  {label}: the machine is still {busy:.0%} busy; running anyway")
+            progress(f"  {label}: the machine is still {busy:.0%} busy; running anyway")
         # Some kernels evict pages nobody touched for a while (DAMON reclaim, memory pressure):
         # put back what is missing, last, so every run sends a cached file.
         with open_fd(self.path) as fd:
@@ -497,10 +495,10 @@ class Bench:
             problem = f"{type(exc).__name__}: {exc}"
         if problem or result is None:
             self.failures.append(f"{label} {p.key}: {problem}")
-            _progress(f"  {label} {p.label}: FAILED: {problem}")
+            progress(f"  {label} {p.label}: FAILED: {problem}")
             dropped = rx.discard_reports()
             if dropped:
-                _progress(f"  (dropped {dropped} unclaimed receiver report(s))")
+                progress(f"  (dropped {dropped} unclaimed receiver report(s))")
             return None
         return result
 
@@ -718,13 +716,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=None, help="runs per path (default 7)")
     parser.add_argument("--quick", action="store_true", help="smoke test: 64 MiB, 3 runs")
     parser.add_argument("--json", type=Path, default=None, help="write every result here")
-    parser.add_argument(
-        "--quiet-timeout",
-        type=float,
-        default=QUIET_TIMEOUT,
-        help=f"before each run, wait at most this many seconds for a quiet machine "
-        f"(default {QUIET_TIMEOUT:.0f}; 0: do not wait)",
-    )
+    add_quiet_timeout(parser, QUIET_TIMEOUT)
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
@@ -785,7 +777,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths = [p for p in PATHS if _available(p)]
     for p in PATHS:
         if not _available(p):
-            _progress(f"  skipping {p.label} ({p.backend}): {p.needs} is not installed")
+            progress(f"  skipping {p.label} ({p.backend}): {p.needs} is not installed")
     print(
         f"# zcio stream integrations benchmark: {args.size_mib} MiB, {args.runs} runs per path "
         "and receiver"
@@ -804,13 +796,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         Receiver(count_calls=True) as standard,
         Receiver(rcvlowat=RCVLOWAT, count_calls=True) as lowat,
     ):
-        _progress(
+        progress(
             "the file's pages are locked in memory (mlock)"
             if locked
             else "could not mlock the file: it is re-read into the page cache when pages go"
         )
         receivers = {"standard": standard, "rcvlowat": lowat}
-        _progress(
+        progress(
             f"receivers on {HOST}:{standard.port} (standard) and {HOST}:{lowat.port} "
             f"(SO_RCVLOWAT {RCVLOWAT}); warming {path} into the page cache"
         )
@@ -818,7 +810,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with open_fd(path) as fd:
             state = cached_pages(fd)
         if state is not None and state[0] < state[1]:
-            _progress(f"  warning: only {state[0]}/{state[1]} pages cached after warming")
+            progress(f"  warning: only {state[0]}/{state[1]} pages cached after warming")
         for s in SETUPS:  # one discarded run each: first connection, caches
             bench.run(receivers[s.key], paths[0], 0, f"[warm-up {s.key}]")
         for i in range(1, args.runs + 1):
@@ -831,7 +823,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if r is None:
                         continue
                     results[s.key][p.key].append(r)
-                    _progress(
+                    progress(
                         f"  {label} {p.backend} {p.label}: {run_gbps(r):.2f} GB/s, "
                         f"{_cpu(r):.3f} CPU s/GiB, machine {_machine(r):.3f}"
                     )
