@@ -7,6 +7,7 @@ clear line; uvicorn then serves on it, in this process or in ``--workers N`` pro
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import socket
 import tempfile
@@ -51,11 +52,10 @@ def run(args: argparse.Namespace) -> int:
     if args.http == "httptools":
         require("httptools", "serve")
     loop = args.loop
-    if loop == "uvloop" or (loop == "auto" and _has("uvloop")):
+    if loop == "auto":  # as uvicorn's own "auto": uvloop when installed
+        loop = "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
+    if loop == "uvloop":
         require("uvloop", "uvloop")
-        loop = "uvloop"
-    elif loop == "auto":
-        loop = "asyncio"
     sock = _bind(args.host, args.port)
     root = os.path.realpath(root)
     config = _config(uvicorn, zcio_uvicorn, root, args, loop)
@@ -105,14 +105,6 @@ def _bind(host: str, port: int) -> socket.socket:
         return socket.create_server((host, port), family=family, backlog=2048)
     except OSError as exc:
         raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 1) from exc
-
-
-def _has(module: str) -> bool:
-    try:
-        __import__(module)
-    except ImportError:
-        return False
-    return True
 
 
 def demo_folder() -> str:
