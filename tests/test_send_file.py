@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -344,10 +346,53 @@ async def test_small_send_past_end_of_file(flavour: str, mode: str, tmp_path: Pa
     assert rx.result() == DATA[:1000]
 
 
-def test_open_cached(tmp_path: Path) -> None:
-    path = file_of(tmp_path, DATA[:5000])
+def _other_mount() -> Path | None:
+    """A writable folder on a local mount other than the root's (tmpfs /dev/shm), if any."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK) and os.stat(shm).st_dev != os.stat("/").st_dev:
+        return shm
+    return None
+
+
+@pytest.mark.parametrize("where", ["root-mount", "general", "other-mount"])
+def test_open_cached(tmp_path: Path, where: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each way open_cached can take: one openat2 on the root's mount, the O_PATH way when the
+    root is not known local, and the O_PATH way after EXDEV for a path into another mount."""
+    from zcio import _open
+
+    folder = tmp_path
+    if where == "other-mount":
+        other = _other_mount()
+        if other is None:
+            pytest.skip("no writable local mount besides the root's")
+        folder = Path(tempfile.mkdtemp(dir=other))
+        monkeypatch.setattr(_open, "_mounts", {})  # so that the other mount is learnt anew
+    elif os.stat(tmp_path).st_dev != os.stat("/").st_dev:
+        pytest.skip("the temporary folder is not on the root's mount")
+    try:
+        check_open_cached(folder, where, monkeypatch)
+    finally:
+        if folder is not tmp_path:
+            shutil.rmtree(folder)
+
+
+def check_open_cached(folder: Path, where: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from zcio import _open
+
+    path = file_of(folder, DATA[:5000])
     with open(path, "rb") as f:  # opened the ordinary way, as a worker thread would
         zcio.learn_filesystem(f.fileno())
+    if where == "general":
+        monkeypatch.setattr(_open, "_root_local", False)
+    routes: list[str] = []
+    real_open = os.open
+
+    def spy(name: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if str(name).startswith("/proc/self/fd/"):
+            routes.append("reopen")
+        return real_open(name, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", spy)
     file = zcio.open_cached(path)
     if file is None:  # no openat2 with RESOLVE_CACHED, or an unlisted filesystem
         pytest.skip("this kernel or filesystem cannot open from the caches")
@@ -355,10 +400,15 @@ def test_open_cached(tmp_path: Path) -> None:
         assert file.read() == DATA[:5000]
         assert os.get_blocking(file.fileno())
         assert not os.get_inheritable(file.fileno())
+    # One openat2 on the root's mount; the O_PATH handle reopened through /proc otherwise.
+    on_root = where == "root-mount" and _open._root_local
+    assert routes == ([] if on_root else ["reopen"])
     # Everything but an existing regular file gives None, with nothing left open.
-    os.mkfifo(tmp_path / "fifo")
-    for other in (tmp_path / "missing", tmp_path, tmp_path / "fifo", b"a\0b"):
+    os.mkfifo(folder / "fifo")
+    fds = len(os.listdir("/proc/self/fd"))
+    for other in (folder / "missing", folder, folder / "fifo", b"a\0b"):
         assert zcio.open_cached(other) is None
+    assert len(os.listdir("/proc/self/fd")) == fds
     os.chmod(path, 0)
     if os.geteuid() != 0:  # root reads anything
         assert zcio.open_cached(path) is None

@@ -329,6 +329,35 @@ async def test_stat_result_given(tmp_path: Path) -> None:
         assert ours.count(ZC) >= 1
 
 
+@pytest.mark.parametrize(
+    "given",
+    [
+        {},
+        {"ETag": '"mine"'},
+        {"Last-Modified": "Thu, 01 Jan 1970 00:00:00 GMT", "content-length": "3"},
+    ],
+)
+def test_stat_headers_as_starlette(tmp_path: Path, given: dict[str, str]) -> None:
+    """The memoised stat headers are Starlette's, for sizes and mtimes (fractional, old,
+    future) that differ in one field at a time, with headers the app set left alone."""
+    path = data_file(tmp_path)
+    real = os.stat(path)
+    for size, mtime in [
+        (real.st_size, real.st_mtime),
+        (real.st_size + 1, real.st_mtime),
+        (real.st_size, real.st_mtime + 0.5),
+        (0, 0.0),
+        (1 << 40, 4102444800.25),
+        (real.st_size, real.st_mtime),  # again: from the memo
+    ]:
+        fields = list(real)
+        fields[6], fields[8] = size, int(mtime)
+        st = os.stat_result((*fields, real.st_atime, mtime, real.st_ctime))
+        ours = FileResponse(path, headers=given, stat_result=st)
+        stock = StockFileResponse(path, headers=given, stat_result=st)
+        assert ours.raw_headers == stock.raw_headers
+
+
 async def test_same_response_object_called_twice(tmp_path: Path) -> None:
     path = data_file(tmp_path)
     response = FileResponse(path)
@@ -920,6 +949,35 @@ def test_why_not_zerocopy_follows_send_attributes() -> None:
 
     assert why_not_zerocopy(HTTP, Responder(server_send).forward) is None
     assert "GZip" in (why_not_zerocopy(HTTP, Responder(gzip_send()).forward) or "")
+
+
+def test_why_not_zerocopy_remembers_kinds_not_chains() -> None:
+    """Verdicts are remembered per function and per class, never per chain: the same wrapper
+    code around a server and around GZip, asked in turn, gets each its own answer."""
+    for _ in range(3):
+        assert why_not_zerocopy(HTTP, wrap(server_send)) is None
+        assert "GZip" in (why_not_zerocopy(HTTP, wrap(gzip_send())) or "")
+
+
+def test_why_not_zerocopy_stops_at_the_server() -> None:
+    """A bound send of a server's request cycle ends the chain: what the cycle holds (the
+    protocol, the transport, the app) is not followed."""
+
+    def cycle_class(module: str) -> type:
+        class Cycle:
+            def __init__(self) -> None:
+                self.app_send = gzip_send()  # an offender, if it were followed
+
+            async def send(self, message: Message) -> None:  # pragma: no cover
+                pass
+
+        Cycle.__module__ = module
+        return Cycle
+
+    server_cycle = cycle_class("uvicorn.protocols.http.fake_impl")()
+    assert why_not_zerocopy(HTTP, wrap(server_cycle.send)) is None
+    other = cycle_class(__name__)()  # an ordinary class: its send attributes are followed
+    assert "GZip" in (why_not_zerocopy(HTTP, wrap(other.send)) or "")
 
 
 def test_why_not_zerocopy_cycles_and_depth() -> None:

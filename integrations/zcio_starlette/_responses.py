@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import stat
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from secrets import token_hex
+from typing import NamedTuple
 
 import anyio
 import anyio.lowlevel
@@ -73,6 +73,16 @@ class FileResponse(StarletteFileResponse):
     same point, after the same bytes).
     """
 
+    def set_stat_headers(self, stat_result: os.stat_result) -> None:
+        """Starlette's Content-Length, Last-Modified and ETag for ``stat_result``, each only if
+        not set already: the same values (Starlette's own method makes them), made once per
+        file size and mtime instead of once per response."""
+        raw = self.headers.raw  # the list MutableHeaders.setdefault would search and extend
+        present = {name for name, _ in raw}
+        for name, value in _stat_headers(stat_result.st_size, stat_result.st_mtime):
+            if name not in present:
+                raw.append((name, value))
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] != "http"
@@ -82,56 +92,57 @@ class FileResponse(StarletteFileResponse):
             await super().__call__(scope, receive, send)
             return
 
-        async with self._opened() as opened:
-            if opened is None:  # a given stat_result, but no longer a regular file: as Starlette
-                await super().__call__(scope, receive, send)
-                return
+        opened = await self._open()
+        if opened is None:  # a given stat_result, but no longer a regular file: as Starlette
+            await super().__call__(scope, receive, send)
+            return
+        try:
             plan = self._plan(scope, opened, send)
             if isinstance(plan, Response):
                 await plan(scope, receive, send)  # 400 or 416, and no background task: as Starlette
                 return
             await plan()
+        finally:
+            # Closing a read-only regular file does not wait for the disk: done inline, where
+            # no cancellation can interrupt it.
+            opened.file.close()
         if self.background is not None:
             await self.background()
 
-    @asynccontextmanager
-    async def _opened(self) -> AsyncIterator[_Opened | None]:
-        """The open file and its sizes; the file is closed on every way out.
+    async def _open(self) -> _Opened | None:
+        """The open file and its sizes, or ``None`` if a given ``stat_result``'s path is no
+        longer a regular file; the caller closes the file.
 
         Opening can need the disk (a path lookup, maybe a network filesystem). A regular file
         whose path the kernel has cached, on a local filesystem, is opened right away
         (:func:`zcio.open_cached`); anything else is opened in a worker thread, with the stat
         Starlette does first folded into the same trip. The trip is shielded: a cancellation
-        meanwhile is taken right after, with the file closed.
-        Closing a read-only regular file does not wait for the disk, so it is done inline,
-        where no cancellation can interrupt it.
+        meanwhile is taken right after, with the file closed. Errors (missing file, not a
+        file, no permission) leave nothing open.
         """
         check = self.stat_result is None
         file = zcio.open_cached(self.path)  # a cached path on a local filesystem: no thread
-        in_thread = file is None
-        if in_thread:
-            with anyio.CancelScope(shield=True):
-                file, opened_stat = await anyio.to_thread.run_sync(_open_regular, self.path, check)
         try:
-            if in_thread:
-                await anyio.lowlevel.checkpoint_if_cancelled()
-            else:
-                assert file is not None
+            if file is not None:
                 opened_stat = os.fstat(file.fileno())
-            if file is None:
-                if check:
-                    raise RuntimeError(f"File at path {self.path} is not a file.")
-                yield None
-                return
+            else:
+                with anyio.CancelScope(shield=True):
+                    file, opened_stat = await anyio.to_thread.run_sync(
+                        _open_regular, self.path, check
+                    )
+                if file is None:
+                    if check:
+                        raise RuntimeError(f"File at path {self.path} is not a file.")
+                    return None
+                await anyio.lowlevel.checkpoint_if_cancelled()
             if self.stat_result is None:
                 self.set_stat_headers(opened_stat)
-                size = opened_stat.st_size
-            else:
-                size = self.stat_result.st_size
-            yield _Opened(file, size, opened_stat.st_size)
-        finally:
+                return _Opened(file, opened_stat.st_size, opened_stat.st_size)
+            return _Opened(file, self.stat_result.st_size, opened_stat.st_size)
+        except BaseException:
             if file is not None:
                 file.close()
+            raise
 
     def _plan(
         self, scope: Scope, opened: _Opened, send: Send
@@ -213,8 +224,7 @@ class FileResponse(StarletteFileResponse):
         await send({"type": "http.response.body", "body": closing, "more_body": False})
 
 
-@dataclass(frozen=True)
-class _Opened:
+class _Opened(NamedTuple):
     file: io.FileIO
     size: int  # what the headers promise: the given stat_result's size, or the file's
     actual_size: int  # the open file's size (smaller if it shrank since the given stat)
@@ -228,6 +238,17 @@ def _zerocopy(file: io.FileIO, offset: int, count: int, *, more_body: bool) -> M
         "count": count,
         "more_body": more_body,
     }
+
+
+@functools.lru_cache(maxsize=1024)
+def _stat_headers(size: int, mtime: float) -> tuple[tuple[bytes, bytes], ...]:
+    """The headers Starlette's ``set_stat_headers`` adds for a file of this size and mtime
+    (nothing else of the stat goes into them), as raw (name, value) pairs."""
+    holder = Response()  # no body, no media type: starts with no headers at all
+    holder.raw_headers = []
+    stat_result = os.stat_result((0, 0, 0, 0, 0, 0, size, 0, int(mtime), 0, 0.0, mtime, 0.0))
+    StarletteFileResponse.set_stat_headers(holder, stat_result)  # type: ignore[arg-type]
+    return tuple(holder.raw_headers)
 
 
 def _open_regular(

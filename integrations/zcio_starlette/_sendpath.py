@@ -83,7 +83,10 @@ def why_not_zerocopy(scope: Scope, send: Send) -> str | None:
 
 
 def _offender_on(send: Callable[..., Any]) -> str | None:
-    """The reason of the first offender on the chain of wrappers behind ``send``, if any."""
+    """The reason of the first offender on the chain of wrappers behind ``send``, if any.
+
+    Runs for every file response, so each step is one type test and dict lookups: whether a
+    function or a class is an offender is decided once per code object or class."""
     seen: set[int] = set()
     todo: list[Any] = [send]
     while todo:
@@ -93,46 +96,98 @@ def _offender_on(send: Callable[..., Any]) -> str | None:
         seen.add(id(node))
         if len(seen) > _MAX_NODES:
             return f"the chain of send wrappers is longer than {_MAX_NODES} steps"
-        reason = _offence(node)
-        if reason is not None:
-            return reason
-        todo.extend(_next_hops(node))
+        kind = type(node)
+        if kind is types.FunctionType:
+            reason = _function_verdict(node)
+            if reason is not None:
+                return reason
+            for cell in node.__closure__ or ():
+                try:
+                    hop = cell.cell_contents
+                except ValueError:  # an empty cell: a variable not bound yet
+                    continue
+                if callable(hop) and not isinstance(hop, type):
+                    todo.append(hop)
+            wrapped = getattr(node, "__wrapped__", None)
+            if wrapped is not None:
+                todo.append(wrapped)
+        elif kind is types.MethodType:
+            owner = node.__self__
+            reason = _class_verdict(type(owner))
+            if reason is not None:
+                return reason
+            if _is_server(type(owner)):
+                continue  # the server's own send: the end of the chain
+            todo.append(node.__func__)
+            todo.extend(_send_attributes(owner))
+        elif kind is functools.partial:
+            todo.append(node.func)
+            todo.extend(node.args)
+            todo.extend(node.keywords.values())
+        elif callable(node) and not isinstance(node, type | types.BuiltinFunctionType):
+            reason = _class_verdict(kind)
+            if reason is not None:
+                return reason
+            todo.extend(_send_attributes(node))
     return None
 
 
-def _offence(node: Any) -> str | None:
+# Verdicts per code object and per class: None, or the offender's reason. Both live as long as
+# the app that made them in practice; the bound only matters for code generated on the fly.
+_verdicts: dict[object, str | None] = {}
+_servers: dict[type, bool] = {}
+_MAX_VERDICTS = 4096
+#: The modules of the servers' request cycles (see ``_is_server``).
+SERVER_MODULES = ("uvicorn.protocols.", "zcio_uvicorn.")
+
+
+def _function_verdict(function: types.FunctionType) -> str | None:
+    code = function.__code__
+    try:
+        return _verdicts[code]
+    except KeyError:
+        pass
+    reason = None
     for offender in OFFENDERS:
-        if offender.instance_of is not None:
-            owner = node.__self__ if isinstance(node, types.MethodType) else node
-            if isinstance(owner, offender.instance_of):
-                return offender.reason
-        if offender.function_in is not None and isinstance(node, types.FunctionType):
+        if offender.function_in is not None:
             module, prefix = offender.function_in
-            if node.__module__ == module and node.__qualname__.startswith(prefix):
-                return offender.reason
-    return None
+            if function.__module__ == module and function.__qualname__.startswith(prefix):
+                reason = offender.reason
+                break
+    return _remember(code, reason)
 
 
-def _next_hops(node: Any) -> list[Any]:
-    """The callables ``node`` may pass a message on to: what a wrapper closes over."""
-    if isinstance(node, functools.partial):
-        return [node.func, *node.args, *node.keywords.values()]
-    if isinstance(node, types.MethodType):
-        return [node.__func__, *_send_attributes(node.__self__)]
-    if isinstance(node, types.FunctionType):
-        hops = []
-        for cell in node.__closure__ or ():
-            try:
-                hops.append(cell.cell_contents)
-            except ValueError:  # an empty cell: a variable not bound yet
-                continue
-        wrapped = getattr(node, "__wrapped__", None)
-        if wrapped is not None:
-            hops.append(wrapped)
-        return [hop for hop in hops if callable(hop)]
-    if callable(node) and not isinstance(node, type | types.BuiltinFunctionType):
-        return _send_attributes(node)
-    return []
+def _class_verdict(cls: type) -> str | None:
+    try:
+        return _verdicts[cls]
+    except KeyError:
+        pass
+    reason = None
+    for offender in OFFENDERS:
+        if offender.instance_of is not None and issubclass(cls, offender.instance_of):
+            reason = offender.reason
+            break
+    return _remember(cls, reason)
+
+
+def _is_server(cls: type) -> bool:
+    """Whether ``cls`` is a server's request cycle, whose bound ``send`` is the end of the
+    chain: uvicorn's and zcio_uvicorn's (nothing it refers to is a middleware)."""
+    try:
+        return _servers[cls]
+    except KeyError:
+        pass
+    if len(_servers) >= _MAX_VERDICTS:
+        _servers.clear()
+    found = _servers[cls] = cls.__module__.startswith(SERVER_MODULES)
+    return found
+
+
+def _remember(key: object, reason: str | None) -> str | None:
+    if len(_verdicts) >= _MAX_VERDICTS:
+        _verdicts.clear()
+    _verdicts[key] = reason
+    return reason
 
 
 def _send_attributes(owner: Any) -> list[Any]:

@@ -5,27 +5,33 @@ network filesystem revalidates names and sends an OPEN of its own). So zcio open
 worker thread, which costs a thread round trip per file: more than everything else a small
 HTTP file response does. Yet for a file served again and again the kernel has everything in
 memory. :func:`open_cached` opens such a file right where it is called, and returns ``None``
-whenever that could wait, leaving the caller to use a worker thread. Four steps, each unable
-to wait for I/O:
+whenever that could wait, leaving the caller to use a worker thread.
 
-1. ``openat2(path, O_PATH, RESOLVE_CACHED)`` (Linux 5.12+) walks the path in the dentry cache
-   only, and fails with ``EAGAIN`` when any component would need a lookup on disk or a
-   revalidation. ``O_PATH`` calls no filesystem ``open`` method.
-2. ``statx(AT_STATX_DONT_SYNC)`` on that handle gives the file's type and mount without asking
-   a network server; the mount must be known to be of a type in :data:`LOCAL_FILESYSTEMS`,
-   whose ``open`` does no I/O for an existing file. Mounts are learnt by
-   :func:`learn_filesystem`, from ``/proc/self/mountinfo``, in the worker thread that opened
-   the first file there: so the first file of each mount is always opened in a thread.
-3. Only a regular file on such a mount is opened for reading, by reopening the handle through
-   ``/proc/self/fd`` (the same inode: nothing can be swapped in between), with ``O_NONBLOCK`` so
-   that a lease held by another process is not waited for (``EWOULDBLOCK`` then means ``None``).
-4. ``O_NONBLOCK`` is cleared again: the caller gets an ordinary fd.
+Every way in walks the path with ``openat2(RESOLVE_CACHED)`` (Linux 5.12+), which walks the
+dentry cache only and fails with ``EAGAIN`` when any component would need a lookup on disk or
+a revalidation. What remains is the filesystem's own ``open``, which asks a network server or
+a FUSE daemon: so the file's mount must be known to be of a type in :data:`LOCAL_FILESYSTEMS`
+*before* it is opened. Mounts are learnt by :func:`learn_filesystem`, from
+``/proc/self/mountinfo``, in the worker thread that opened the first file there (so the first
+file of each mount is always opened in a thread). Two ways, then:
 
-Anything unusual (no such file, no permission, a symlink loop, not a regular file, a kernel
-without ``openat2`` or ``statx``'s mount id, a seccomp filter) also gives ``None``: the worker
-thread then opens the path the ordinary way and raises the ordinary errors. Not covered: an
-``fanotify`` permission listener (an on-access virus scanner) makes every open wait for it,
-here as anywhere.
+- **On the root's mount** (the usual case: a container's image, a server's disk), once the
+  root's mount is learnt local: one ``openat2`` of an absolute path with ``RESOLVE_NO_XDEV``
+  as well, which refuses (``EXDEV`` or ``EAGAIN``) to cross into any other mount, so the file
+  it opens is on the root's. A refusal costs that one call, then the general way is taken. ``O_NONBLOCK`` keeps a FIFO or a lease held by another process from being
+  waited for; a file that turns out not to be regular is closed at once.
+- **Anywhere else**: ``openat2(O_PATH)`` (no filesystem ``open`` is called), ``statx`` with
+  ``AT_STATX_DONT_SYNC`` on that handle for the type and the mount, and only for a regular file
+  on a known-local mount a reopen of the handle through ``/proc/self/fd`` (the same inode:
+  nothing can be swapped in between), with ``O_NONBLOCK`` for the same reason.
+
+Either way ``O_NONBLOCK`` is cleared again: the caller gets an ordinary fd. Anything unusual
+(no such file, no permission, a symlink loop, not a regular file, a kernel without ``openat2``
+or ``statx``'s mount id, a seccomp filter) gives ``None``: the worker thread then opens the path
+the ordinary way and raises the ordinary errors. Not covered: an ``fanotify`` permission
+listener (an on-access virus scanner) makes every open wait for it, here as anywhere; and the
+root's mount is learnt once, so a process that later changes its root (``chroot``) or mount
+namespace onto a network filesystem should not use this function.
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ LOCAL_FILESYSTEMS = frozenset(
 
 _SYS_OPENAT2 = 437  # the same number on every architecture (Linux 5.6)
 _AT_FDCWD = -100
+_RESOLVE_NO_XDEV = 0x01
 _RESOLVE_CACHED = 0x20  # Linux 5.12
 _AT_EMPTY_PATH = 0x1000
 _AT_STATX_DONT_SYNC = 0x4000
@@ -76,7 +83,10 @@ _MASK, _MODE, _DEV, _MNT_ID = (
 _HOW = ctypes.create_string_buffer(
     struct.pack("=QQQ", os.O_PATH | os.O_CLOEXEC, 0, _RESOLVE_CACHED), 24
 )
-_REOPEN = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
+_REOPEN = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+_HOW_ON_ROOT = ctypes.create_string_buffer(
+    struct.pack("=QQQ", _REOPEN, 0, _RESOLVE_CACHED | _RESOLVE_NO_XDEV), 24
+)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _statx = getattr(_libc, "statx", None)  # glibc 2.28+
@@ -85,6 +95,8 @@ _available = _statx is not None and os.path.isdir("/proc/self/fd")
 #: (mount id, st_dev) -> whether the mount's filesystem is local. Keyed by both, since a mount
 #: id freed by an unmount can be given to a new mount of another filesystem.
 _mounts: dict[tuple[int, int], bool] = {}
+#: Whether the root's mount is known local (learnt with the first mount, see learn_filesystem).
+_root_local: bool | None = None
 
 
 def open_cached_fd(path: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> int | None:
@@ -98,6 +110,14 @@ def open_cached_fd(path: str | bytes | os.PathLike[str] | os.PathLike[bytes]) ->
     name = os.fsencode(path)
     if b"\0" in name:
         return None
+    if _root_local and name.startswith(b"/"):
+        fd = _libc.syscall(_SYS_OPENAT2, _AT_FDCWD, name, _HOW_ON_ROOT, 24)
+        if fd >= 0:
+            return _regular(fd)
+        if ctypes.get_errno() not in (errno.EXDEV, errno.EAGAIN):
+            return None  # missing, no permission...: the worker thread will say
+        # The path leads to another mount (EXDEV; EAGAIN when met in the cached walk), or
+        # is not cached: the general way below finds out which.
     handle = _libc.syscall(_SYS_OPENAT2, _AT_FDCWD, name, _HOW, 24)
     if handle < 0:
         if ctypes.get_errno() in (errno.ENOSYS, errno.EPERM, errno.EINVAL, errno.E2BIG):
@@ -112,7 +132,15 @@ def open_cached_fd(path: str | bytes | os.PathLike[str] | os.PathLike[bytes]) ->
             return None
     finally:
         os.close(handle)
+    return _regular(fd)
+
+
+def _regular(fd: int) -> int | None:
+    """``fd`` made blocking again if it is a regular file; otherwise closed, and ``None``."""
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            return None
         fcntl.fcntl(fd, fcntl.F_SETFL, 0)  # clears O_NONBLOCK (no other settable flag is set)
     except BaseException:
         os.close(fd)
@@ -187,11 +215,21 @@ def learn_filesystem(fd: int) -> None:
     :func:`open_cached` opens files there from then on. Call it from a worker thread, after
     opening a path there: the first time a mount is seen it reads ``/proc/self/mountinfo``.
     Cheap for a mount seen before (one ``statx``); never raises ``OSError``."""
+    global _root_local
     if not _available:
         return
     key = _mount_key(fd)
     if key is not None and key not in _mounts:
         _mounts[key] = _read_mount(key)
+    if _root_local is None:
+        root = os.open("/", os.O_PATH | os.O_CLOEXEC)  # the root dentry is always cached
+        try:
+            root_key = _mount_key(root)
+        finally:
+            os.close(root)
+        if root_key is not None and root_key not in _mounts:
+            _mounts[root_key] = _read_mount(root_key)
+        _root_local = root_key is not None and _mounts[root_key]
 
 
 def _read_mount(key: tuple[int, int]) -> bool:

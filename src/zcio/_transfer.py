@@ -207,12 +207,14 @@ async def send_file(
     """
     _check_range(offset, count)
     progress = progress if progress is not None else Progress()
-    await checkpoint_if_cancelled()
     already = 0
     if count is not None and 0 < count <= QUICK_MAX and "asyncio" in sys.modules:
+        # Made before the cancellation check: it never waits, so a call it completes is one
+        # that finished before noticing a cancellation, as any call that never waits would.
         already = _send_now(dst, file, offset, count, progress)
         if already == count:
             return count
+    await checkpoint_if_cancelled()
     sink = open_sink(dst)
     async with open_file_source(file) as src:
         return await _from_file(
