@@ -400,6 +400,12 @@ def check_open_cached(folder: Path, where: str, monkeypatch: pytest.MonkeyPatch)
         assert file.read() == DATA[:5000]
         assert os.get_blocking(file.fileno())
         assert not os.get_inheritable(file.fileno())
+    opened = zcio.open_cached_stat(path)
+    assert opened is not None
+    with opened[0] as file:
+        assert os.path.samestat(opened[1], os.stat(path))
+        assert os.path.samestat(opened[1], os.fstat(file.fileno()))
+    del routes[1:]
     # One openat2 on the root's mount; the O_PATH handle reopened through /proc otherwise.
     on_root = where == "root-mount" and _open._root_local
     assert routes == ([] if on_root else ["reopen"])

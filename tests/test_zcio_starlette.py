@@ -552,7 +552,7 @@ async def test_cancelled_while_opening(tmp_path: Path, monkeypatch: pytest.Monke
 
     path = data_file(tmp_path)
     # A path the kernel could not open from its caches: the worker thread opens it.
-    monkeypatch.setattr(zcio, "open_cached", lambda path: None)
+    monkeypatch.setattr(zcio, "open_cached_stat", lambda path: None)
     opened: list[Any] = []
     started = threading.Event()
     real = _responses._open_regular

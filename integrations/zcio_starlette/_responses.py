@@ -115,16 +115,18 @@ class FileResponse(StarletteFileResponse):
 
         Opening can need the disk (a path lookup, maybe a network filesystem). A regular file
         whose path the kernel has cached, on a local filesystem, is opened right away
-        (:func:`zcio.open_cached`); anything else is opened in a worker thread, with the stat
+        (:func:`zcio.open_cached_stat`); anything else is opened in a worker thread, with the stat
         Starlette does first folded into the same trip. The trip is shielded: a cancellation
         meanwhile is taken right after, with the file closed. Errors (missing file, not a
         file, no permission) leave nothing open.
         """
         check = self.stat_result is None
-        file = zcio.open_cached(self.path)  # a cached path on a local filesystem: no thread
+        file = None
         try:
-            if file is not None:
-                opened_stat = os.fstat(file.fileno())
+            # A cached path on a local filesystem: opened here, no thread.
+            opened = zcio.open_cached_stat(self.path)
+            if opened is not None:
+                file, opened_stat = opened
             else:
                 with anyio.CancelScope(shield=True):
                     file, opened_stat = await anyio.to_thread.run_sync(

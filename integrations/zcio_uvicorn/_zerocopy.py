@@ -133,8 +133,12 @@ async def _zerocopysend(cycle: Any, framing: Framing, message: Any) -> None:
         return
     file = message["file"]
     offset = message.get("offset")
-    if offset is None:  # the spec: from the file's current position
+    if offset is None:  # the spec: from the file's current position, which moves on
         offset = file.tell() if hasattr(file, "tell") else os.lseek(file, 0, os.SEEK_CUR)
+    elif not isinstance(file, int):
+        # An explicit offset, as sendfile(2) takes one: the file's position is not used, and
+        # zcio.send_file given the fd leaves it alone (no lseek to put it back).
+        file = file.fileno()
     await _body(
         cycle,
         framing,

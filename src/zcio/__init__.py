@@ -17,7 +17,11 @@ from ._errors import (
     ZeroCopyUnavailable as ZeroCopyUnavailable,
 )
 from ._kinds import Kind as Kind, Method as Method
-from ._open import learn_filesystem as learn_filesystem, open_cached as open_cached
+from ._open import (
+    learn_filesystem as learn_filesystem,
+    open_cached as open_cached,
+    open_cached_stat as open_cached_stat,
+)
 from ._pipes import PipePool as PipePool, default_pipe_pool as default_pipe_pool
 from ._plan import Plan as Plan, Reason as Reason, Skipped as Skipped
 from ._probe import FdInfo as FdInfo, probe as probe
@@ -59,6 +63,7 @@ __all__ = [
     "default_pipe_pool",
     "learn_filesystem",
     "open_cached",
+    "open_cached_stat",
     "plan",
     "probe",
     "send_file",

@@ -70,7 +70,7 @@ def _checked(fd: int, fileobj: Any, info: FdInfo | None = None) -> FileSource:
 
 
 def _open_learning(path: Any) -> int:
-    """Open ``path`` (in a worker thread) and learn its filesystem for ``open_cached_fd``."""
+    """Open ``path`` (in a worker thread) and learn its filesystem for ``open_cached``."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
         learn_filesystem(fd)
