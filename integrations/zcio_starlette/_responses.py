@@ -6,14 +6,13 @@ import functools
 import io
 import os
 import stat
-from collections.abc import Awaitable, Callable
 from secrets import token_hex
 from typing import NamedTuple
 
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import MutableHeaders
 from starlette.responses import (
     FileResponse as StarletteFileResponse,
     MalformedRangeHeader,
@@ -92,16 +91,23 @@ class FileResponse(StarletteFileResponse):
             await super().__call__(scope, receive, send)
             return
 
-        opened = await self._open()
-        if opened is None:  # a given stat_result, but no longer a regular file: as Starlette
-            await super().__call__(scope, receive, send)
-            return
-        try:
-            plan = self._plan(scope, opened, send)
-            if isinstance(plan, Response):
-                await plan(scope, receive, send)  # 400 or 416, and no background task: as Starlette
+        opened = self._open_cached()
+        if opened is None:
+            opened = await self._open_in_thread()
+            if opened is None:  # a given stat_result, but no longer a regular file
+                await super().__call__(scope, receive, send)  # as Starlette
                 return
-            await plan()
+        try:
+            ranges = self._ranges(scope, opened.size)
+            if ranges is None:
+                await self._send_whole(send, opened)
+            elif isinstance(ranges, Response):
+                await ranges(scope, receive, send)  # 400 or 416, and no background task
+                return
+            elif len(ranges) == 1:
+                await self._send_range(send, opened, *ranges[0])
+            else:
+                await self._send_ranges(send, opened, ranges)
         finally:
             # Closing a read-only regular file does not wait for the disk: done inline, where
             # no cancellation can interrupt it.
@@ -109,59 +115,64 @@ class FileResponse(StarletteFileResponse):
         if self.background is not None:
             await self.background()
 
-    async def _open(self) -> _Opened | None:
-        """The open file and its sizes, or ``None`` if a given ``stat_result``'s path is no
-        longer a regular file; the caller closes the file.
+    def _open_cached(self) -> _Opened | None:
+        """The open file and its sizes if the kernel could open it from its caches, on a
+        local filesystem (:func:`zcio.open_cached_stat`): no thread, no waiting."""
+        opened = zcio.open_cached_stat(self.path)
+        if opened is None:
+            return None
+        return self._sized(*opened)
 
-        Opening can need the disk (a path lookup, maybe a network filesystem). A regular file
-        whose path the kernel has cached, on a local filesystem, is opened right away
-        (:func:`zcio.open_cached_stat`); anything else is opened in a worker thread, with the stat
-        Starlette does first folded into the same trip. The trip is shielded: a cancellation
-        meanwhile is taken right after, with the file closed. Errors (missing file, not a
-        file, no permission) leave nothing open.
+    async def _open_in_thread(self) -> _Opened | None:
+        """The open file and its sizes, opened in a worker thread (the path is not cached, or
+        not on a local filesystem, or cannot be opened), with the stat Starlette does first
+        folded into the same trip; ``None`` if a given ``stat_result``'s path is no longer a
+        regular file. The trip is shielded: a cancellation meanwhile is taken right after,
+        with the file closed. Errors (missing file, not a file, no permission) raise here,
+        before anything is sent, and leave nothing open.
         """
         check = self.stat_result is None
-        file = None
+        with anyio.CancelScope(shield=True):
+            file, opened_stat = await anyio.to_thread.run_sync(_open_regular, self.path, check)
+        if file is None:
+            if check:
+                raise RuntimeError(f"File at path {self.path} is not a file.")
+            return None
         try:
-            # A cached path on a local filesystem: opened here, no thread.
-            opened = zcio.open_cached_stat(self.path)
-            if opened is not None:
-                file, opened_stat = opened
-            else:
-                with anyio.CancelScope(shield=True):
-                    file, opened_stat = await anyio.to_thread.run_sync(
-                        _open_regular, self.path, check
-                    )
-                if file is None:
-                    if check:
-                        raise RuntimeError(f"File at path {self.path} is not a file.")
-                    return None
-                await anyio.lowlevel.checkpoint_if_cancelled()
-            if self.stat_result is None:
-                self.set_stat_headers(opened_stat)
-                return _Opened(file, opened_stat.st_size, opened_stat.st_size)
-            return _Opened(file, self.stat_result.st_size, opened_stat.st_size)
+            await anyio.lowlevel.checkpoint_if_cancelled()
+            return self._sized(file, opened_stat)
         except BaseException:
-            if file is not None:
-                file.close()
+            file.close()
             raise
 
-    def _plan(
-        self, scope: Scope, opened: _Opened, send: Send
-    ) -> Callable[[], Awaitable[None]] | Response:
-        """What to send, with Starlette's rules: whole file, one range, several, or an error
-        response. Mirrors ``starlette.responses.FileResponse.__call__``."""
-        file, size = opened.file, opened.size
-        headers = Headers(scope=scope)
-        http_range = headers.get("range")
-        http_if_range = headers.get("if-range")
+    def _sized(self, file: io.FileIO, opened_stat: os.stat_result) -> _Opened:
+        """The sizes that go with ``file``: the headers' (the given stat_result's, or the open
+        file's, which then also sets Starlette's stat headers) and the file's own."""
+        if self.stat_result is None:
+            try:
+                self.set_stat_headers(opened_stat)
+            except BaseException:
+                file.close()
+                raise
+            return _Opened(file, opened_stat.st_size, opened_stat.st_size)
+        return _Opened(file, self.stat_result.st_size, opened_stat.st_size)
+
+    def _ranges(self, scope: Scope, size: int) -> list[tuple[int, int]] | Response | None:
+        """The ranges to send, with Starlette's rules: ``None`` for the whole file, the
+        ranges, or the 400 or 416 response. Mirrors ``starlette.responses.FileResponse``."""
+        http_range = http_if_range = None
+        for name, value in scope["headers"]:  # ASGI header names are lowercase
+            if name == b"range" and http_range is None:
+                http_range = value.decode("latin-1")
+            elif name == b"if-range" and http_if_range is None:
+                http_if_range = value.decode("latin-1")
         if (
-            self.status_code != 200
-            or http_range is None
+            http_range is None
+            or self.status_code != 200
             or scope["method"].upper() not in ("GET", "HEAD")
             or (http_if_range is not None and not self._should_use_range(http_if_range))
         ):
-            return lambda: self._send_whole(send, file, size)
+            return None
         try:
             ranges = self._parse_range_header(http_range, size)
         except MalformedRangeHeader as exc:
@@ -170,33 +181,26 @@ class FileResponse(StarletteFileResponse):
             return PlainTextResponse(
                 status_code=416, headers={"Content-Range": f"bytes */{exc.max_size}"}
             )
-        if len(ranges) == 0:
-            return lambda: self._send_whole(send, file, size)
-        if len(ranges) == 1:
-            start, end = ranges[0]
-            return lambda: self._send_range(send, file, start, end, size)
-        return lambda: self._send_ranges(send, opened, ranges)
+        return ranges or None
 
-    async def _send_whole(self, send: Send, file: io.FileIO, size: int) -> None:
+    async def _send_whole(self, send: Send, opened: _Opened) -> None:
         start: Message = {
             "type": "http.response.start",
             "status": self.status_code,
             "headers": self.raw_headers,
         }
         await send(start)
-        if size == 0:
+        if opened.size == 0:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         else:
-            await send(_zerocopy(file, 0, size, more_body=False))
+            await send(_zerocopy(opened.file, 0, opened.size, more_body=False))
 
-    async def _send_range(
-        self, send: Send, file: io.FileIO, start: int, end: int, file_size: int
-    ) -> None:
+    async def _send_range(self, send: Send, opened: _Opened, start: int, end: int) -> None:
         headers = MutableHeaders(raw=list(self.raw_headers))
-        headers["content-range"] = f"bytes {start}-{end - 1}/{file_size}"
+        headers["content-range"] = f"bytes {start}-{end - 1}/{opened.size}"
         headers["content-length"] = str(end - start)
         await send({"type": "http.response.start", "status": 206, "headers": headers.raw})
-        await send(_zerocopy(file, start, end - start, more_body=False))
+        await send(_zerocopy(opened.file, start, end - start, more_body=False))
 
     async def _send_ranges(
         self, send: Send, opened: _Opened, ranges: list[tuple[int, int]]
