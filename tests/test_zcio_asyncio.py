@@ -212,3 +212,42 @@ async def test_relay_both_ways_with_half_close(mode: str) -> None:
     assert seen == {"request": request, "response": response}
     assert counts == [(len(request), len(response))]
     await server.wait_closed()
+
+
+async def test_quick_path_forgets_transports_that_die(tmp_path: Path) -> None:
+    """The quick path remembers what it learnt about each transport (by id, for speed) and
+    forgets it when the transport dies, so a new object given the same id is never taken for
+    it; every small send still goes out by sendfile."""
+    import gc
+    import weakref
+
+    from zcio._backends import _asyncio as backend_asyncio
+
+    path = file_of(tmp_path, DATA[:4096])
+    loop = asyncio.get_running_loop()
+    ids = []
+    for _ in range(3):
+        listener, port = tcp_listener()
+        with listener:
+            client = socket.create_connection(("127.0.0.1", port))
+            server, _ = listener.accept()
+        with client:
+            transport, _protocol = await loop.connect_accepted_socket(asyncio.Protocol, server)
+            before = zcio.stats()
+            with open(path, "rb", buffering=0) as f:
+                assert await zcio.send_file(transport, f, count=4096) == 4096
+            assert (zcio.stats() - before).bytes("sendfile") == 4096
+            client.settimeout(5)
+            assert client.recv(8192, socket.MSG_WAITALL) == DATA[:4096]
+            ids.append(id(transport))
+            assert id(transport) in backend_asyncio._quick
+            alive = weakref.ref(transport)
+            transport.close()
+            del transport, _protocol
+        for _ in range(100):  # the loop lets go of a closed transport within a few iterations
+            gc.collect()
+            if alive() is None:
+                break
+            await asyncio.sleep(0.01)
+        assert alive() is None
+        assert ids[-1] not in backend_asyncio._quick

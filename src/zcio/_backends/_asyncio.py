@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import weakref
 from contextlib import ExitStack
@@ -93,7 +94,11 @@ def _describe(target: Target) -> FdInfo:
     return info
 
 
-_quick: weakref.WeakKeyDictionary[Any, tuple[int, FdInfo] | None] = weakref.WeakKeyDictionary()
+#: id(transport or writer) -> (a weak reference to it, its quick_destination entry). A plain
+#: dict, not a WeakKeyDictionary: this lookup runs for every small response, and each of those
+#: makes a new weak reference per lookup. The reference's callback drops the key when the
+#: object dies, before its id can be given to another object.
+_quick: dict[int, tuple[weakref.ref[Any], tuple[int, FdInfo] | None]] = {}
 
 
 def quick_destination(obj: object) -> tuple[int, FdInfo] | None:
@@ -105,20 +110,28 @@ def quick_destination(obj: object) -> tuple[int, FdInfo] | None:
     What does not change while a transport lives (kind, TLS, the fd) is worked out once per
     object; the transport's state is checked on every call.
     """
-    try:
-        entry = _quick[obj]
-    except KeyError:
+    known = _quick.get(id(obj))
+    if known is not None and known[0]() is obj:
+        entry = known[1]
+    else:
+        try:
+            ref = weakref.ref(obj, functools.partial(_forget, id(obj)))
+        except TypeError:  # not weakly referenceable: never a transport we know
+            return None
         entry = _quick_entry(obj)
-        with contextlib.suppress(TypeError):
-            _quick[obj] = entry
-    except TypeError:  # not weakly referenceable, or unhashable: never a transport we know
-        return None
+        _quick[id(obj)] = (ref, entry)
     if entry is None:
         return None
     transport: Any = obj.transport if isinstance(obj, asyncio.StreamWriter) else obj
     if transport.is_closing() or transport.get_write_buffer_size():
         return None
     return entry
+
+
+def _forget(key: int, ref: weakref.ref[Any]) -> None:
+    known = _quick.get(key)
+    if known is not None and known[0] is ref:
+        del _quick[key]
 
 
 def _quick_entry(obj: object) -> tuple[int, FdInfo] | None:
