@@ -87,6 +87,9 @@ def _release(key: tuple[str, int, int]) -> None:
 
 
 def is_claimed(action: str, identity: tuple[int, int]) -> bool:
-    """Whether a running zcio transfer holds the endpoint ``identity`` for ``action``."""
-    with _busy_lock:
-        return (action, *identity) in _busy
+    """Whether a running zcio transfer holds the endpoint ``identity`` for ``action``.
+
+    No lock: one membership test of a set is atomic (the lock makes claiming's test-and-add
+    atomic). A claim by another thread can begin right after; a caller that must exclude it
+    claims instead."""
+    return (action, identity[0], identity[1]) in _busy

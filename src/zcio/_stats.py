@@ -91,6 +91,14 @@ class _Counters:
             row[2] += nbytes
             row[3] += offloaded
 
+    def moved_whole(self, method: Method, nbytes: int) -> None:
+        """One transfer done by one call: :meth:`transfer` and :meth:`moved` at once."""
+        with self._lock:
+            row = self._methods[method]
+            row[0] += 1
+            row[1] += 1
+            row[2] += nbytes
+
     def fallback(self, reason: Reason) -> None:
         with self._lock:
             self._fallbacks[reason.name.lower()] += 1

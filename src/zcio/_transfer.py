@@ -280,11 +280,12 @@ def _send_now(dst: object, file: object, offset: int, count: int, progress: Prog
         return 0
     progress.taken += sent
     progress.sent += sent
-    COUNTERS.moved(Method.SENDFILE, sent)
-    if sent == count:  # done: the general path, which counts transfers, will not run
-        COUNTERS.transfer(Method.SENDFILE)
-        if not isinstance(file, int):
-            file.seek(offset + sent)  # a file object's position, as the general path leaves it
+    if sent < count:  # the general path sends the rest, and counts the transfer
+        COUNTERS.moved(Method.SENDFILE, sent)
+        return sent
+    COUNTERS.moved_whole(Method.SENDFILE, sent)
+    if not isinstance(file, int):
+        file.seek(offset + sent)  # a file object's position, as the general path leaves it
     return sent
 
 
