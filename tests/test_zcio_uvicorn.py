@@ -126,6 +126,20 @@ def test_file_bodies_go_by_sendfile(server: Server, files: dict[str, Path], how:
     assert sendfile_bytes(server) - before == len(DATA)
 
 
+def test_zerocopysend_without_offset_follows_the_position(
+    server: Server, files: dict[str, Path]
+) -> None:
+    """No offset: from the file object's position (a buffered reader's, not its fd's), which
+    then moves past the bytes sent; an explicit offset leaves the position alone."""
+    before = sendfile_bytes(server)
+    r = httpx.get(
+        server.url + "/file", params={"path": str(files["data"]), "how": "position"}, timeout=20
+    )
+    assert r.status_code == 200
+    assert r.content == DATA[100:1100] + DATA[:100] + DATA[1100:]
+    assert sendfile_bytes(server) - before == len(DATA) - 50  # all but the body message
+
+
 def test_extensions_advertised(server: Server) -> None:
     assert httpx.get(server.url + "/ext").json() == [
         "http.response.pathsend",

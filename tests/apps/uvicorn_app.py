@@ -1,6 +1,6 @@
 """An ASGI app for testing zcio_uvicorn with real uvicorn servers (run as a subprocess).
 
-GET /file?path=P&how=zerocopy|pathsend|chunked|halves  the file, by that kind of message
+GET /file?path=P&how=zerocopy|pathsend|chunked|halves|position  the file, by that kind of message
 GET /truncate?path=P   promise the whole file, shrink it, then send it: the server must abort
 GET /text              an ordinary response
 GET /ext               the scope's extensions, as JSON
@@ -62,12 +62,20 @@ async def _file(scope: Scope, send: Any, path: str, how: str, truncate: bool) ->
         elif how == "halves":
             await _zc(send, f, 0, size // 2, more=True)
             await _zc(send, f, size // 2, None, more=False)
+        elif how == "position":  # without an offset: from the position, which moves on
+            f.read(100)  # a buffered reader: its position (100) is not the fd's
+            await _zc(send, f, None, 1000, more=True)  # 100..1100
+            await _zc(send, f, 0, 100, more=True)  # an offset: the position stays at 1100
+            await send({"type": "http.response.body", "body": f.read(50), "more_body": True})
+            await _zc(send, f, None, None, more=False)  # 1150 to the end
         else:
             await _zc(send, f, 0, size, more=False)
 
 
-async def _zc(send: Any, f: Any, offset: int, count: int | None, *, more: bool) -> None:
-    message = {"type": "http.response.zerocopysend", "file": f, "offset": offset, "more_body": more}
+async def _zc(send: Any, f: Any, offset: int | None, count: int | None, *, more: bool) -> None:
+    message = {"type": "http.response.zerocopysend", "file": f, "more_body": more}
+    if offset is not None:
+        message["offset"] = offset
     if count is not None:
         message["count"] = count
     await send(message)
