@@ -65,6 +65,81 @@ async def test_whole_file_after_buffered_header(flavour: str, mode: str, tmp_pat
     assert_moved_by(delta, mode, n)
 
 
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("size", [4096, 1 << 20])
+async def test_to_the_end_without_a_thread(
+    flavour: str, mode: str, size: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``count=None`` on a cached file: the end is seen on the event loop (a read at the end
+    returns at once), not by a last sendfile or read in a worker thread; small files (the
+    quick path on asyncio) and large ones."""
+    skip_unsupported(flavour)
+    path = file_of(tmp_path, DATA[:size])
+    Path(path).read_bytes()  # cached, and clean
+    to_thread: list[Any] = []
+    real = anyio.to_thread.run_sync
+
+    async def spy(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        to_thread.append(fn)
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", spy)
+    lsock, port = tcp_listener()
+    rx = Receiver(lsock).start()
+    with open(path, "rb", buffering=0) as f:
+        async with destination(flavour, port) as dst:
+            before = zcio.stats()
+            n = await zcio.send_file(dst, f)
+            delta = zcio.stats() - before
+    assert n == size
+    assert sha(rx.result()) == sha(DATA[:size])
+    assert_moved_by(delta, mode, n)
+    assert [fn for fn in to_thread if fn in (os.sendfile, os.preadv)] == []
+
+
+@pytest.mark.parametrize("flavour", ["writer", "transport"])
+async def test_to_the_end_follows_a_file_that_grows(
+    flavour: str, mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``count=None``: a file that grows after the quick path's one sendfile is followed to
+    its new end by the general path, every byte counted once."""
+    from zcio import _syscalls, _transfer
+
+    skip_unsupported(flavour)
+    path = file_of(tmp_path, DATA[:4096])
+    extra = DATA[4096:10_000]
+    real = _syscalls.at_end
+    grown: list[int] = []
+
+    def grow(offset: int) -> None:
+        if not grown:
+            with open(path, "ab") as out:
+                out.write(extra)
+            grown.append(offset)
+
+    def growing(fd: int, offset: int) -> bool:
+        grow(offset)
+        return real(fd, offset)
+
+    monkeypatch.setattr(_transfer, "at_end", growing)
+    if mode == "fallback":  # no quick path without sendfile: the file grows before the call
+        grow(0)
+    lsock, port = tcp_listener()
+    rx = Receiver(lsock).start()
+    with open(path, "rb", buffering=0) as f:
+        async with destination(flavour, port) as dst:
+            before = zcio.stats()
+            n = await zcio.send_file(dst, f)
+            delta = zcio.stats() - before
+        assert f.tell() == 10_000
+    assert n == 10_000
+    assert sha(rx.result()) == sha(DATA[:10_000])
+    assert_moved_by(delta, mode, n)
+    if mode == "native":
+        assert grown == [4096]  # the quick path sent the first 4096 bytes
+        assert delta.methods["sendfile"].transfers == 1
+
+
 @pytest.mark.parametrize("flavour", ["socket", "anyio"])
 async def test_file_object_position_and_range(flavour: str, mode: str, tmp_path: Path) -> None:
     path = file_of(tmp_path, DATA)

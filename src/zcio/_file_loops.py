@@ -14,7 +14,7 @@ import anyio
 from ._job import Job, deliver
 from ._kinds import Kind, Method
 from ._knowledge import Refusal
-from ._syscalls import cached, read_nowait
+from ._syscalls import at_end, cached, read_nowait
 
 __all__ = ["RUNNERS", "SENDFILE_CHUNK"]
 
@@ -32,6 +32,8 @@ DATAGRAM_CHUNK = 32 << 10
 
 async def _sendfile_to_stream(job: Job, src_fd: int) -> None:
     while job.remaining > 0:
+        if job.at_expected_end and at_end(src_fd, job.pos):
+            return  # end of file, seen on the loop: a sendfile there would go to a thread
         n = job.slice(SENDFILE_CHUNK)
         offload = not cached(src_fd, job.pos, n)
         try:

@@ -66,6 +66,16 @@ def cached(fd: int, offset: int, length: int) -> bool:
     return last // PAGE == offset // PAGE or read_nowait(fd, one, last) == 1
 
 
+def at_end(fd: int, offset: int) -> bool:
+    """Whether ``offset`` is at or past the end of the regular file ``fd``, known without
+    waiting: a read there returns 0 before looking for any page. False when unsure (the file
+    grew, or the filesystem has no ``RWF_NOWAIT``)."""
+    try:
+        return read_nowait(fd, memoryview(bytearray(1)), offset) == 0
+    except OSError:
+        return False
+
+
 def read_nowait(fd: int, buf: memoryview, offset: int) -> int | None:
     """Read what the page cache holds at ``offset`` into ``buf``; None if it would wait for I/O.
 

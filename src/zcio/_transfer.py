@@ -31,7 +31,7 @@ from ._sinks import Sink, open_sink
 from ._source import FileSource, open_file_source
 from ._stats import COUNTERS
 from ._stream_loops import stream_runners
-from ._syscalls import cached
+from ._syscalls import at_end, cached
 from ._taps import open_tap
 
 __all__ = ["copy", "plan", "send_file", "splice_stream"]
@@ -208,12 +208,12 @@ async def send_file(
     _check_range(offset, count)
     progress = progress if progress is not None else Progress()
     already = 0
-    if count is not None and 0 < count <= QUICK_MAX and "asyncio" in sys.modules:
+    if (count is None or 0 < count <= QUICK_MAX) and "asyncio" in sys.modules:
         # Made before the cancellation check: it never waits, so a call it completes is one
         # that finished before noticing a cancellation, as any call that never waits would.
-        already = _send_now(dst, file, offset, count, progress)
-        if already == count:
-            return count
+        already, done = _send_now(dst, file, offset, count, progress)
+        if done:
+            return already
     await checkpoint_if_cancelled()
     sink = open_sink(dst)
     async with open_file_source(file) as src:
@@ -234,59 +234,67 @@ def _quick_destination() -> Callable[[object], tuple[int, FdInfo] | None]:
     return quick_destination
 
 
-def _send_now(dst: object, file: object, offset: int, count: int, progress: Progress) -> int:
+def _send_now(
+    dst: object, file: object, offset: int, count: int | None, progress: Progress
+) -> tuple[int, bool]:
     """The shortcut for small sends into an idle asyncio transport (an HTTP response body, say):
     one ``sendfile(2)``, made only when the general path would make exactly that call first and
     could not wait before it. Returns the bytes it sent (counted in ``progress`` and in
-    ``zcio.stats()`` as sendfile); 0 when it sent nothing, and the general path then does
-    everything as if this had not been tried.
+    ``zcio.stats()`` as sendfile) and whether that was the whole transfer; ``(0, False)`` when
+    it sent nothing, and the general path then does everything as if this had not been tried.
 
     It goes ahead only if: ``dst`` is an asyncio transport or ``StreamWriter`` over a plaintext
     stream socket with nothing buffered (see ``quick_destination``), no other zcio transfer
     holds that socket, ``file`` is an fd or an unbuffered or buffered reader of a regular file,
-    sendfile is neither disabled nor refused for the pair, and the range is in the page cache
-    (``_syscalls.cached``). Any error, ``EAGAIN`` included, is left to the general path, which
-    repeats the call and reports it. Nothing here awaits, so no other task can write to the
-    socket in between: no fence is needed.
+    sendfile is neither disabled nor refused for the pair, the range (``count``, or with
+    ``count=None`` the file's size from ``offset``) is at most :data:`QUICK_MAX` and in the page
+    cache (``_syscalls.cached``). With ``count=None`` the transfer is whole once a read at its
+    end returns nothing (``_syscalls.at_end``); a file that grew meanwhile is followed by the
+    general path. Any error, ``EAGAIN`` included, is left to the general path, which repeats
+    the call and reports it. Nothing here awaits, so no other task can write to the socket in
+    between: no fence is needed.
     """
     dest = _quick_destination()(dst)
     if dest is None:
-        return 0
+        return 0, False
     sock_fd, sock_info = dest
     if isinstance(file, int):
         if isinstance(file, bool) or file < 0:
-            return 0
+            return 0, False
         src_fd = file
     elif isinstance(file, io.FileIO | io.BufferedReader) and not file.closed:
         src_fd = file.fileno()
     else:
-        return 0
+        return 0, False
     try:
         st = os.fstat(src_fd)
     except OSError:
-        return 0
+        return 0, False
     if not stat.S_ISREG(st.st_mode):
-        return 0
+        return 0, False
+    want = st.st_size - offset if count is None else count
+    if not 0 < want <= QUICK_MAX:
+        return 0, False
     key = (Method.SENDFILE, Kind.REGULAR_FILE, st.st_dev, sock_info.kind, 0)
     if not KNOWLEDGE.allows(key) or is_claimed(Sink.action, sock_info.identity):
-        return 0
+        return 0, False
     try:
-        if not cached(src_fd, offset, count):
-            return 0
-        sent = os.sendfile(sock_fd, src_fd, offset, count)
+        if not cached(src_fd, offset, want):
+            return 0, False
+        sent = os.sendfile(sock_fd, src_fd, offset, want)
     except OSError:
-        return 0
+        return 0, False
     if sent <= 0:
-        return 0
+        return 0, False
     progress.taken += sent
     progress.sent += sent
-    if sent < count:  # the general path sends the rest, and counts the transfer
-        COUNTERS.moved(Method.SENDFILE, sent)
-        return sent
+    if sent < want or (count is None and not at_end(src_fd, offset + sent)):
+        COUNTERS.moved(Method.SENDFILE, sent)  # the general path sends the rest, and counts
+        return sent, False
     COUNTERS.moved_whole(Method.SENDFILE, sent)
     if not isinstance(file, int):
         file.seek(offset + sent)  # a file object's position, as the general path leaves it
-    return sent
+    return sent, True
 
 
 def _is_regular_file(obj: object) -> bool:
