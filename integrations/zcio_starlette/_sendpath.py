@@ -14,7 +14,10 @@ the response towards the server, and a response falls back to Starlette's own pa
 known offender is found on it. Wrappers that are not known offenders are trusted to pass
 unknown messages on, as Starlette already trusts them with ``pathsend``; an app with a
 body-rewriting middleware of its own hides the extensions with
-:class:`zcio_starlette.NoZeroCopyMiddleware`.
+:class:`zcio_starlette.NoZeroCopyMiddleware`. The walk ends at a bound ``send`` of a server's
+request cycle (uvicorn's or zcio_uvicorn's, :data:`SERVER_MODULES`): nothing past it is a
+middleware. It runs for every file response, so whether a function or a class is an offender
+is decided once per code object or class and remembered.
 """
 
 from __future__ import annotations
