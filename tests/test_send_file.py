@@ -493,3 +493,27 @@ def check_open_cached(folder: Path, where: str, monkeypatch: pytest.MonkeyPatch)
     os.chmod(path, 0)
     if os.geteuid() != 0:  # root reads anything
         assert zcio.open_cached(path) is None
+
+
+def test_learn_filesystem_without_the_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A root that cannot be looked at (a sandbox refusing O_PATH on /) only costs the fast
+    way: learn_filesystem raises nothing, and open_cached takes the general way."""
+    from zcio import _open
+
+    real_open = os.open
+
+    def refuse_root(name: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if name == "/":
+            raise PermissionError(13, "refused", "/")
+        return real_open(name, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse_root)
+    monkeypatch.setattr(_open, "_root_local", None)
+    path = file_of(tmp_path, DATA[:100])
+    with open(path, "rb") as f:
+        zcio.learn_filesystem(f.fileno())
+    assert _open._root_local is False
+    file = zcio.open_cached(path)
+    if file is not None:  # the general way, when this kernel and filesystem allow it
+        with file:
+            assert file.read() == DATA[:100]

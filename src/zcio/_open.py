@@ -236,14 +236,24 @@ def learn_filesystem(fd: int) -> None:
     if key is not None and key not in _mounts:
         _mounts[key] = _read_mount(key)
     if _root_local is None:
+        _root_local = _learn_root()
+
+
+def _learn_root() -> bool:
+    """Whether the process's root is on a mount known local (learnt here if new)."""
+    try:
         root = os.open("/", os.O_PATH | os.O_CLOEXEC)  # the root dentry is always cached
-        try:
-            root_key = _mount_key(root)
-        finally:
-            os.close(root)
-        if root_key is not None and root_key not in _mounts:
-            _mounts[root_key] = _read_mount(root_key)
-        _root_local = root_key is not None and _mounts[root_key]
+    except OSError:
+        return False
+    try:
+        key = _mount_key(root)
+    finally:
+        os.close(root)
+    if key is None:
+        return False
+    if key not in _mounts:
+        _mounts[key] = _read_mount(key)
+    return _mounts[key]
 
 
 def _read_mount(key: tuple[int, int]) -> bool:
