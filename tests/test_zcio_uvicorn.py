@@ -308,3 +308,43 @@ def test_workers(files: dict[str, Path]) -> None:
         ]
     finally:
         stop(srv)
+
+
+@pytest.mark.anyio
+async def test_pathsend_open_cancelled_closes_the_file(
+    anyio_backend: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pathsend cancelled while a worker thread opens its path: the cancellation is raised
+    at once, and the file the thread opens afterwards is closed, not left to the GC."""
+    import asyncio
+    import threading
+
+    from zcio_uvicorn import _zerocopy
+
+    if anyio_backend[0] != "asyncio":
+        pytest.skip("uvicorn runs on asyncio loops")
+    path = tmp_path / "f.bin"
+    path.write_bytes(DATA[:100])
+    started, release = threading.Event(), threading.Event()
+    opened: list[Any] = []
+    real = _zerocopy._open_learning
+
+    def slow(p: Any) -> Any:
+        started.set()
+        release.wait(10)
+        file = real(p)
+        opened.append(file)
+        return file
+
+    monkeypatch.setattr(_zerocopy, "_open_learning", slow)
+    task = asyncio.ensure_future(_zerocopy._open_in_thread(str(path)))
+    assert await asyncio.get_running_loop().run_in_executor(None, started.wait, 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    release.set()
+    for _ in range(500):  # the thread finishes, then the loop runs the closing callback
+        if opened and opened[0].closed:
+            break
+        await asyncio.sleep(0.01)
+    assert len(opened) == 1 and opened[0].closed

@@ -107,12 +107,31 @@ async def _pathsend(cycle: Any, framing: Framing, message: Any) -> None:
     if not _check_state(cycle, PATHSEND):
         return
     # Opening can wait for the disk: on the event loop only when the kernel has the path cached.
-    file = zcio.open_cached(message["path"])
-    if file is None:
-        loop = asyncio.get_running_loop()
-        file = await loop.run_in_executor(None, _open_learning, message["path"])
+    opened = zcio.open_cached_stat(message["path"])
+    if opened is None:
+        file, size = await _open_in_thread(message["path"]), None
+    else:
+        file, size = opened[0], opened[1].st_size
     with file:
-        await _body(cycle, framing, file, 0, None, more_body=False)
+        # The fd, not the file object: the server owns the file, its position does not matter.
+        await _body(cycle, framing, file.fileno(), 0, size, more_body=False)
+
+
+async def _open_in_thread(path: Any) -> io.FileIO:
+    """Open ``path`` in a worker thread, letting zcio learn its filesystem. A cancellation
+    meanwhile is raised at once; the file the thread still opens is then closed."""
+    loop = asyncio.get_running_loop()
+    opening = loop.run_in_executor(None, _open_learning, path)
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        opening.add_done_callback(_close_unwanted)
+        raise
+
+
+def _close_unwanted(opening: asyncio.Future[io.FileIO]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
 
 
 def _open_learning(path: Any) -> io.FileIO:
