@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -95,6 +96,40 @@ async def test_to_the_end_without_a_thread(
     assert sha(rx.result()) == sha(DATA[:size])
     assert_moved_by(delta, mode, n)
     assert [fn for fn in to_thread if fn in (os.sendfile, os.preadv)] == []
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("size", [4096, 1 << 20])
+async def test_cached_path_opened_without_a_thread(
+    flavour: str, mode: str, size: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A path whose file the kernel has cached, on a filesystem zcio has learnt, is opened on
+    the event loop (zcio.open_cached) and closed after: no worker thread, no fd left."""
+    skip_unsupported(flavour)
+    path = file_of(tmp_path, DATA[:size])
+    with open(path, "rb") as f:  # as the first send of a path on this mount would
+        zcio.learn_filesystem(f.fileno())
+    if zcio.open_cached(path) is None:
+        pytest.skip("this kernel or filesystem cannot open from the caches")
+    to_thread: list[Any] = []
+    real = anyio.to_thread.run_sync
+
+    async def spy(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        to_thread.append(fn)
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", spy)
+    lsock, port = tcp_listener()
+    rx = Receiver(lsock).start()
+    async with destination(flavour, port) as dst:
+        before = zcio.stats()
+        n = await zcio.send_file(dst, path, offset=1)
+        delta = zcio.stats() - before
+        assert open_on(path) == []  # the receiver's sockets come and go: count the file's
+    assert n == size - 1
+    assert sha(rx.result()) == sha(DATA[1:size])
+    assert_moved_by(delta, mode, n)
+    assert to_thread == []
 
 
 @pytest.mark.parametrize("flavour", ["writer", "transport"])
@@ -419,6 +454,16 @@ async def test_small_send_past_end_of_file(flavour: str, mode: str, tmp_path: Pa
         assert f.tell() == 1000
     assert (info.value.sent, info.value.expected) == (1000, 4096)
     assert rx.result() == DATA[:1000]
+
+
+def open_on(path: str | Path) -> list[str]:
+    """This process's fds open on ``path``."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the fd listdir itself used, gone by now
+            if os.readlink(f"/proc/self/fd/{fd}") == os.path.realpath(path):
+                found.append(fd)
+    return found
 
 
 def _other_mount() -> Path | None:

@@ -46,7 +46,13 @@ import os
 import stat
 import struct
 
-__all__ = ["LOCAL_FILESYSTEMS", "learn_filesystem", "open_cached", "open_cached_stat"]
+__all__ = [
+    "LOCAL_FILESYSTEMS",
+    "learn_filesystem",
+    "open_cached",
+    "open_cached_fd",
+    "open_cached_stat",
+]
 
 StrOrBytesPath = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 
@@ -152,6 +158,12 @@ def _regular(fd: int) -> tuple[int, os.stat_result] | None:
         os.close(fd)
         raise
     return fd, st
+
+
+def open_cached_fd(path: StrOrBytesPath) -> int | None:
+    """:func:`open_cached` as a bare fd (``O_RDONLY | O_CLOEXEC``), for zcio's own use."""
+    opened = _open_fd(path)
+    return None if opened is None else opened[0]
 
 
 def open_cached(path: StrOrBytesPath) -> io.FileIO | None:

@@ -23,6 +23,7 @@ from ._job import Job, deliver
 from ._kinds import Kind, Method
 from ._knowledge import KNOWLEDGE, Refusal
 from ._objects import Owner, unwrap
+from ._open import open_cached_fd
 from ._pipes import PipePool, default_pipe_pool
 from ._plan import Plan, Reason, choose
 from ._probe import FdInfo, describe_fd, probe
@@ -180,7 +181,9 @@ async def send_file(
 ) -> int:
     """Send ``count`` bytes of ``file``, from ``offset``, to ``dst``; return how many were sent.
 
-    ``file`` is a path, a binary file object or the fd of a regular file. ``dst`` is a
+    ``file`` is a path, a binary file object or the fd of a regular file. A path is opened on
+    the event loop when the kernel can do it from its caches (:func:`zcio.open_cached`),
+    otherwise in a worker thread, and closed before the call returns. ``dst`` is a
     non-blocking socket or pipe, an anyio or trio socket stream (TLS ones included), an asyncio
     transport or ``StreamWriter``, or a regular file open for writing (written at its current
     position, with ``copy_file_range``). ``count=None`` means up to the end of the file.
@@ -207,19 +210,26 @@ async def send_file(
     """
     _check_range(offset, count)
     progress = progress if progress is not None else Progress()
-    already = 0
-    if (count is None or 0 < count <= QUICK_MAX) and "asyncio" in sys.modules:
-        # Made before the cancellation check: it never waits, so a call it completes is one
-        # that finished before noticing a cancellation, as any call that never waits would.
-        already, done = _send_now(dst, file, offset, count, progress)
-        if done:
-            return already
-    await checkpoint_if_cancelled()
-    sink = open_sink(dst)
-    async with open_file_source(file) as src:
-        return await _from_file(
-            src, sink, offset, count, fallback, progress, set_position=False, already=already
-        )
+    # A path the kernel can open from its caches is opened here, not in a worker thread.
+    opened = open_cached_fd(file) if isinstance(file, str | bytes | os.PathLike) else None
+    source = file if opened is None else opened
+    try:
+        already = 0
+        if (count is None or 0 < count <= QUICK_MAX) and "asyncio" in sys.modules:
+            # Made before the cancellation check: it never waits, so a call it completes is
+            # one that finished before noticing a cancellation, as any call that never waits.
+            already, done = _send_now(dst, source, offset, count, progress)
+            if done:
+                return already
+        await checkpoint_if_cancelled()
+        sink = open_sink(dst)
+        async with open_file_source(source) as src:
+            return await _from_file(
+                src, sink, offset, count, fallback, progress, set_position=False, already=already
+            )
+    finally:
+        if opened is not None:
+            os.close(opened)
 
 
 #: Sends of up to this many bytes into an asyncio transport first try :func:`_send_now`.
