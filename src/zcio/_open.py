@@ -178,6 +178,11 @@ def open_cached(path: StrOrBytesPath) -> io.FileIO | None:
     file, cannot be opened (missing, no permission), or when the kernel is older than 5.12 or
     a seccomp filter hides ``openat2``. It never raises ``OSError`` and never awaits.
 
+    On the root's mount the path is opened (non-blocking, without a controlling terminal)
+    before its type is known, to save three system calls: a FIFO or device node found there
+    is opened and closed again at once, as ``os.open`` would, never read. On other mounts its
+    type is checked first and only a regular file is opened.
+
     ``zcio_starlette.FileResponse`` and ``zcio_uvicorn``'s ``pathsend`` use it before falling
     back to a worker thread (which opens the path and calls :func:`learn_filesystem`, as
     :func:`send_file` does for paths).
