@@ -66,6 +66,19 @@ async def test_whole_file_after_buffered_header(flavour: str, mode: str, tmp_pat
     assert_moved_by(delta, mode, n)
 
 
+def worker_thread_calls(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The functions handed to anyio's worker threads from now on (they still run)."""
+    calls: list[Any] = []
+    real = anyio.to_thread.run_sync
+
+    async def spy(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(fn)
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", spy)
+    return calls
+
+
 @pytest.mark.parametrize("flavour", FLAVOURS)
 @pytest.mark.parametrize("size", [4096, 1 << 20])
 async def test_to_the_end_without_a_thread(
@@ -77,14 +90,7 @@ async def test_to_the_end_without_a_thread(
     skip_unsupported(flavour)
     path = file_of(tmp_path, DATA[:size])
     Path(path).read_bytes()  # cached, and clean
-    to_thread: list[Any] = []
-    real = anyio.to_thread.run_sync
-
-    async def spy(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        to_thread.append(fn)
-        return await real(fn, *args, **kwargs)
-
-    monkeypatch.setattr(anyio.to_thread, "run_sync", spy)
+    to_thread = worker_thread_calls(monkeypatch)
     lsock, port = tcp_listener()
     rx = Receiver(lsock).start()
     with open(path, "rb", buffering=0) as f:
@@ -109,16 +115,11 @@ async def test_cached_path_opened_without_a_thread(
     path = file_of(tmp_path, DATA[:size])
     with open(path, "rb") as f:  # as the first send of a path on this mount would
         zcio.learn_filesystem(f.fileno())
-    if zcio.open_cached(path) is None:
+    cached = zcio.open_cached(path)
+    if cached is None:
         pytest.skip("this kernel or filesystem cannot open from the caches")
-    to_thread: list[Any] = []
-    real = anyio.to_thread.run_sync
-
-    async def spy(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        to_thread.append(fn)
-        return await real(fn, *args, **kwargs)
-
-    monkeypatch.setattr(anyio.to_thread, "run_sync", spy)
+    cached.close()
+    to_thread = worker_thread_calls(monkeypatch)
     lsock, port = tcp_listener()
     rx = Receiver(lsock).start()
     async with destination(flavour, port) as dst:
