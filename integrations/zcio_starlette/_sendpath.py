@@ -26,7 +26,7 @@ import functools
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.middleware.gzip import IdentityResponder
 from starlette.types import Scope, Send
@@ -137,6 +137,7 @@ def _offender_on(send: Callable[..., Any]) -> str | None:
 
 # Verdicts per code object and per class: None, or the offender's reason. Both live as long as
 # the app that made them in practice; the bound only matters for code generated on the fly.
+_V = TypeVar("_V")
 _verdicts: dict[object, str | None] = {}
 _servers: dict[type, bool] = {}
 _MAX_VERDICTS = 4096
@@ -157,7 +158,7 @@ def _function_verdict(function: types.FunctionType) -> str | None:
             if function.__module__ == module and function.__qualname__.startswith(prefix):
                 reason = offender.reason
                 break
-    return _remember(code, reason)
+    return _remember(_verdicts, code, reason)
 
 
 def _class_verdict(cls: type) -> str | None:
@@ -170,7 +171,7 @@ def _class_verdict(cls: type) -> str | None:
         if offender.instance_of is not None and issubclass(cls, offender.instance_of):
             reason = offender.reason
             break
-    return _remember(cls, reason)
+    return _remember(_verdicts, cls, reason)
 
 
 def _is_server(cls: type) -> bool:
@@ -179,18 +180,14 @@ def _is_server(cls: type) -> bool:
     try:
         return _servers[cls]
     except KeyError:
-        pass
-    if len(_servers) >= _MAX_VERDICTS:
-        _servers.clear()
-    found = _servers[cls] = cls.__module__.startswith(SERVER_MODULES)
-    return found
+        return _remember(_servers, cls, cls.__module__.startswith(SERVER_MODULES))
 
 
-def _remember(key: object, reason: str | None) -> str | None:
-    if len(_verdicts) >= _MAX_VERDICTS:
-        _verdicts.clear()
-    _verdicts[key] = reason
-    return reason
+def _remember(table: dict[Any, _V], key: object, value: _V) -> _V:
+    if len(table) >= _MAX_VERDICTS:
+        table.clear()
+    table[key] = value
+    return value
 
 
 def _send_attributes(owner: Any) -> list[Any]:
