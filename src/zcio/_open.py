@@ -109,7 +109,7 @@ _mounts: dict[tuple[int, int], bool] = {}
 _root_local: bool | None = None
 
 
-def _open_fd(path: StrOrBytesPath) -> tuple[int, os.stat_result] | None:
+def open_cached_fd(path: StrOrBytesPath) -> tuple[int, os.stat_result] | None:
     """An fd open for reading (``O_RDONLY | O_CLOEXEC``) on the regular file at ``path``, and
     its ``fstat``; or ``None`` if opening it here could wait for a disk or a server, or would
     fail. Never raises ``OSError``: the caller opens the path in a worker thread instead, which
@@ -160,12 +160,6 @@ def _regular(fd: int) -> tuple[int, os.stat_result] | None:
     return fd, st
 
 
-def open_cached_fd(path: StrOrBytesPath) -> int | None:
-    """:func:`open_cached` as a bare fd (``O_RDONLY | O_CLOEXEC``), for zcio's own use."""
-    opened = _open_fd(path)
-    return None if opened is None else opened[0]
-
-
 def open_cached(path: StrOrBytesPath) -> io.FileIO | None:
     """Open the regular file at ``path`` for reading, right here, if the kernel can do it from
     memory alone; ``None`` otherwise (then open it in a worker thread).
@@ -194,7 +188,7 @@ def open_cached(path: StrOrBytesPath) -> io.FileIO | None:
 def open_cached_stat(path: StrOrBytesPath) -> tuple[io.FileIO, os.stat_result] | None:
     """:func:`open_cached`, and the file's ``os.fstat`` (made to check that it is a regular
     file): for a caller that needs both, one system call fewer."""
-    opened = _open_fd(path)
+    opened = open_cached_fd(path)
     if opened is None:
         return None
     fd, st = opened

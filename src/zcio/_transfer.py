@@ -212,13 +212,13 @@ async def send_file(
     progress = progress if progress is not None else Progress()
     # A path the kernel can open from its caches is opened here, not in a worker thread.
     opened = open_cached_fd(file) if isinstance(file, str | bytes | os.PathLike) else None
-    source = file if opened is None else opened
+    source, known = (file, None) if opened is None else opened
     try:
         already = 0
         if (count is None or 0 < count <= QUICK_MAX) and "asyncio" in sys.modules:
             # Made before the cancellation check: it never waits, so a call it completes is
             # one that finished before noticing a cancellation, as any call that never waits.
-            already, done = _send_now(dst, source, offset, count, progress)
+            already, done = _send_now(dst, source, offset, count, progress, known)
             if done:
                 return already
         await checkpoint_if_cancelled()
@@ -229,7 +229,7 @@ async def send_file(
             )
     finally:
         if opened is not None:
-            os.close(opened)
+            os.close(opened[0])
 
 
 #: Sends of up to this many bytes into an asyncio transport first try :func:`_send_now`.
@@ -245,7 +245,12 @@ def _quick_destination() -> Callable[[object], tuple[int, FdInfo] | None]:
 
 
 def _send_now(
-    dst: object, file: object, offset: int, count: int | None, progress: Progress
+    dst: object,
+    file: object,
+    offset: int,
+    count: int | None,
+    progress: Progress,
+    known: os.stat_result | None = None,
 ) -> tuple[int, bool]:
     """The shortcut for small sends into an idle asyncio transport (an HTTP response body, say):
     one ``sendfile(2)``, made only when the general path would make exactly that call first and
@@ -262,7 +267,7 @@ def _send_now(
     end returns nothing (``_syscalls.at_end``); a file that grew meanwhile is followed by the
     general path. Any error, ``EAGAIN`` included, is left to the general path, which repeats
     the call and reports it. Nothing here awaits, so no other task can write to the socket in
-    between: no fence is needed.
+    between: no fence is needed. ``known``: ``file``'s stat, made a moment ago by the caller.
     """
     dest = _quick_destination()(dst)
     if dest is None:
@@ -277,7 +282,7 @@ def _send_now(
     else:
         return 0, False
     try:
-        st = os.fstat(src_fd)
+        st = known if known is not None else os.fstat(src_fd)
     except OSError:
         return 0, False
     if not stat.S_ISREG(st.st_mode):
