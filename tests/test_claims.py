@@ -40,7 +40,7 @@ async def test_many_transfers_into_dev_null_at_once(mode: str) -> None:
     try:
         async with anyio.create_task_group() as tg:
             for (r, _), null in zip(sources, nulls, strict=True):
-                tg.start_soon(lambda r=r, null=null: zcio.splice_stream(r, null))
+                tg.start_soon(zcio.splice_stream, r, null)
             for _, w in sources:
                 os.write(w, b"x" * 1000)
                 os.close(w)
