@@ -2,13 +2,15 @@
 #
 # `make test` uses python3 and .venv. Another interpreter gets a venv of its own:
 # `make test PYTHON=python3.13` builds and uses .venv-3.13 (`.ci/run` runs 3.11, 3.12 and 3.13).
-# `make test-lowest` runs the suite with every dependency at its declared floor (.venv-lowest).
+# `make test-lowest` runs the suite with every dependency at its declared floor (.venv-lowest,
+# or .venv-lowest-3.13 with PYTHON=python3.13).
 PYTHON ?= python3
 ifeq ($(origin PYTHON),file)
-VENV   ?= .venv
+SUFFIX :=
 else
-VENV   ?= .venv-$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+SUFFIX := -$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 endif
+VENV   ?= .venv$(SUFFIX)
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # What the venv gets: zcio with every extra and the test tools; test-lowest changes both.
@@ -42,8 +44,8 @@ pytest: install
 	$(BIN)/pytest
 
 ## The test suite with every dependency zcio declares at its floor (anyio, trio, uvloop,
-## starlette, uvicorn, httptools, matplotlib), in .venv-lowest: see .ci/lowest.py.
-LOWEST := .venv-lowest
+## starlette, uvicorn, httptools, matplotlib), in .venv-lowest(-3.x): see .ci/lowest.py.
+LOWEST := .venv-lowest$(SUFFIX)
 $(LOWEST)/constraints.txt $(LOWEST)/requirements.txt &: pyproject.toml .ci/lowest.py
 	mkdir -p $(LOWEST)
 	$(PYTHON) .ci/lowest.py constraints pyproject.toml > $(LOWEST)/constraints.txt
