@@ -4,8 +4,26 @@
 serves ``http.response.zerocopysend`` and ``http.response.pathsend`` with ``sendfile(2)`` on
 plaintext HTTP/1.1, on the default asyncio loop and on uvloop; everything else is uvicorn's own
 code path. Uses only zcio's public API.
+
+Importing it with a uvicorn outside the tested range (``zcio_uvicorn.SUPPORTED``, the same as
+the ``zcio[uvicorn]`` extra's requirement) raises ``zcio_uvicorn.UnsupportedUvicorn``, an
+``ImportError`` naming the range: the classes lean on uvicorn's internals, and an untested
+uvicorn could make them send a wrong response.
 """
 
-from ._protocols import H11Protocol as H11Protocol, HttpToolsProtocol as HttpToolsProtocol
+import uvicorn as _uvicorn
 
-__all__ = ["H11Protocol", "HttpToolsProtocol"]
+from ._supported import (
+    SUPPORTED as SUPPORTED,
+    UnsupportedUvicorn as UnsupportedUvicorn,
+    check as _check,
+)
+
+_check(_uvicorn.__version__)
+
+from ._protocols import (  # noqa: E402  (only once uvicorn's version is known to be supported)
+    H11Protocol as H11Protocol,
+    HttpToolsProtocol as HttpToolsProtocol,
+)
+
+__all__ = ["SUPPORTED", "H11Protocol", "HttpToolsProtocol", "UnsupportedUvicorn"]
