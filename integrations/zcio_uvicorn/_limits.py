@@ -117,13 +117,13 @@ class Limits:
                 continue
             convert: Callable[[str], Any] = float if name == "head_timeout" else int
             try:
-                changes[name] = convert(text)
+                value = convert(text)
             except ValueError:
-                raise ValueError(f"{variable}={text!r} is not a number") from None
-        try:
-            return cls(**changes)
-        except ValueError as exc:
-            raise ValueError(f"{exc} (from the environment)") from None
+                value = None
+            if value is None or not value > 0:
+                raise ValueError(f"{variable}={text!r}: a positive number, or 0 for no limit")
+            changes[name] = value
+        return cls(**changes)
 
     def environment(self) -> dict[str, str]:
         """These limits as ``ZCIO_UVICORN_*`` variables: what worker processes read back."""
@@ -207,6 +207,7 @@ class Gate:
         self.refused = 0
         self.timed_out = 0
         self._warned_at = float("-inf")
+        self.reporter: Any = None  # the server's Reporter, when it has one
 
     @classmethod
     def of(cls, protocol: Any, limits: Limits) -> Gate:

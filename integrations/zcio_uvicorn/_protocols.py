@@ -11,7 +11,7 @@ import httptools
 from uvicorn.protocols.http import h11_impl, httptools_impl
 
 from ._limits import Gate, Limits
-from ._report import announce
+from ._report import Reporter
 from ._zerocopy import EXTENSIONS, advertise, cycle_class
 
 __all__ = ["H11Protocol", "HttpToolsProtocol", "REPORT_ENV"]
@@ -99,7 +99,7 @@ def _setup(protocol: Any) -> None:
         limits: Limits = protocol.limits
         gate = state._zcio_gate = Gate(limits, protocol.loop)
         if protocol.report:
-            announce(protocol, EXTENSIONS, limits.describe())
+            gate.reporter = Reporter(protocol, EXTENSIONS, limits.describe())
     protocol._zcio_gate = gate
     protocol._zcio_head_bytes = 0  # bytes that arrived while a head was being read
     protocol._zcio_refusal = None  # (status, why): a limit a parser callback found crossed
@@ -132,6 +132,8 @@ class H11Protocol(_Configurable, h11_impl.H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._zcio_gate.forget(self)
         super().connection_lost(exc)
+        if self._zcio_gate.reporter is not None:
+            self._zcio_gate.reporter.lost()
 
     def data_received(self, data: bytes) -> None:
         if self.conn.their_state is h11.IDLE:
@@ -172,10 +174,11 @@ class _LimitedConnection(h11.Connection):
         if self.zcio_refusal is not None:
             return h11.NEED_DATA
         limits = self.zcio_limits
+        in_head = self.their_state is h11.IDLE  # h11 moves to ERROR as it raises
         try:
             event = super().next_event()
         except h11.RemoteProtocolError as exc:
-            if exc.error_status_hint != 431 or self.their_state is not h11.IDLE:
+            if exc.error_status_hint != 431 or not in_head:
                 raise
             unfinished = self.trailing_data[0]
             if b"\n" not in unfinished:  # still in the request line
@@ -224,6 +227,8 @@ class HttpToolsProtocol(_Configurable, httptools_impl.HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._zcio_gate.forget(self)
         super().connection_lost(exc)
+        if self._zcio_gate.reporter is not None:
+            self._zcio_gate.reporter.lost()
 
     def data_received(self, data: bytes) -> None:
         # uvicorn's, plus the refusals. httptools keeps an unfinished header inside the parser

@@ -1,11 +1,6 @@
-"""What zcio_uvicorn tells uvicorn's log: what it offers when a server starts taking
-connections, and the bytes each method moved when the server is gone.
-
-uvicorn gives a protocol class no startup or shutdown hook, so "start" is the server's first
-connection (before its first request is served), and "end" is when uvicorn's ``ServerState``
-is freed or, at the latest, when the process exits (``weakref.finalize``). The lines are the
-ones ``zcio serve`` prints (``zcio: ...`` and ``bytes moved: ...``).
-"""
+"""What zcio_uvicorn tells uvicorn's log (``uvicorn.error``, info): what a server offers, at
+its first connection, and the bytes each method moved, when it has shut down. The closing line
+has the form of ``zcio serve``'s (``pid N, bytes moved: sendfile 1,234 B``)."""
 
 from __future__ import annotations
 
@@ -14,12 +9,11 @@ import logging
 import os
 import socket
 import tempfile
-import weakref
 from typing import Any
 
 import zcio
 
-__all__ = ["announce", "moved", "sendfile_verdict"]
+__all__ = ["Reporter", "moved", "sendfile_verdict"]
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -57,21 +51,54 @@ def moved(delta: zcio.Stats) -> str:
     return text
 
 
-def announce(protocol: Any, extensions: tuple[str, ...], limits: str) -> None:
-    """Log what this server offers, and arrange for what it moved to be logged at its end.
-    Called once per server, by its first connection."""
-    why_not = sendfile_verdict()
-    methods = "sendfile" if why_not is None else f"none, every byte is copied (sendfile: {why_not})"
-    logger.info(
-        "zcio_uvicorn: %s advertises %s on plaintext connections; zero-copy: %s",
-        type(protocol).__name__,
-        ", ".join(extensions),
-        methods,
-    )
-    logger.info("zcio_uvicorn: limits: %s", limits)
-    weakref.finalize(protocol.server_state, _farewell, os.getpid(), zcio.stats())
+class Reporter:
+    """Logs what one server offers (made by its first connection), and what it moved once it
+    has shut down.
+
+    uvicorn gives a protocol class no startup or shutdown hook, but its shutdown calls
+    ``shutdown()`` on every entry of its set of open connections: the reporter sits in that set
+    as a hidden entry (``len()`` leaves it out, so ``--limit-concurrency`` and the connection
+    cap count as before). When the server shuts down, the reporter leaves the set, and logs the
+    bytes moved once the last connection is gone (uvicorn waits for that before it exits).
+    """
+
+    def __init__(self, protocol: Any, extensions: tuple[str, ...], limits: str) -> None:
+        why_not = sendfile_verdict()
+        methods = "sendfile" if why_not is None else f"none, every byte is copied ({why_not})"
+        logger.info(
+            "zcio_uvicorn: %s advertises %s on plaintext connections; zero-copy: %s",
+            type(protocol).__name__,
+            ", ".join(extensions),
+            methods,
+        )
+        logger.info("zcio_uvicorn: limits: %s", limits)
+        self.start = zcio.stats()
+        self.shutting_down = False
+        self.done = False
+        state = protocol.server_state
+        connections = _Connections(state.connections)
+        connections.hidden = self
+        connections.add(self)
+        state.connections = protocol.connections = connections
+        self.connections = connections
+
+    def shutdown(self) -> None:
+        """Called by uvicorn's ``Server.shutdown``, as for a connection."""
+        self.shutting_down = True
+        self.connections.discard(self)
+        self.lost()
+
+    def lost(self) -> None:
+        """A connection is gone: after the shutdown, the last one ends the server's count."""
+        if self.shutting_down and not self.done and not self.connections:
+            self.done = True
+            logger.info("zcio_uvicorn: pid %d, %s", os.getpid(), moved(zcio.stats() - self.start))
 
 
-def _farewell(pid: int, start: zcio.Stats) -> None:
-    if os.getpid() == pid:  # not in a forked child that inherited the finalizer
-        logger.info("zcio_uvicorn: pid %d, %s", pid, moved(zcio.stats() - start))
+class _Connections(set[Any]):
+    """uvicorn's set of open connections, with the reporter in it but not counted."""
+
+    hidden: Any = None
+
+    def __len__(self) -> int:
+        return set.__len__(self) - (self.hidden is not None and self.hidden in self)
