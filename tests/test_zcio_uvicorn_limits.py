@@ -31,6 +31,7 @@ APPS = Path(__file__).parent / "apps"
 TIMEOUT = 20.0
 PROTOCOLS = ["H11Protocol", "HttpToolsProtocol"]
 MiB = 1 << 20
+CLOSE = b"Connection: close\r\n\r\n"
 
 
 class Server:
@@ -382,3 +383,55 @@ def test_configure_makes_a_subclass() -> None:
     assert cls.limits is limits and cls.report is False
     assert zcio_uvicorn.HttpToolsProtocol.report is True
     assert zcio_uvicorn.HttpToolsProtocol.limits.head_timeout == 10.0
+
+
+# -- zcio serve ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_zcio_serve_options(tmp_path: Path, workers: str) -> None:
+    """The limits reach every worker: a low request-line limit, a short head timeout."""
+    from _cli import Command
+
+    (tmp_path / "a.txt").write_text("a")
+    options = ["--max-request-line", "64", "--head-timeout", "1", "--max-headers", "0"]
+    command = Command(["serve", str(tmp_path), "--port", "0", "--workers", workers, *options])
+    try:
+        port = command.port()
+        line = command.wait_for(r"zcio serve: limits: .*")[0]
+        assert "request line 64 B" in line and "head timeout 1 s" in line
+        assert "/ off" in line  # --max-headers 0
+        for target, status in ((b"/a.txt", b" 200 "), (b"/" + b"x" * 64, b" 414 ")):
+            for _ in range(int(workers) * 2):  # a new connection each: both workers answer
+                with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as c:
+                    c.sendall(
+                        b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                    )
+                    assert answer(c).split(b"\r\n")[0].startswith(b"HTTP/1.1" + status)
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as c:
+            c.sendall(b"GET /a.txt HTTP/1.1\r\n")
+            assert answer(c).startswith(b"HTTP/1.1 408 ")
+    finally:
+        exit_status = command.stop()
+    assert exit_status == 0, command.output
+    assert "Traceback" not in command.output
+    assert "zcio_uvicorn:" not in command.output  # its own lines are off under zcio serve
+
+
+def test_zcio_serve_bad_limits_are_one_line(tmp_path: Path) -> None:
+    from _cli import run
+
+    status, out = run(["serve", str(tmp_path), "--head-timeout", "soon"])
+    assert status == 2 and "--head-timeout" in out and "Traceback" not in out
+    status, out = run(["serve", str(tmp_path)], env={"ZCIO_UVICORN_MAX_HEADERS": "many"})
+    assert status == 2 and "ZCIO_UVICORN_MAX_HEADERS" in out and "Traceback" not in out
+
+
+def test_zcio_serve_help_shows_the_library_defaults() -> None:
+    from zcio_cli import _serve
+
+    defaults = zcio_uvicorn.Limits()
+    for flag, _, _, text in _serve.LIMITS:
+        name = flag.removeprefix("--").replace("-", "_")
+        if name != "max_connections":
+            assert f"(default: {getattr(defaults, name):g})" in text

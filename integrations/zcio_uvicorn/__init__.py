@@ -10,6 +10,10 @@ Uses only zcio's public API.
 """
 
 from ._limits import Limits as Limits
-from ._protocols import H11Protocol as H11Protocol, HttpToolsProtocol as HttpToolsProtocol
+from ._protocols import (
+    REPORT_ENV as REPORT_ENV,
+    H11Protocol as H11Protocol,
+    HttpToolsProtocol as HttpToolsProtocol,
+)
 
-__all__ = ["H11Protocol", "HttpToolsProtocol", "Limits"]
+__all__ = ["REPORT_ENV", "H11Protocol", "HttpToolsProtocol", "Limits"]
