@@ -49,12 +49,15 @@ HEAD_SLACK = 1024
 
 
 def default_max_connections() -> int:
-    """1024, or fewer when the open-file limit is low: each connection may hold a file open
-    too, and the server needs a few descriptors of its own (``(soft limit - 64) / 2``)."""
+    """Half the open-file limit less 64, between 16 and 10,000: each connection may hold a file
+    open too, and the server needs a few descriptors of its own. The cap exists so that the
+    server never runs out of descriptors (then it could accept no one); set lower, it would
+    make a crowd of idle connections churn (each newcomer closing one) while it could hold
+    them all, which costs prompt clients more than the crowd does."""
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if soft == resource.RLIM_INFINITY:
-        return 1024
-    return max(16, min(1024, (soft - 64) // 2))
+        return 10_000
+    return max(16, min(10_000, (soft - 64) // 2))
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,7 +60,7 @@ LIMITS: list[tuple[str, type, str, str]] = [
         int,
         "N",
         "connections open at once; one more closes the longest-idle one, or gets 503 "
-        "(default: 1024, less under a low open-file limit)",
+        "(default: half the open-file limit less 64, at most 10000)",
     ),
 ]
 
