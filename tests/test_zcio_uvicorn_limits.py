@@ -435,3 +435,96 @@ def test_zcio_serve_help_shows_the_library_defaults() -> None:
         name = flag.removeprefix("--").replace("-", "_")
         if name != "max_connections":
             assert f"(default: {getattr(defaults, name):g})" in text
+
+
+# -- in process, each limit alone -------------------------------------------------------------
+
+
+class _Transport:
+    """The little of an asyncio transport a uvicorn protocol uses before an app runs."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.closed = False
+
+    def get_extra_info(self, key: str) -> object:
+        return {"peername": ("127.0.0.1", 1), "sockname": ("127.0.0.1", 2)}.get(key)
+
+    def write(self, data: bytes) -> None:
+        self.buffer += data
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+
+def _first_line(protocol: str, limits: zcio_uvicorn.Limits, request: bytes) -> bytes:
+    """Feed ``request`` (in 1 KiB pieces) to a fresh protocol; the first line it answers."""
+    import asyncio
+
+    from uvicorn.config import Config
+    from uvicorn.server import ServerState
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        raise AssertionError("a refused request must not reach the app")
+
+    async def main() -> bytes:
+        cls = getattr(zcio_uvicorn, protocol).configure(limits, report=False)
+        config = Config(app=app, log_level="critical")
+        proto = cls(config=config, server_state=ServerState(), app_state={})
+        transport = _Transport()
+        proto.connection_made(transport)
+        for at in range(0, len(request), 1024):
+            if transport.closed:
+                break
+            proto.data_received(request[at : at + 1024])
+        proto.connection_lost(None)
+        return transport.buffer.split(b"\r\n")[0]
+
+    return asyncio.run(main())
+
+
+OFF = zcio_uvicorn.Limits(
+    max_request_line=None,
+    max_header_bytes=None,
+    max_headers=None,
+    head_timeout=None,
+    max_connections=None,
+)
+
+
+HEAD = b"GET / HTTP/1.1\r\nHost: x\r\n"
+ENDLESS = HEAD + b"c: " + b"x" * 4000
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize(
+    ("limit", "request_", "status"),
+    [
+        ({"max_request_line": 10}, b"GET /0123456789 HTTP/1.1\r\nHost: x\r\n\r\n", b"414"),
+        ({"max_request_line": 10}, b"GET /" + b"x" * 20000, b"414"),
+        ({"max_headers": 3}, HEAD + b"a: b\r\n" * 3 + b"\r\n", b"431"),
+        (
+            {"max_header_bytes": 100},
+            b"GET / HTTP/1.1\r\nHost: x\r\nc: " + b"x" * 100 + b"\r\n\r\n",
+            b"431",
+        ),
+        (
+            {"max_header_bytes": 1000, "max_request_line": 10},
+            b"GET / HTTP/1.1\r\nc: " + b"x" * 4000,
+            b"431",
+        ),
+    ],
+)
+def test_each_limit_alone(
+    protocol: str, limit: dict[str, int], request_: bytes, status: bytes
+) -> None:
+    """Each size limit works with every other one off, on both protocols."""
+    line = _first_line(protocol, OFF.replace(**limit), request_)
+    assert line.startswith(b"HTTP/1.1 " + status + b" "), line

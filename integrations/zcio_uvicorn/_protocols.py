@@ -17,6 +17,7 @@ from ._zerocopy import EXTENSIONS, advertise, cycle_class
 __all__ = ["H11Protocol", "HttpToolsProtocol", "REPORT_ENV"]
 
 REPORT_ENV = "ZCIO_UVICORN_REPORT"
+H11_DEFAULT_INCOMPLETE = 16 * 1024  # h11's max_incomplete_event_size default, and uvicorn's
 
 #: Read once, when zcio_uvicorn is imported (a worker process imports it anew): a variable that
 #: is not a number fails the import, so uvicorn stops at startup with the variable's name.
@@ -120,9 +121,14 @@ class H11Protocol(_Configurable, h11_impl.H11Protocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _setup(self)
-        budget = self.limits.head_budget
-        if budget is not None:  # h11 holds an unfinished head in its buffer: bounded so
-            self.conn = _LimitedConnection(h11.SERVER, budget, self.limits)
+        limits = self.limits
+        if (limits.max_request_line, limits.max_header_bytes, limits.max_headers) != (None,) * 3:
+            # h11 holds an unfinished head in its buffer: bounded by the head's budget, or by
+            # uvicorn's --h11-max-incomplete-event-size when that is smaller.
+            sizes = [limits.head_budget, self.config.h11_max_incomplete_event_size]
+            bound = min((n for n in sizes if n is not None), default=None)
+            bound = H11_DEFAULT_INCOMPLETE if bound is None else bound
+            self.conn = _LimitedConnection(h11.SERVER, bound, limits)
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
