@@ -281,16 +281,22 @@ class Gate:
         self._sweep_at = deadline
         self._sweep = self.loop.call_later(max(deadline - time.monotonic(), 0.0), self._expire)
 
+    #: Connections closed per turn of the event loop when many are late at once (a crowd that
+    #: connected together): the loop serves others between batches.
+    BATCH = 64
+
     def _expire(self) -> None:
-        """Close every connection whose head is late; then wait for the next deadline."""
+        """Close the connections whose head is late; then wait for the next deadline."""
         self._sweep = None
         now = time.monotonic()
-        while self.waiting:
+        for _ in range(self.BATCH):
+            if not self.waiting:
+                return
             protocol, deadline = next(iter(self.waiting.items()))
             if deadline > now:
                 if deadline != float("inf"):
                     self._schedule(deadline)
-                break
+                return
             del self.waiting[protocol]
             self.timed_out += 1
             if protocol._zcio_head_bytes:
@@ -299,6 +305,8 @@ class Gate:
                 self._close(protocol, 408)
             else:
                 self._close(protocol, None)
+        if self.waiting:
+            self._schedule(now)  # more are late: the next batch after other work
 
     def _warn_cap(self, cap: int) -> None:
         now = time.monotonic()
