@@ -14,6 +14,8 @@ app answering ``ok``), stock uvicorn (``--http httptools`` / ``h11``) and zcio_u
   ``--seconds`` s, reconnecting when the server closes them (a slowloris), while the prompt
   client runs; its latencies and failures, and how many times the server closed the crowd's
   connections.
+- **no attack**: ``wrk -t2 -c32`` requests per second, what the limits cost when nobody
+  attacks (skipped without wrk).
 - **connection flood**: the server's open-file limit is 4,096; ``--crowd`` idle connections are
   opened and held for ``--seconds`` s while the prompt client runs: its latencies and failures
   (a failure is no answer within 5 s).
@@ -29,6 +31,7 @@ import argparse
 import contextlib
 import errno
 import json
+import os
 import resource
 import selectors
 import signal
@@ -64,10 +67,17 @@ SERVERS = {
 CLIENT_TIMEOUT = 5.0
 
 
+NO_LIMITS = {
+    f"ZCIO_UVICORN_{name}": "0"
+    for name in ("MAX_REQUEST_LINE", "MAX_HEADER_BYTES", "MAX_HEADERS", "HEAD_TIMEOUT")
+} | {"ZCIO_UVICORN_MAX_CONNECTIONS": "0"}
+
+
 @dataclass
 class Server:
     http: str
     nofile: int | None = None
+    env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -91,6 +101,7 @@ class Server:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             preexec_fn=limit,
+            env={**os.environ, **self.env},
         )
         deadline = time.monotonic() + 20
         while get(self.port) is None:
@@ -270,6 +281,39 @@ def connection_flood(http: str, crowd: int, seconds: float) -> list[str]:
     return [str(len(conns)), *latency_cells(results)]
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of process ``pid``, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cost(http: str, seconds: float, env: dict[str, str]) -> list[str]:
+    """``wrk -t2 -c32`` on ``GET /``: requests per second, and the server's CPU per request
+    (steadier than the rate on a shared machine). What the limits cost when nobody attacks."""
+    import shutil
+
+    if shutil.which("wrk") is None:
+        return ["wrk not installed", "-"]
+    with Server(http, env=env) as srv:
+        assert srv.proc is not None
+        before = cpu_seconds(srv.proc.pid)
+        run = subprocess.run(
+            ["wrk", "-t2", "-c32", f"-d{seconds:g}s", f"http://127.0.0.1:{srv.port}/"],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 30,
+        )
+        used = cpu_seconds(srv.proc.pid) - before
+    total = next((ln.split()[0] for ln in run.stdout.splitlines() if "requests in" in ln), None)
+    rate = next(
+        (ln.split()[1] for ln in run.stdout.splitlines() if ln.startswith("Requests/")), None
+    )
+    if total is None or rate is None:
+        return ["wrk failed", "-"]
+    return [f"{float(rate):.0f}", f"{used / int(total) * 1e6:.1f}"]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -281,8 +325,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument(
         "--only",
-        default="header,line,slow,crowd",
-        help="comma-separated scenarios: header, line, slow, crowd (default: all)",
+        default="header,line,slow,crowd,cost",
+        help="comma-separated scenarios: header, line, slow, crowd, cost (default: all)",
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -336,6 +380,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows,
         )
     )
+
+    rows = []
+    variants = [(name, http, {}) for name, http in SERVERS.items()]
+    variants += [(f"{n}, limits off", h, NO_LIMITS) for n, h in SERVERS.items() if ":" in h]
+    for name, http, env in variants if "cost" in only else ():
+        print(f"cost: {name}", file=sys.stderr, flush=True)
+        rows.append([name, *cost(http, args.seconds, env)])
+    results["cost"] = rows
+    heads = ["server", "requests/s", "server CPU µs/request"]
+    tables.append((f"No attack: wrk -t2 -c32, {args.seconds:g} s", heads, rows))
 
     for title, heads, rows in tables:
         if not rows:
