@@ -382,7 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     rows = []
-    variants = [(name, http, {}) for name, http in SERVERS.items()]
+    variants: list[tuple[str, str, dict[str, str]]] = [(n, h, {}) for n, h in SERVERS.items()]
     variants += [(f"{n}, limits off", h, NO_LIMITS) for n, h in SERVERS.items() if ":" in h]
     for name, http, env in variants if "cost" in only else ():
         print(f"cost: {name}", file=sys.stderr, flush=True)
