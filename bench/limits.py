@@ -16,6 +16,8 @@ app answering ``ok``), stock uvicorn (``--http httptools`` / ``h11``) and zcio_u
   connections.
 - **no attack**: ``wrk -t2 -c32`` requests per second, what the limits cost when nobody
   attacks (skipped without wrk).
+- **cpu**: the CPU one keep-alive request costs each protocol class in process, limits on and
+  off (the limits' own cost, steadier than a rate on a shared machine).
 - **connection flood**: the server's open-file limit is 4,096; ``--crowd`` idle connections are
   opened and held for ``--seconds`` s while the prompt client runs: its latencies and failures
   (a failure is no answer within 5 s).
@@ -314,6 +316,78 @@ def cost(http: str, seconds: float, env: dict[str, str]) -> list[str]:
     return [f"{float(rate):.0f}", f"{used / int(total) * 1e6:.1f}"]
 
 
+def protocol_cpu(runs: int = 15, requests: int = 5000) -> list[list[str]]:
+    """CPU microseconds one keep-alive request costs each protocol class, in this process
+    (no sockets: a stand-in transport), median of ``runs``: the limits' own cost, steadier
+    than any rate on a shared machine."""
+    import asyncio
+
+    import uvicorn.protocols.http.h11_impl as h11_impl
+    import uvicorn.protocols.http.httptools_impl as httptools_impl
+    from uvicorn.config import Config
+    from uvicorn.server import ServerState
+
+    import zcio_uvicorn
+
+    class Transport:
+        closed = False
+
+        def get_extra_info(self, key: str) -> object:
+            return {"peername": ("127.0.0.1", 1), "sockname": ("127.0.0.1", 2)}.get(key)
+
+        def write(self, data: bytes) -> None: ...
+
+        def close(self) -> None:
+            self.closed = True
+
+        def is_closing(self) -> bool:
+            return self.closed
+
+        def pause_reading(self) -> None: ...
+
+        def resume_reading(self) -> None: ...
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
+        )
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    request = b"GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"
+    off = zcio_uvicorn.Limits(None, None, None, None, None)
+
+    async def run(cls: Any) -> float:
+        config = Config(app=app, log_level="critical", access_log=False)
+        protocol = cls(config=config, server_state=ServerState(), app_state={})
+        protocol.connection_made(Transport())
+        start = time.process_time()
+        for _ in range(requests):
+            protocol.data_received(request)
+            while protocol.server_state.tasks:  # the app's task: run it to its end
+                await asyncio.sleep(0)  # noqa: ASYNC110
+        return (time.process_time() - start) / requests * 1e6
+
+    classes = {
+        "uvicorn httptools": httptools_impl.HttpToolsProtocol,
+        "zcio_uvicorn httptools": zcio_uvicorn.HttpToolsProtocol.configure(report=False),
+        "zcio_uvicorn httptools, limits off": zcio_uvicorn.HttpToolsProtocol.configure(
+            off, report=False
+        ),
+        "uvicorn h11": h11_impl.H11Protocol,
+        "zcio_uvicorn h11": zcio_uvicorn.H11Protocol.configure(report=False),
+        "zcio_uvicorn h11, limits off": zcio_uvicorn.H11Protocol.configure(off, report=False),
+    }
+    times: dict[str, list[float]] = {name: [] for name in classes}
+
+    async def all_runs() -> None:
+        for _ in range(runs):
+            for name, cls in classes.items():
+                times[name].append(await run(cls))
+
+    asyncio.run(all_runs())
+    return [[name, f"{median(t):.1f}", f"{min(t):.1f}"] for name, t in times.items()]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -325,8 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument(
         "--only",
-        default="header,line,slow,crowd,cost",
-        help="comma-separated scenarios: header, line, slow, crowd, cost (default: all)",
+        default="header,line,slow,crowd,cost,cpu",
+        help="comma-separated scenarios: header, line, slow, crowd, cost, cpu (default: all)",
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -390,6 +464,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["cost"] = rows
     heads = ["server", "requests/s", "server CPU µs/request"]
     tables.append((f"No attack: wrk -t2 -c32, {args.seconds:g} s", heads, rows))
+    rows = protocol_cpu() if "cpu" in only else []
+    results["protocol_cpu"] = rows
+    heads = ["protocol class", "CPU µs/request, median", "min"]
+    tables.append(
+        ("No attack: one keep-alive request through the protocol, in process", heads, rows)
+    )
 
     for title, heads, rows in tables:
         if not rows:

@@ -193,7 +193,8 @@ class _LimitedConnection(h11.Connection):
                 self.zcio_refusal = (431, f"request head over {limits.head_budget} bytes")
             return h11.NEED_DATA
         if isinstance(event, h11.Request):
-            self.zcio_refusal = _check_head(limits, len(event.target), event.headers)
+            # raw_items: a plain list (iterating h11's Headers goes through collections.abc)
+            self.zcio_refusal = _check_head(limits, len(event.target), event.headers.raw_items())
             if self.zcio_refusal is not None:
                 return h11.NEED_DATA
         return event
