@@ -72,7 +72,7 @@ CLIENT_TIMEOUT = 5.0
 NO_LIMITS = {
     f"ZCIO_UVICORN_{name}": "0"
     for name in ("MAX_REQUEST_LINE", "MAX_HEADER_BYTES", "MAX_HEADERS", "HEAD_TIMEOUT")
-} | {"ZCIO_UVICORN_MAX_CONNECTIONS": "0"}
+} | {"ZCIO_UVICORN_MAX_CONNECTIONS": "0", "ZCIO_UVICORN_SEND_TIMEOUT": "0"}
 
 
 @dataclass
@@ -354,7 +354,7 @@ def protocol_cpu(runs: int = 15, requests: int = 5000) -> list[list[str]]:
         await send({"type": "http.response.body", "body": b"ok"})
 
     request = b"GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"
-    off = zcio_uvicorn.Limits(None, None, None, None, None)
+    off = zcio_uvicorn.Limits(None, None, None, None, None, None)
 
     async def run(cls: Any) -> float:
         config = Config(app=app, log_level="critical", access_log=False)

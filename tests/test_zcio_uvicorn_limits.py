@@ -324,6 +324,31 @@ def test_busy_connections_make_newcomers_503(tmp_path: Path) -> None:
         assert srv.fds() <= baseline
 
 
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_client_that_reads_nothing_is_dropped(tmp_path: Path, loop: str) -> None:
+    """A client asks for 256 MiB and reads none of it: after the send timeout (1 s here) the
+    kernel drops the connection, and the server's fds come back while the client still holds
+    its socket open."""
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as f:
+        f.truncate(256 * MiB)
+    env = {"ZCIO_UVICORN_SEND_TIMEOUT": "1"}
+    with serving("HttpToolsProtocol", env, loop=loop) as srv:
+        assert srv.get().status_code == 200
+        baseline = srv.fds()
+        with connect(srv) as c:
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            c.sendall(f"GET /file?path={big} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            deadline = time.monotonic() + 15
+            while srv.fds() <= baseline and time.monotonic() < deadline:
+                time.sleep(0.05)  # the response is under way: the file is open
+            assert srv.fds() > baseline
+            while srv.fds() > baseline and time.monotonic() < deadline + 15:
+                time.sleep(0.1)
+            assert srv.fds() <= baseline
+        assert srv.get().status_code == 200
+
+
 # -- what it logs ------------------------------------------------------------------------------
 
 
@@ -496,6 +521,7 @@ OFF = zcio_uvicorn.Limits(
     max_headers=None,
     head_timeout=None,
     max_connections=None,
+    send_timeout=None,
 )
 
 

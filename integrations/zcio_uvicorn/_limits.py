@@ -19,10 +19,12 @@ keep a prompt client out.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import resource
+import socket
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -41,6 +43,7 @@ ENVIRONMENT = {
     "max_headers": "ZCIO_UVICORN_MAX_HEADERS",
     "head_timeout": "ZCIO_UVICORN_HEAD_TIMEOUT",
     "max_connections": "ZCIO_UVICORN_MAX_CONNECTIONS",
+    "send_timeout": "ZCIO_UVICORN_SEND_TIMEOUT",
 }
 
 #: Room for the method, the HTTP version and the line ends around the request target and the
@@ -77,6 +80,9 @@ class Limits:
       waited longest for a request's head (idle or slow: 503 if part of a head had arrived);
       when every connection is busy with a request, the new one gets ``503 Service
       Unavailable`` and is closed. Default: :func:`default_max_connections`.
+    - ``send_timeout``: seconds a response may make no progress because the client reads
+      nothing (its receive window stays shut); then the kernel drops the connection
+      (``TCP_USER_TIMEOUT``, as nginx's ``send_timeout``). An idle connection is not affected.
 
     Refusals are answered with ``Connection: close`` before any app sees the request, and
     logged on uvicorn's logger (``uvicorn.error``): 414 and 431 as warnings, 408 at info, the
@@ -88,6 +94,7 @@ class Limits:
     max_headers: int | None = 100
     head_timeout: float | None = 10.0
     max_connections: int | None = field(default_factory=default_max_connections)
+    send_timeout: float | None = 60.0
 
     def __post_init__(self) -> None:
         for name in ENVIRONMENT:
@@ -118,7 +125,7 @@ class Limits:
             if text.lower() in ("0", "off", "none"):
                 changes[name] = None
                 continue
-            convert: Callable[[str], Any] = float if name == "head_timeout" else int
+            convert: Callable[[str], Any] = float if name.endswith("timeout") else int
             try:
                 value = convert(text)
             except ValueError:
@@ -145,7 +152,8 @@ class Limits:
             f"request line {show(self.max_request_line, ' B')}, "
             f"header {show(self.max_header_bytes, ' B')} / {show(self.max_headers, ' fields')}, "
             f"head timeout {show(self.head_timeout, ' s')}, "
-            f"connections {show(self.max_connections, '')}"
+            f"connections {show(self.max_connections, '')}, "
+            f"send timeout {show(self.send_timeout, ' s')}"
         )
 
     def replace(self, **changes: Any) -> Limits:
@@ -156,6 +164,19 @@ def _who(protocol: Any) -> str:
     """``"1.2.3.4:5678 - "``, as uvicorn prefixes its connection messages."""
     client = protocol.client
     return f"{client[0]}:{client[1]} - " if client else ""
+
+
+def set_send_timeout(transport: Any, seconds: float | None) -> None:
+    """``TCP_USER_TIMEOUT`` on the connection's socket: the kernel drops a TCP connection whose
+    sent bytes stay unacknowledged, or whose peer's receive window stays shut, that long. Not
+    TCP (a UNIX socket), or a transport without a socket: nothing to do."""
+    if seconds is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    with contextlib.suppress(OSError, ValueError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, max(1, int(seconds * 1000)))
 
 
 def refusal(status: int, default_headers: list[tuple[bytes, bytes]]) -> bytes:

@@ -10,7 +10,7 @@ import h11
 import httptools
 from uvicorn.protocols.http import h11_impl, httptools_impl
 
-from ._limits import Gate, Limits
+from ._limits import Gate, Limits, set_send_timeout
 from ._report import Reporter
 from ._zerocopy import EXTENSIONS, advertise, cycle_class
 
@@ -134,6 +134,7 @@ class H11Protocol(_Configurable, h11_impl.H11Protocol):
         super().connection_made(transport)
         if self._zcio_gate.admit(self):
             self._zcio_gate.wait(self)
+            set_send_timeout(transport, self.limits.send_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._zcio_gate.forget(self)
@@ -230,6 +231,7 @@ class HttpToolsProtocol(_Configurable, httptools_impl.HttpToolsProtocol):
         super().connection_made(transport)
         if self._zcio_gate.admit(self):
             self._zcio_gate.wait(self)
+            set_send_timeout(transport, self.limits.send_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._zcio_gate.forget(self)

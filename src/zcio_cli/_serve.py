@@ -62,6 +62,13 @@ LIMITS: list[tuple[str, type, str, str]] = [
         "connections open at once; one more closes the longest-idle one, or gets 503 "
         "(default: half the open-file limit less 64, at most 10000)",
     ),
+    (
+        "--send-timeout",
+        float,
+        "S",
+        "seconds a response may make no progress because the client reads nothing; then the "
+        "connection is dropped (default: 60)",
+    ),
 ]
 
 

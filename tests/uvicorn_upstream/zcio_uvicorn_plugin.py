@@ -28,6 +28,7 @@ NO_LIMITS = zcio_uvicorn.Limits(
     max_headers=None,
     head_timeout=None,
     max_connections=None,
+    send_timeout=None,
 )
 H11 = zcio_uvicorn.H11Protocol.configure(report=False)
 HTTPTOOLS = zcio_uvicorn.HttpToolsProtocol.configure(report=False)
