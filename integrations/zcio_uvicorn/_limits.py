@@ -1,5 +1,6 @@
 """Limits on what one client may make a server hold: the request line, the header section, the
-time to send a request's head, and how many connections are open at once.
+time to send a request's head, how many connections are open at once, and how long a response
+may go unread.
 
 uvicorn's protocols take none of these from it: httptools' parser accumulates a request line or
 a header of any length (with quadratic copying), and nothing closes a connection that never
@@ -32,7 +33,14 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
-__all__ = ["ENVIRONMENT", "Gate", "Limits", "default_max_connections", "refusal"]
+__all__ = [
+    "ENVIRONMENT",
+    "Gate",
+    "Limits",
+    "default_max_connections",
+    "refusal",
+    "set_send_timeout",
+]
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -225,22 +233,12 @@ class Gate:
         self.loop = loop
         self.waiting: OrderedDict[Any, float] = OrderedDict()
         self.closing: set[Any] = set()  # closed by the gate, not yet lost
-        self._sweep: Any = None
-        self._sweep_at = 0.0
+        self._sweep: Any = None  # the timer for the oldest deadline
         self.evicted = 0
         self.refused = 0
         self.timed_out = 0
         self._warned_at = float("-inf")
         self.reporter: Any = None  # the server's Reporter, when it has one
-
-    @classmethod
-    def of(cls, protocol: Any, limits: Limits) -> Gate:
-        """The gate of ``protocol``'s server, made by the server's first connection."""
-        state = protocol.server_state
-        gate: Gate | None = state.__dict__.get("_zcio_gate")
-        if gate is None:
-            gate = state._zcio_gate = cls(limits, protocol.loop)
-        return gate
 
     # -- connections -------------------------------------------------------------------------
 
@@ -299,7 +297,6 @@ class Gate:
         close(protocol, status)
 
     def _schedule(self, deadline: float) -> None:
-        self._sweep_at = deadline
         self._sweep = self.loop.call_later(max(deadline - time.monotonic(), 0.0), self._expire)
 
     #: Connections closed per turn of the event loop when many are late at once (a crowd that
