@@ -60,9 +60,7 @@ def blocks(page: Path) -> list[Block]:
             i += 1
             continue
         fence, language = m.group(1), m.group(2)
-        end = next(
-            (j for j in range(i + 1, len(lines)) if lines[j].strip() == fence), len(lines)
-        )
+        end = next((j for j in range(i + 1, len(lines)) if lines[j].strip() == fence), len(lines))
         text = "\n".join(lines[i + 1 : end]) + "\n"
         before = _comment_before(lines, i)
         marker = MARKER.search(before) if before else None

@@ -235,9 +235,10 @@ def test_pycon_session_shows_real_output(block: Block, folder: Path) -> None:
             continue
         problem = matches(example.want, real_lines)
         assert problem is None, f"{where}: {problem}\nreal output:\n{real}"
-        assert len([w for w in example.want if w.strip()]) >= len(
-            [r for r in real_lines if r.strip()]
-        ) or "..." in example.want, f"{where}: the docs show less than it prints:\n{real}"
+        assert (
+            len([w for w in example.want if w.strip()]) >= len([r for r in real_lines if r.strip()])
+            or "..." in example.want
+        ), f"{where}: the docs show less than it prints:\n{real}"
 
 
 # --- Fragments and signatures ------------------------------------------------------------------
@@ -252,7 +253,9 @@ def test_fragment_compiles_and_names_exist(block: Block) -> None:
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
             module = node.value.id
             if module == "zcio" or module.startswith("zcio_"):
-                assert hasattr(import_module(module), node.attr), f"{block.id}: {module}.{node.attr}"
+                assert hasattr(import_module(module), node.attr), (
+                    f"{block.id}: {module}.{node.attr}"
+                )
 
 
 @pytest.mark.parametrize("block", _of("python", marker="signature"))
@@ -268,15 +271,20 @@ def test_signature_is_the_real_one(block: Block) -> None:
     named = [*args.posonlyargs, *args.args]
     defaults = [None] * (len(named) - len(args.defaults)) + list(args.defaults)
     expected = [(a.arg, "positional", d) for a, d in zip(named, defaults, strict=True)]
-    expected += [(a.arg, "keyword", d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)]
+    expected += [
+        (a.arg, "keyword", d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)
+    ]
     if args.vararg:
         expected.insert(len(named), (args.vararg.arg, "var", None))
     got = []
     for p in real.parameters.values():
-        kind = {
-            p.KEYWORD_ONLY: "keyword",
-            p.VAR_POSITIONAL: "var",
-        }.get(p.kind, "positional")
+        kind = (
+            "keyword"
+            if p.kind is p.KEYWORD_ONLY
+            else "var"
+            if p.kind is p.VAR_POSITIONAL
+            else "positional"
+        )
         got.append((p.name, kind, p.default))
     assert [(n, k) for n, k, _ in expected] == [(n, k) for n, k, _ in got], block.id
     for (n, _, shown_default), (_, _, real_default) in zip(expected, got, strict=True):
@@ -348,7 +356,7 @@ def _check_command(command: str, folder: Path, shown: list[str]) -> str:
                     env["UVICORN_PORT"] = str(port)
                 else:
                     real += f" --port {port}"
-            paths = ["/"] + re.findall(r'"GET (\S+) HTTP', "\n".join(shown))
+            paths = ["/", *re.findall(r'"GET (\S+) HTTP', "\n".join(shown))]
             if command.startswith("uvicorn"):
                 paths = ["/big.iso"]
             check = _zero_copy_counted if "zcio_uvicorn" in command else None
@@ -510,7 +518,9 @@ def _check_synopsis(command: str) -> None:
         if opt.startswith("--") and opt != "--help"
     }
     shown = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", command))
-    assert shown == set(real), f"{command}\n  missing: {set(real) - shown}, unknown: {shown - set(real)}"
+    assert shown == set(real), (
+        f"{command}\n  missing: {set(real) - shown}, unknown: {shown - set(real)}"
+    )
     for opt, action in real.items():
         if action.choices:
             m = re.search(rf"{opt}[ =]([\w|]+)", command)

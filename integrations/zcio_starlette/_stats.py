@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import zcio
 from starlette.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
+
+import zcio
 
 from ._sendpath import why_not_zerocopy
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,7 +21,7 @@ __all__ = ["chart_missing", "write_chart"]
 _COLOURS = {"anchor": "tab:orange", "baseline": "tab:gray"}
 _ZCIO = "tab:blue"
 _OTHER = "lightsteelblue"
-_LABEL_CHARS = 60
+_LABEL_CHARS = 48
 
 
 def chart_missing() -> str:
@@ -42,8 +43,8 @@ def _colour(row: Row) -> str:
 
 
 def _label(row: Row) -> str:
-    text = row.path.replace("`", "")
-    return text if len(text) <= _LABEL_CHARS else text[: _LABEL_CHARS - 3] + "..."
+    """The path, wrapped rather than cut: rows differing only at the end keep distinct labels."""
+    return textwrap.fill(row.path.replace("`", ""), _LABEL_CHARS)
 
 
 def write_chart(rows: Sequence[Row], path: Path, title: str) -> None:
@@ -63,7 +64,7 @@ def write_chart(rows: Sequence[Row], path: Path, title: str) -> None:
     if not sections:
         sections[""] = []
     heights = [max(len(r), 1) for r in sections.values()]
-    inches = 1.2 + 0.32 * sum(heights) + 0.6 * len(sections)
+    inches = 1.7 + 0.36 * sum(heights) + 0.6 * len(sections)
     fig, axes = plt.subplots(
         len(sections),
         2,
@@ -96,8 +97,23 @@ def write_chart(rows: Sequence[Row], path: Path, title: str) -> None:
             for y, v in zip(ys, cpus, strict=True):
                 if not math.isnan(v):
                     cpu_ax.text(0, y, f" {v:.3f}", va="center", fontsize=6)
+        from matplotlib.patches import Patch
+
+        fig.legend(
+            handles=[
+                Patch(color=_ZCIO, label="zcio"),
+                Patch(color=_COLOURS["anchor"], label="anchor (what a user would deploy)"),
+                Patch(color=_COLOURS["baseline"], label="baseline (the script's reference)"),
+                Patch(color=_OTHER, label="other, for context"),
+            ],
+            loc="lower center",
+            ncol=4,
+            fontsize=8,
+            frameon=False,
+        )
         fig.suptitle(title, fontsize=10)
-        fig.tight_layout(rect=(0.0, 0.0, 1.0, 1.0 - 0.4 / inches))  # room for the title
+        # Room for the title above and the legend below.
+        fig.tight_layout(rect=(0.0, 0.5 / inches, 1.0, 1.0 - 0.4 / inches))
         fig.savefig(path, dpi=110, bbox_inches="tight", pad_inches=0.2)  # long labels
     finally:
         plt.close(fig)
