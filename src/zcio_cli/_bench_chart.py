@@ -13,7 +13,7 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._bench_table import Row
+from ._bench_table import Row, short_path
 
 __all__ = ["chart_missing", "write_chart"]
 
@@ -44,7 +44,7 @@ def _colour(row: Row) -> str:
 
 def _label(row: Row) -> str:
     """The path, wrapped rather than cut: rows differing only at the end keep distinct labels."""
-    return textwrap.fill(row.path.replace("`", ""), _LABEL_CHARS)
+    return textwrap.fill(short_path(row.path).replace("`", ""), _LABEL_CHARS)
 
 
 def write_chart(rows: Sequence[Row], path: Path, title: str) -> None:

@@ -425,6 +425,25 @@ def without_verdicts(rows: Sequence[Row]) -> list[Row]:
     return out
 
 
+#: Display-only shortenings of the scripts' path labels (``Row.path`` keeps the full text).
+_SHORT = (
+    ("`FileResponse`, uvicorn `--http zcio_uvicorn:", "on uvicorn `zcio_uvicorn:"),
+    ("`FileResponse`, uvicorn `--http ", "on uvicorn `"),
+    ("`FileResponse`, granian", "on granian"),
+    ("`FileResponse`, anycorn", "on anycorn"),
+    (" --loop asyncio`", "`, asyncio"),
+    (" --loop uvloop`", "`, uvloop"),
+    (" `--interface asgi --workers 1` (pathsend; loop auto = uvloop)", " (pathsend)"),
+    ("HAProxy, TCP mode, `option splice-request` + `splice-response`", "HAProxy, splice"),
+)
+
+
+def short_path(path: str) -> str:
+    for long, short in _SHORT:
+        path = path.replace(long, short)
+    return path
+
+
 def cells(row: Row) -> list[str]:
     """The row as the table's text cells."""
     rps = "-"
@@ -432,7 +451,7 @@ def cells(row: Row) -> list[str]:
         rps = f"{_fmt(row.rps_4k, 0)} / {_fmt(row.rps_64k, 0)}"
     return [
         row.section,
-        row.path,
+        short_path(row.path),
         _fmt(row.gbps, 2),
         _cpu(row.cpu_s_per_gib),
         rps,
