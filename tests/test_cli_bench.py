@@ -115,17 +115,37 @@ def test_rows_carry_the_scripts_figures_and_ratios(raw: dict[str, Any]) -> None:
     assert row.note.endswith(f"x memory {ratios[0]:.2f} / {ratios[1]:.2f}"), (key, row.note)
 
 
-def test_markdown_has_one_line_per_row_and_every_column(raw: dict[str, Any]) -> None:
+def test_markdown_is_a_small_table_per_section(raw: dict[str, Any]) -> None:
     rows = build_rows(raw)
-    lines = markdown(rows).splitlines()
-    assert len(lines) == 2 + len(rows)
-    assert [c.strip() for c in lines[0].strip("|").split(" | ")] == list(HEADERS)
-    assert all(line.count(" | ") == len(HEADERS) - 1 for line in lines)
-    assert all(len(line) == len(lines[0]) for line in lines)  # padded: reads as plain text
-    nginx_small = next(line for line in lines if "http small" in line and "nginx" in line)
+    text = markdown(rows, raw)
+    tables = text.split("### ")[1:]
+    assert [t.split(":")[0] for t in tables] == list(dict.fromkeys(r.section for r in rows))
+    for part in tables:
+        lines = [line for line in part.splitlines() if line.startswith("| ")]
+        section = part.split(":")[0]
+        assert len(lines) == 2 + len([r for r in rows if r.section == section])
+        headers = [c.strip() for c in lines[0].strip("|").split(" | ")]
+        assert headers[0] == "path" and 3 <= len(headers) <= 7, headers
+        assert set(headers) <= set(HEADERS)
+        assert all(len(line) == len(lines[0]) for line in lines)  # padded: reads as plain text
+        assert "`--http " not in part and "--loop" not in part  # paths shortened
+    small = tables[-1]
+    assert "req/s 4 / 64 KiB" in small and "GB/s |" not in small  # only columns with figures
+    nginx_small = next(line for line in small.splitlines() if "nginx" in line)
     assert " / " in nginx_small  # req/s of the 4 KiB and 64 KiB files
-    # NaN is shown as "-", never as "nan".
-    assert "nan" not in markdown(rows).lower()
+    relay = next(t for t in tables if t.startswith("relay"))
+    assert "**" in next(line for line in relay.splitlines() if "splice_stream` relay, trio" in line)
+    # NaN is shown as "-", never as "nan"; a CPU time under one tick is said so, not 0.000.
+    assert "nan" not in text.lower()
+    assert "0.000" not in text and "< 1 tick" in text
+
+
+def test_smoke_report_is_labelled_and_judges_nothing(raw: dict[str, Any]) -> None:
+    full, _ = _bench.report(raw, "t")
+    smoke, _ = _bench.report(raw, "t", smoke=True)
+    assert "target" in full.split("x anchor / x baseline")[0]
+    assert "SMOKE RUN" in smoke and "SMOKE RUN" not in full
+    assert "target met" not in smoke and "target MISSED" not in smoke
 
 
 def test_rows_as_json_have_no_nan(raw: dict[str, Any]) -> None:
@@ -277,7 +297,8 @@ def test_run_writes_the_table_and_the_files(
     assert main(["bench", "relay", "primitives", "--smoke", "--out", str(out)]) == 0
     captured = capsys.readouterr()
     assert captured.out.startswith("# zcio bench relay, primitives (smoke sizes, ")
-    assert "| send_file " in captured.out and "| relay " in captured.out
+    assert "### send_file" in captured.out and "### relay" in captured.out
+    assert "SMOKE RUN" in captured.out and "target MISSED" not in captured.out
     assert "http large" not in captured.out  # http was not asked for
     assert "[3/3] relay.py: done in" in captured.err
     assert "fake relay: measuring" not in captured.err  # only with --verbose
@@ -288,7 +309,8 @@ def test_run_writes_the_table_and_the_files(
     assert set(results["raw"]) == {"send_file", "streams", "relay"}
     assert results["scripts"]["relay"]["status"] == 0
     table_lines = [line for line in captured.out.splitlines() if line.startswith("| ")]
-    assert len(results["table"]) == len(table_lines) - 2  # the header and the rule
+    tables = captured.out.count("### ")
+    assert len(results["table"]) == len(table_lines) - 2 * tables  # headers and rules
     assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "scripts" / "relay.log").read_text() == "fake relay: measuring\n"
 
@@ -305,9 +327,9 @@ def test_a_failed_script_gives_its_exit_status(
     assert "send_file.py: FAILED (exit status 3)" in captured.err
     assert "send_file.py exited with status 3; the end of its output:" in captured.err
     assert "fake streams: measuring" in captured.err  # --verbose streams the output
-    assert "| send_file | send_file.py " in captured.out
+    assert "### send_file" in captured.out and "| send_file.py " in captured.out
     assert "failed: no results" in captured.out
-    assert "| streams a " in captured.out  # the next script still ran
+    assert "### streams a" in captured.out  # the next script still ran
 
 
 def test_without_matplotlib_the_chart_is_one_line(
@@ -360,9 +382,10 @@ def test_real_smoke_run_without_haproxy(tmp_path: Path) -> None:
     assert "[3/3] relay.py: done in" in done.stderr
     table = done.stdout
     for section in ("send_file", "streams a", "streams b", "relay", "tee"):
-        assert f"| {section} " in table
-    haproxy = next(line for line in table.splitlines() if "| relay " in line and "HAProxy" in line)
+        assert f"### {section}:" in table
+    haproxy = next(line for line in table.splitlines() if line.startswith("| HAProxy"))
     assert "not installed (haproxy)" in haproxy
+    assert "SMOKE RUN" in table and "target MISSED" not in table
     assert "Anchor: not installed." in table
     results = json.loads((out / "results.json").read_text())
     assert {name: s["status"] for name, s in results["scripts"].items()} == {

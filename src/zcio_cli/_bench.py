@@ -362,7 +362,7 @@ def report(
             "the figures are not worth comparing and no target is judged.",
             "",
         ]
-    parts += [markdown(rows), "", legend(raw)]
+    parts += [markdown(rows, raw), "", legend(raw)]
     if lag := lag_line(raw):
         parts += ["", lag]
     return "\n".join(parts) + "\n", [r.as_json() for r in rows]

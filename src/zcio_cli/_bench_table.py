@@ -360,7 +360,8 @@ def legend(raw: Mapping[str, Mapping[str, Any] | None]) -> str:
     lines = [
         "x anchor / x baseline: the scripts' medians of per-round ratios (each run against the "
         "anchor's or baseline's run in the same round) of the speed (GB/s; 4 KiB req/s in http "
-        "small) and of CPU s/GiB, the anchor's in bold. GB/s: 10^9 bytes/s. Targets are "
+        "small) and of CPU s/GiB, the anchor's in bold. GB/s: 10^9 bytes/s. CPU time is read "
+        f"in clock ticks (10 ms): {BELOW_A_TICK!r} is a run too short to measure. Targets are "
         "printed, never asserted.",
         "",
     ]
@@ -400,11 +401,17 @@ def _fmt(x: float, digits: int) -> str:
     return "-" if math.isnan(x) else f"{x:.{digits}f}"
 
 
+#: What a CPU figure of exactly 0 means: the run took less than one clock tick of CPU.
+BELOW_A_TICK = "< 1 tick"
+
+
 def _cpu(x: float) -> str:
     """CPU s/GiB with three significant digits where three decimals would show 0.000."""
     if math.isnan(x):
         return "-"
-    return f"{x:.3f}" if x >= 0.1 or x == 0 else f"{x:.2g}"
+    if x == 0:
+        return BELOW_A_TICK
+    return f"{x:.3f}" if x >= 0.1 else f"{x:.2g}"
 
 
 def _pair(speed: float, cpu: float, bold: bool) -> str:
@@ -427,14 +434,14 @@ def without_verdicts(rows: Sequence[Row]) -> list[Row]:
 
 #: Display-only shortenings of the scripts' path labels (``Row.path`` keeps the full text).
 _SHORT = (
-    ("`FileResponse`, uvicorn `--http zcio_uvicorn:", "on uvicorn `zcio_uvicorn:"),
+    ("`FileResponse`, uvicorn `--http zcio_uvicorn:", "on `zcio_uvicorn:"),
     ("`FileResponse`, uvicorn `--http ", "on uvicorn `"),
     ("`FileResponse`, granian", "on granian"),
     ("`FileResponse`, anycorn", "on anycorn"),
     (" --loop asyncio`", "`, asyncio"),
     (" --loop uvloop`", "`, uvloop"),
     (" `--interface asgi --workers 1` (pathsend; loop auto = uvloop)", " (pathsend)"),
-    ("HAProxy, TCP mode, `option splice-request` + `splice-response`", "HAProxy, splice"),
+    ("HAProxy, TCP mode, `option splice-request` + `splice-response`", "HAProxy (TCP, splice)"),
 )
 
 
@@ -445,7 +452,7 @@ def short_path(path: str) -> str:
 
 
 def cells(row: Row) -> list[str]:
-    """The row as the table's text cells."""
+    """The row as text cells, one per :data:`HEADERS` (the section included)."""
     rps = "-"
     if not (math.isnan(row.rps_4k) and math.isnan(row.rps_64k)):
         rps = f"{_fmt(row.rps_4k, 0)} / {_fmt(row.rps_64k, 0)}"
@@ -455,25 +462,52 @@ def cells(row: Row) -> list[str]:
         _fmt(row.gbps, 2),
         _cpu(row.cpu_s_per_gib),
         rps,
-        _pair(row.x_anchor, row.x_anchor_cpu, bold=True),  # the figure that matters: in bold
-        _pair(row.x_baseline, row.x_baseline_cpu, bold=False),
+        # The anchor's ratio is the figure that matters: in bold. A CPU ratio over a run too
+        # short to measure (0 ticks) says nothing: "-".
+        _pair(row.x_anchor, NAN if row.cpu_s_per_gib == 0 else row.x_anchor_cpu, bold=True),
+        _pair(row.x_baseline, NAN if row.cpu_s_per_gib == 0 else row.x_baseline_cpu, bold=False),
         row.note,
     ]
 
 
-def markdown(rows: Sequence[Row]) -> str:
-    """The rows as one Markdown table, padded so that it also reads as plain text."""
-    body = [cells(r) for r in rows]
-    widths = [max([len(h), *(len(c[i]) for c in body)]) for i, h in enumerate(HEADERS)]
+def table(headers: Sequence[str], body: Sequence[Sequence[str]], align: str) -> str:
+    """A Markdown table, padded so that it also reads as plain text."""
+    widths = [max([len(h), *(len(c[i]) for c in body)]) for i, h in enumerate(headers)]
 
     def line(values: Sequence[str]) -> str:
         padded = [
             v.rjust(w) if a == "r" else v.ljust(w)
-            for v, w, a in zip(values, widths, ALIGN, strict=True)
+            for v, w, a in zip(values, widths, align, strict=True)
         ]
         return "| " + " | ".join(padded) + " |"
 
     rule = [
-        "-" * (w - 1) + ":" if a == "r" else "-" * w for w, a in zip(widths, ALIGN, strict=True)
+        "-" * (w - 1) + ":" if a == "r" else "-" * w for w, a in zip(widths, align, strict=True)
     ]
-    return "\n".join([line(HEADERS), line(rule), *(line(c) for c in body)])
+    return "\n".join([line(headers), line(rule), *(line(c) for c in body)])
+
+
+def markdown(rows: Sequence[Row], raw: Mapping[str, Mapping[str, Any] | None] | None = None) -> str:
+    """One small table per section, under a ``### section: what it measures`` heading (from
+    ``raw``, when given), with only the columns that section has figures for: never more than
+    seven, the path short, the units in the headers."""
+    what = {s.key: s.what for s in sections(raw)} if raw is not None else {}
+    parts: list[str] = []
+    order = list(dict.fromkeys(r.section for r in rows))
+    for name in order:
+        body = [cells(r)[1:] for r in rows if r.section == name]
+        note = len(HEADERS) - 2  # body rows have no section cell
+        keep = [0] + [i for i in range(1, note) if any(c[i] != "-" for c in body)]
+        keep += [note] if any(c[note] for c in body) else []
+        heading = f"### {name}" + (f": {what[name]}" if name in what else "")
+        parts += [
+            heading,
+            "",
+            table(
+                [HEADERS[1:][i] for i in keep],
+                [[c[i] for i in keep] for c in body],
+                "".join(ALIGN[1:][i] for i in keep),
+            ),
+            "",
+        ]
+    return "\n".join(parts).rstrip("\n")
