@@ -31,8 +31,8 @@ REPO = Path(__file__).resolve().parent.parent
 def _matplotlib_fonts(tmp_path_factory: pytest.TempPathFactory) -> None:
     """matplotlib keeps the font files it has drawn with open for the life of the process:
     draw once now, so that the fd leak check does not blame the test that draws first."""
-    row = Row("s", "p", gbps=1.0, cpu_s_per_gib=1.0)
-    _bench_chart.write_chart([row], tmp_path_factory.mktemp("chart") / "chart.png", "warm-up")
+    rows = build_rows(json.loads(RECORDED.read_text()))  # every kind of panel: every font
+    _bench_chart.write_chart(rows, tmp_path_factory.mktemp("chart") / "chart.png", "warm-up")
 
 
 @pytest.fixture
@@ -397,3 +397,32 @@ def test_real_smoke_run_without_haproxy(tmp_path: Path) -> None:
     assert zcio_rows and all(r["gbps"] > 0 for r in zcio_rows)
     assert (out / "results.md").read_text() == table
     assert (out / "chart.png").stat().st_size > 1000
+
+
+def test_chart_labels_are_distinct_and_there_is_a_legend(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The four zcio HTTP rows were cut to one label once; a legend says what colours mean."""
+    import matplotlib.pyplot as plt
+
+    rows = build_rows(json.loads(RECORDED.read_text()))
+    for section in {r.section for r in rows}:
+        labels = [_bench_chart._label(r) for r in rows if r.section == section]
+        assert len(set(labels)) == len(labels), labels
+    figures: list[Any] = []
+    close = plt.close
+
+    def keep(fig: Any) -> None:
+        figures.append(fig)
+        close(fig)
+
+    monkeypatch.setattr(plt, "close", keep)
+    _bench_chart.write_chart(rows, tmp_path / "chart.png", "t")
+    (fig,) = figures
+    (legend,) = fig.legends
+    assert {t.get_text().split(" ")[0] for t in legend.get_texts()} == {
+        "zcio",
+        "anchor",
+        "baseline",
+        "other,",
+    }

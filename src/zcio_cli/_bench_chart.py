@@ -13,7 +13,7 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._bench_table import Row, short_path
+from ._bench_table import Row, cpu_text, short_path
 
 __all__ = ["chart_missing", "write_chart"]
 
@@ -39,7 +39,8 @@ def chart_missing() -> str:
 
 def _colour(row: Row) -> str:
     zcio = "zcio" in row.path or row.note.startswith("target")
-    return _COLOURS.get(row.note) or (_ZCIO if zcio else _OTHER)
+    role = row.note.split(";")[0]  # "baseline; x memory 0.07 / 0.05"
+    return _COLOURS.get(role) or (_ZCIO if zcio else _OTHER)
 
 
 def _label(row: Row) -> str:
@@ -80,13 +81,19 @@ def write_chart(rows: Sequence[Row], path: Path, title: str) -> None:
             speeds = [r.rps_4k if small else r.gbps for r in members]
             cpus = [r.cpu_s_per_gib for r in members]
             ys = list(range(len(members)))
+            shown = [v for v in speeds if not math.isnan(v) and v > 0]
+            if small and shown and max(shown) > 20 * min(shown):  # nginx dwarfs the others
+                speed_ax.set_xscale("log")
             speed_ax.barh(ys, [0.0 if math.isnan(v) else v for v in speeds], color=colours)
             speed_ax.set_yticks(ys, labels, fontsize=7)
             speed_ax.invert_yaxis()
-            speed_ax.set_title(f"{name}: {'4 KiB file req/s' if small else 'GB/s'}", fontsize=9)
+            unit = "4 KiB file req/s" if small else "GB/s"
+            scale = " (log scale)" if speed_ax.get_xscale() == "log" else ""
+            speed_ax.set_title(f"{name}: {unit}{scale}", fontsize=9)
+            left = speed_ax.get_xlim()[0]  # 0, or the log scale's own left end
             for y, v, r in zip(ys, speeds, members, strict=True):
                 text = r.note if math.isnan(v) else (f"{v:.0f}" if small else f"{v:.2f}")
-                speed_ax.text(0, y, " " + text, va="center", fontsize=6)
+                speed_ax.text(left, y, " " + text, va="center", fontsize=6)
             if all(math.isnan(v) for v in cpus):
                 cpu_ax.axis("off")
                 continue
@@ -96,7 +103,7 @@ def write_chart(rows: Sequence[Row], path: Path, title: str) -> None:
             cpu_ax.set_title(f"{name}: CPU s/GiB", fontsize=9)
             for y, v in zip(ys, cpus, strict=True):
                 if not math.isnan(v):
-                    cpu_ax.text(0, y, f" {v:.3f}", va="center", fontsize=6)
+                    cpu_ax.text(0, y, f" {cpu_text(v)}", va="center", fontsize=6)
         from matplotlib.patches import Patch
 
         fig.legend(

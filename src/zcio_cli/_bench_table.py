@@ -27,7 +27,9 @@ __all__ = [
     "build_rows",
     "lag_line",
     "legend",
+    "cpu_text",
     "markdown",
+    "short_path",
     "without_verdicts",
 ]
 
@@ -405,7 +407,7 @@ def _fmt(x: float, digits: int) -> str:
 BELOW_A_TICK = "< 1 tick"
 
 
-def _cpu(x: float) -> str:
+def cpu_text(x: float) -> str:
     """CPU s/GiB with three significant digits where three decimals would show 0.000."""
     if math.isnan(x):
         return "-"
@@ -460,7 +462,7 @@ def cells(row: Row) -> list[str]:
         row.section,
         short_path(row.path),
         _fmt(row.gbps, 2),
-        _cpu(row.cpu_s_per_gib),
+        cpu_text(row.cpu_s_per_gib),
         rps,
         # The anchor's ratio is the figure that matters: in bold. A CPU ratio over a run too
         # short to measure (0 ticks) says nothing: "-".
