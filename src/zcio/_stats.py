@@ -98,7 +98,8 @@ class Stats:
             f"# HELP {name} Transfers that did not use the method their pair prefers, by reason.",
             f"# TYPE {name} counter",
         ]
-        reasons = dict.fromkeys([r.name.lower() for r in Reason], 0) | dict(self.fallbacks)
+        every = [r.name.lower() for r in Reason if r is not Reason.NOT_OFFERED]  # never counted
+        reasons = dict.fromkeys(every, 0) | dict(self.fallbacks)
         lines += [f'{name}{{reason="{r}"}} {c}' for r, c in reasons.items()]
         return "\n".join(lines) + "\n"
 
