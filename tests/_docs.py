@@ -114,11 +114,11 @@ def commands(text: str) -> list[str]:
     out: list[str] = []
     pending = ""
     for raw in text.splitlines():
-        line = re.sub(r"(^|\s)#.*$", "", raw).rstrip()
+        line = re.sub(r"(^|\s)#.*$", "", raw).strip()
         if line.endswith("\\"):
-            pending += line[:-1] + " "
+            pending += line[:-1].rstrip() + " "
             continue
-        line = (pending + line).strip()
+        line = pending + line
         pending = ""
         if line:
             out.append(line)

@@ -46,6 +46,7 @@ from _docs import (
     ROOT,
     Block,
     all_blocks,
+    blocks,
     commands,
     console_steps,
     matches,
@@ -87,6 +88,30 @@ def test_every_block_says_what_it_is() -> None:
 def test_skips_are_rare() -> None:
     skipped = [b.id for b in BLOCKS if b.marker == "skip"]
     assert len(skipped) <= max(3, len(BLOCKS) // 10), skipped
+
+
+def test_the_extractor_reads_markers_commands_and_output(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "Text.\n\n<!-- docs-test: skip needs a GPU\n   and a moon -->\n\n```sh\n"
+        "zcio serve \\\n  --port 8000   # a comment\nmake test\n```\n\n"
+        "```console\n$ zcio probe big.iso\nzcio 0.1.0, Linux 6.1.2-x, Python 3.13.0\n...\n"
+        "big.iso: regular file, 42 bytes\n```\n\n````pycon\n>>> 1 +\\\n... 1\n2\n````\n"
+    )
+    sh, console, pycon = blocks(page)
+    assert (sh.marker, sh.reason, sh.line) == ("skip", "needs a GPU and a moon", 6)
+    assert commands(sh.text) == ["zcio serve --port 8000", "make test"]
+    assert ports(sh.text) == ({8000}, set())
+    assert substitute(sh.text, {8000: 9999}, {}).startswith("zcio serve \\\n  --port 9999")
+    (step,) = console_steps(console.text)
+    assert step.command == "zcio probe big.iso"
+    real = ["zcio 0.1.0, Linux 6.9.0-generic, Python 3.11.7", "", "Kernel:", "x",
+            "big.iso: regular file, 4194304 bytes"]  # fmt: skip
+    assert matches(step.output, real) is None
+    assert matches(step.output, real[:-1]) is not None  # a shown line that is not printed
+    assert matches(["Kernel:", "big.iso: regular file, 1 bytes"], real) is not None  # no "..."
+    (example,) = pycon_examples(pycon.text)
+    assert (example.source, example.want) == ("1 +\\\n1", ["2"])
 
 
 @pytest.mark.parametrize("name", ["proxy_trio.py", "proxy_asyncio.py"])
