@@ -16,10 +16,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-__all__ = ["GROUPS", "SCRIPTS", "Row", "Section", "build_rows", "lag_line", "legend", "markdown"]
+__all__ = [
+    "GROUPS",
+    "SCRIPTS",
+    "Row",
+    "Section",
+    "build_rows",
+    "lag_line",
+    "legend",
+    "cpu_text",
+    "markdown",
+    "short_path",
+    "without_verdicts",
+]
 
 #: The benchmark scripts, in the order ``zcio bench all`` runs them.
 SCRIPTS = ("send_file", "streams", "relay", "http_files")
@@ -38,14 +50,12 @@ HEADERS = (
     "path",
     "GB/s",
     "CPU s/GiB",
-    "req/s 4 KiB / 64 KiB",
-    "x anchor",
-    "x anchor CPU",
-    "x baseline",
-    "x baseline CPU",
+    "req/s 4 / 64 KiB",
+    "x anchor: speed, CPU",
+    "x baseline: speed, CPU",
     "note",
 )
-ALIGN = "llrrrrrrrl"
+ALIGN = "llrrrrrl"
 
 
 @dataclass(frozen=True)
@@ -351,8 +361,10 @@ def legend(raw: Mapping[str, Mapping[str, Any] | None]) -> str:
     """The lines under the table: what each section measures and compares with."""
     lines = [
         "x anchor / x baseline: the scripts' medians of per-round ratios (each run against the "
-        "anchor's or baseline's run in the same round) of GB/s (req/s in http small) and of CPU "
-        "s/GiB. GB/s: 10^9 bytes/s. Targets are printed, never asserted.",
+        "anchor's or baseline's run in the same round) of the speed (GB/s; 4 KiB req/s in http "
+        "small) and of CPU s/GiB, the anchor's in bold. GB/s: 10^9 bytes/s. CPU time is read "
+        f"in clock ticks (10 ms): {BELOW_A_TICK!r} is a run too short to measure. Targets are "
+        "printed, never asserted.",
         "",
     ]
     for s in sections(raw):
@@ -391,38 +403,113 @@ def _fmt(x: float, digits: int) -> str:
     return "-" if math.isnan(x) else f"{x:.{digits}f}"
 
 
+#: What a CPU figure of exactly 0 means: the run took less than one clock tick of CPU.
+BELOW_A_TICK = "< 1 tick"
+
+
+def cpu_text(x: float) -> str:
+    """CPU s/GiB with three significant digits where three decimals would show 0.000."""
+    if math.isnan(x):
+        return "-"
+    if x == 0:
+        return BELOW_A_TICK
+    return f"{x:.3f}" if x >= 0.1 else f"{x:.2g}"
+
+
+def _pair(speed: float, cpu: float, bold: bool) -> str:
+    if math.isnan(speed) and math.isnan(cpu):
+        return "-"
+    text = f"{_fmt(speed, 2)}, {_fmt(cpu, 2)}"
+    return f"**{text}**" if bold else text
+
+
+def without_verdicts(rows: Sequence[Row]) -> list[Row]:
+    """The rows of a smoke run: its sizes mean nothing, so no "target met/MISSED" notes."""
+    out = []
+    for row in rows:
+        note = row.note
+        for verdict in ("target met; ", "target MISSED; ", "target met", "target MISSED"):
+            note = note.replace(verdict, "")
+        out.append(replace(row, note=note))
+    return out
+
+
+#: Display-only shortenings of the scripts' path labels (``Row.path`` keeps the full text).
+_SHORT = (
+    ("`FileResponse`, uvicorn `--http zcio_uvicorn:", "on `zcio_uvicorn:"),
+    ("`FileResponse`, uvicorn `--http ", "on uvicorn `"),
+    ("`FileResponse`, granian", "on granian"),
+    ("`FileResponse`, anycorn", "on anycorn"),
+    (" --loop asyncio`", "`, asyncio"),
+    (" --loop uvloop`", "`, uvloop"),
+    (" `--interface asgi --workers 1` (pathsend; loop auto = uvloop)", " (pathsend)"),
+    ("HAProxy, TCP mode, `option splice-request` + `splice-response`", "HAProxy (TCP, splice)"),
+)
+
+
+def short_path(path: str) -> str:
+    for long, short in _SHORT:
+        path = path.replace(long, short)
+    return path
+
+
 def cells(row: Row) -> list[str]:
-    """The row as the table's text cells."""
+    """The row as text cells, one per :data:`HEADERS` (the section included)."""
     rps = "-"
     if not (math.isnan(row.rps_4k) and math.isnan(row.rps_64k)):
         rps = f"{_fmt(row.rps_4k, 0)} / {_fmt(row.rps_64k, 0)}"
     return [
         row.section,
-        row.path,
+        short_path(row.path),
         _fmt(row.gbps, 2),
-        _fmt(row.cpu_s_per_gib, 3),
+        cpu_text(row.cpu_s_per_gib),
         rps,
-        _fmt(row.x_anchor, 2),
-        _fmt(row.x_anchor_cpu, 2),
-        _fmt(row.x_baseline, 2),
-        _fmt(row.x_baseline_cpu, 2),
+        # The anchor's ratio is the figure that matters: in bold. A CPU ratio over a run too
+        # short to measure (0 ticks) says nothing: "-".
+        _pair(row.x_anchor, NAN if row.cpu_s_per_gib == 0 else row.x_anchor_cpu, bold=True),
+        _pair(row.x_baseline, NAN if row.cpu_s_per_gib == 0 else row.x_baseline_cpu, bold=False),
         row.note,
     ]
 
 
-def markdown(rows: Sequence[Row]) -> str:
-    """The rows as one Markdown table, padded so that it also reads as plain text."""
-    body = [cells(r) for r in rows]
-    widths = [max([len(h), *(len(c[i]) for c in body)]) for i, h in enumerate(HEADERS)]
+def table(headers: Sequence[str], body: Sequence[Sequence[str]], align: str) -> str:
+    """A Markdown table, padded so that it also reads as plain text."""
+    widths = [max([len(h), *(len(c[i]) for c in body)]) for i, h in enumerate(headers)]
 
     def line(values: Sequence[str]) -> str:
         padded = [
             v.rjust(w) if a == "r" else v.ljust(w)
-            for v, w, a in zip(values, widths, ALIGN, strict=True)
+            for v, w, a in zip(values, widths, align, strict=True)
         ]
         return "| " + " | ".join(padded) + " |"
 
     rule = [
-        "-" * (w - 1) + ":" if a == "r" else "-" * w for w, a in zip(widths, ALIGN, strict=True)
+        "-" * (w - 1) + ":" if a == "r" else "-" * w for w, a in zip(widths, align, strict=True)
     ]
-    return "\n".join([line(HEADERS), line(rule), *(line(c) for c in body)])
+    return "\n".join([line(headers), line(rule), *(line(c) for c in body)])
+
+
+def markdown(rows: Sequence[Row], raw: Mapping[str, Mapping[str, Any] | None] | None = None) -> str:
+    """One small table per section, under a ``### section: what it measures`` heading (from
+    ``raw``, when given), with only the columns that section has figures for: never more than
+    seven, the path short, the units in the headers."""
+    what = {s.key: s.what for s in sections(raw)} if raw is not None else {}
+    parts: list[str] = []
+    order = list(dict.fromkeys(r.section for r in rows))
+    for name in order:
+        body = [cells(r)[1:] for r in rows if r.section == name]
+        note = len(HEADERS) - 2  # body rows have no section cell
+        keep = [0] + [i for i in range(1, note) if any(c[i] != "-" for c in body)]
+        keep += [note] if any(c[note] for c in body) else []
+        heading = f"### {name}" + (f": {what[name]}" if name in what else "")
+        parts += [
+            heading,
+            "",
+            table(
+                [HEADERS[1:][i] for i in keep],
+                [[c[i] for i in keep] for c in body],
+                "".join(ALIGN[1:][i] for i in keep),
+            ),
+            "",
+        ]
+    return "\n".join(parts).rstrip("\n")

@@ -67,7 +67,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--listen", required=True, metavar="HOST:PORT", help="where to accept")
     parser.add_argument("--target", required=True, metavar="HOST:PORT", help="where to relay")
     parser.add_argument("--mirror", metavar="HOST:PORT", help="where to copy client bytes")
-    parser.add_argument("--backend", choices=["asyncio", "uvloop", "trio"], default="asyncio")
+    parser.add_argument(
+        "--backend",
+        choices=["asyncio", "uvloop", "trio"],
+        default="asyncio",
+        help="the event loop the proxy runs on (default: asyncio)",
+    )
     for flag, kind, default, metavar, what in _TUNING:
         parser.add_argument(
             flag, type=kind, default=default, metavar=metavar, help=f"{what} (default {default})"
@@ -85,6 +90,7 @@ class Options:
     mirror_lag: float
     grace: float
     stats_interval: float
+    backend: str = "asyncio"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         mirror_lag=args.mirror_lag,
         grace=args.grace,
         stats_interval=args.stats_interval,
+        backend=args.backend,
     )
     backend, backend_options = _backend(args.backend)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
@@ -180,7 +187,10 @@ class Proxy:
         if self.options.mirror:
             to += f" (mirror {format_address(self.options.mirror)})"
         log.info("%s", active_methods(("splice", "tee") if self.options.mirror else ("splice",)))
-        print(f"zcio proxy: listening on {bound}, relaying to {to}", flush=True)
+        print(
+            f"zcio proxy: listening on {bound}, relaying to {to} ({self.options.backend})",
+            flush=True,
+        )
         async with anyio.create_task_group() as top:
             top.start_soon(self.watch_signals)
             async with anyio.create_task_group() as connections:
