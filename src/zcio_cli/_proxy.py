@@ -323,7 +323,10 @@ class Proxy:
         await zcio.tee_stream(client, target, mirrors=[mirror], mirror_lag=lag, progress=progress)
         target.shutdown(socket.SHUT_WR)
         if not progress.dropped:
-            mirror.shutdown(socket.SHUT_WR)
+            # The mirror may have died after taking the last bytes (the tee did not see it;
+            # _discard may have shut it down already): its trouble, never the connection's.
+            with suppress(OSError):
+                mirror.shutdown(socket.SHUT_WR)
 
     async def watch(
         self, conn: Connection, scope: anyio.CancelScope, mirror: socket.socket | None
