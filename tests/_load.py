@@ -39,6 +39,15 @@ class Snapshot:
     rss_kib: int
 
 
+def fd_targets(pid: int) -> dict[int, str]:
+    """Each fd of ``pid`` and what it points to (``readlink``)."""
+    out = {}
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        with suppress(OSError):
+            out[int(name)] = os.readlink(f"/proc/{pid}/fd/{name}")
+    return out
+
+
 def snapshot(pid: int) -> Snapshot:
     """``/proc/PID/fd`` (every fd, and how many are sockets and pipes) and ``VmRSS``."""
     sockets = pipes = total = 0

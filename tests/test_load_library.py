@@ -15,7 +15,6 @@ user space, as they would on a loaded server; ``zcio.stats()`` shows both.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import socket
 from contextlib import suppress

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from _cli import Command, moved, signal
+from _cli import Command, moved
 from _load import TIMEOUT, Snapshot, Watch, close, connect, reset, sha, snapshot
 
 pytestmark = pytest.mark.load
@@ -193,9 +193,7 @@ def dropped_ports(output: str) -> set[int]:
     return {int(p) for p in re.findall(r"#\d+ 127\.0\.0\.1:(\d+): mirror dropped", output)}
 
 
-def run_proxy(
-    backend: str, mirror: str | None, clients: list[Client]
-) -> tuple[Peers, Watch, str]:
+def run_proxy(backend: str, mirror: str | None, clients: list[Client]) -> tuple[Peers, Watch, str]:
     """Serve the clients through one proxy; the peers, the proxy's figures and its output."""
 
     async def main() -> tuple[Peers, Watch, Command]:
@@ -213,9 +211,9 @@ def run_proxy(
             with socket.socket() as closed:  # bound, never listening: connections refused
                 closed.bind(("127.0.0.1", 0))
                 args += ["--mirror", f"127.0.0.1:{closed.getsockname()[1]}"]
+        options = ["--backend", backend, "--mirror-lag", str(MIRROR_LAG), "--grace", "5"]
         command = Command(
-            ["proxy", "--listen", "127.0.0.1:0", "--stats-interval", "0", "--backend", backend,
-             "--mirror-lag", str(MIRROR_LAG), "--grace", "5", *args]  # fmt: skip
+            ["proxy", "--listen", "127.0.0.1:0", "--stats-interval", "0", *options, *args]
         )
         try:
             port = await asyncio.to_thread(command.port)
@@ -226,8 +224,9 @@ def run_proxy(
                 assert before is not None
                 await asyncio.to_thread(
                     watch.settle,
-                    lambda s: s.sockets <= before.sockets
-                    and s.pipes <= before.pipes + POOL_PIPE_FDS,
+                    lambda s: (
+                        s.sockets <= before.sockets and s.pipes <= before.pipes + POOL_PIPE_FDS
+                    ),
                 )
             # Still relaying after the storm.
             after = Client(CLIENTS, "normal", b"normal  9999999\n" + BLOB[:100_000])
@@ -293,7 +292,10 @@ def test_a_hundred_clients_at_once_with_faults(
         # A healthy mirror is dropped only when it lags --mirror-lag behind on a loaded
         # machine; most stay, every one of them whole.
         assert whole_mirrors >= normal // 2, (whole_mirrors, normal, output[-3000:])
-        note = f"; mirror: {whole_mirrors}/{normal} healthy mirrors whole, {len(drops)} drops ({stalls} stalled)"
+        note = (
+            f"; mirror: {whole_mirrors}/{normal} healthy mirrors whole, {len(drops)} drops "
+            f"({stalls} stalled)"
+        )
     elif mirror == "refusing":
         assert output.count("unavailable (Connection refused)") == len(clients) + 1, output[-2000:]
         note = "; mirror refused every connection"
