@@ -225,7 +225,7 @@ class Load:
                 if not chunk:
                     raise ConnectionError("the body ended early")
                 body += chunk
-                await asyncio.sleep(0.005)
+                await asyncio.sleep(0.002)
         else:
             body = bytearray(await reader.readexactly(length))
         if span is None:
@@ -249,10 +249,12 @@ class Load:
             try:
                 async with asyncio.timeout(IO_TIMEOUT):
                     reader, writer = await _open(self.serve_port, 16 << 10 if slow else None)
-                    for _ in range(rng.randint(1, 30)):  # keep-alive
-                        if time.monotonic() >= self.deadline:
-                            break
-                        if not slow and rng.random() < VANISH:  # read part of a body, reset
+                for _ in range(rng.randint(1, 30)):  # keep-alive
+                    if time.monotonic() >= self.deadline:
+                        break
+                    # A time limit per exchange: a slow reader takes seconds per 16 MiB.
+                    async with asyncio.timeout(IO_TIMEOUT):
+                        if not slow and rng.random() < VANISH:  # part of a body, then reset
                             writer.write(b"GET /16m.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
                             await reader.readuntil(b"\r\n\r\n")
                             await reader.read(rng.randrange(1, 1 << 20))
