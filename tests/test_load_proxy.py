@@ -332,7 +332,8 @@ def test_a_hundred_clients_at_once_with_faults(
         # machine; most stay, every one of them whole.
         assert whole_mirrors >= normal // 2, (whole_mirrors, normal, output[-3000:])
         note = (
-            f"; mirror: {whole_mirrors}/{normal} healthy mirrors whole, {len(drops)} drops "
+            f"; mirror: {whole_mirrors}/{normal} healthy mirrors whole, "
+            f"{sum(c.port in drops for c in clients)} drops "
             f"({stalls} stalled)"
         )
     elif mirror == "refusing":
