@@ -147,11 +147,12 @@ class Tally:
     errors: int = 0
     faults: int = 0  # clients that vanished on purpose
     wrong: int = 0  # bytes that were not the right ones: the soak is broken
+    closed_idle: int = 0  # keep-alive connections the server closed as a request left
     last_error: str = ""
 
-    def error(self, exc: BaseException) -> None:
+    def error(self, exc: BaseException, where: str = "") -> None:
         self.errors += 1
-        self.last_error = f"{type(exc).__name__}: {exc}"
+        self.last_error = f"{type(exc).__name__}: {exc} ({where})" if where else repr(exc)
 
 
 def _vanish(writer: asyncio.StreamWriter) -> None:
@@ -246,11 +247,15 @@ class Load:
         rng = random.Random(seed)
         while time.monotonic() < self.deadline:
             writer = None
+            exchange = 0
             try:
                 async with asyncio.timeout(IO_TIMEOUT):
                     reader, writer = await _open(self.serve_port, 16 << 10 if slow else None)
-                for _ in range(rng.randint(1, 30)):  # keep-alive
+                for exchange in range(rng.randint(1, 30)):  # keep-alive
                     if time.monotonic() >= self.deadline:
+                        break
+                    if exchange and reader.at_eof():  # closed as idle meanwhile: a new one
+                        self.http.closed_idle += 1
                         break
                     # A time limit per exchange: a slow reader takes seconds per 16 MiB.
                     async with asyncio.timeout(IO_TIMEOUT):
@@ -265,10 +270,21 @@ class Load:
                         batch = 3 if not slow and rng.random() < PIPELINE else 1
                         asked = [self._request(rng) for _ in range(batch)]
                         writer.write(b"".join(head for head, _, _ in asked))
-                        for _, name, span in asked:
+                        try:
+                            await self._response(reader, *asked[0][1:], slow)
+                        except asyncio.IncompleteReadError as exc:
+                            if exchange and not exc.partial:
+                                # Keep-alive's race (RFC 9112, 9.3.1): the server closed the
+                                # connection, idle for its keep-alive timeout (a slow reader
+                                # was still reading the last body out of the buffers), as the
+                                # request left. A client retries on a new connection.
+                                self.http.closed_idle += 1
+                                break
+                            raise
+                        for _, name, span in asked[1:]:
                             await self._response(reader, name, span, slow)
             except (OSError, EOFError, TimeoutError, ValueError, IndexError) as exc:
-                self.http.error(exc)
+                self.http.error(exc, f"slow={slow} exchange={exchange}")
             finally:
                 if writer is not None:
                     await _close(writer)
@@ -430,6 +446,7 @@ def summarize(run: Run, load: Load, exits: dict[str, int], moved: dict[str, str]
             "last_error": tally.last_error,
             "wrong": tally.wrong,
             "faults": tally.faults,
+            "closed_idle": tally.closed_idle,
             "fds": [
                 run.before[name][0],
                 max(getattr(s, f"{key}_fds") for s in run.samples),
@@ -460,6 +477,7 @@ def table(summary: dict[str, Any]) -> str:
                 f"{s['mib_per_s']:.0f}",
                 f"{s['errors']}",
                 f"{s['faults']}",
+                f"{s['closed_idle']}" if name == "serve" else "-",
                 "/".join(str(v) for v in s["fds"]),
                 "/".join(f"{v:.0f}" for v in s["rss_mib"]),
             ]
@@ -473,6 +491,7 @@ def table(summary: dict[str, Any]) -> str:
             "MiB/s",
             "errors",
             "faults",
+            "keep-alive closed",
             "fds before/peak/after",
             "RSS MiB before/peak/after",
         ],
@@ -586,7 +605,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"req/s: requests (HTTP responses, proxy echo exchanges) per second over the run; x first "
         f"third: the last third's req/s over the first third's (1.00: steady). faults: clients "
-        f"that vanished on purpose (RST mid-body or mid-stream). Proxy mirror: "
+        f"that vanished on purpose (RST mid-body or mid-stream). keep-alive closed: a request "
+        f"met its connection closed by the server (idle past its keep-alive timeout, often "
+        f"while a slow reader emptied the buffers): the client goes on with a new connection, "
+        f"as RFC 9112 (9.3.1) has it; not an error. Proxy mirror: "
         f"{summary['proxy']['mirrored_bytes']:,} bytes received, "
         f"{summary['proxy']['mirror_drops']} mirror drop(s). Exit summaries: serve "
         f"{summary['serve']['moved']}; proxy {summary['proxy']['moved']}."

@@ -369,8 +369,9 @@ def soak_section(data: Mapping[str, Any] | None) -> str:
         f"{clients.get('http', '?')} HTTP clients ({clients.get('slow', '?')} slow) against "
         f"zcio serve and {clients.get('proxy', '?')} clients through zcio proxy --mirror, at "
         "once. x first third: the last third's req/s over the first third's (1.00: steady); "
-        "faults: clients that vanished on purpose; fds and RSS: the server process, sampled "
-        "every second. Measured, never asserted."
+        "faults: clients that vanished on purpose; keep-alive closed: requests that met a "
+        "connection the server had just closed as idle (retried on a new one, not errors); "
+        "fds and RSS: the server process, sampled every second. Measured, never asserted."
     )
 
 
