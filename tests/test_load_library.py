@@ -45,6 +45,7 @@ class Peers:
     drain_port: int = 0
     feeds: dict[int, bytes] = field(default_factory=dict)
     slow: set[int] = field(default_factory=set)
+    stalled: set[int] = field(default_factory=set)
     got: dict[int, asyncio.Future[bytes]] = field(default_factory=dict)
     servers: list[asyncio.Server] = field(default_factory=list)
 
@@ -74,6 +75,8 @@ class Peers:
         future = self.got.setdefault(port, asyncio.get_running_loop().create_future())
         got = bytearray()
         try:
+            if port in self.stalled:  # a mirror that stops reading for a while
+                await asyncio.sleep(1.0)
             while chunk := await reader.read(32 << 10 if port in self.slow else 1 << 20):
                 got += chunk
                 if port in self.slow:
@@ -100,12 +103,15 @@ class Peers:
         sock.setblocking(False)
         return sock
 
-    def destination(self, slow: bool) -> tuple[socket.socket, int]:
+    def destination(self, slow: bool, stalled: bool = False) -> tuple[socket.socket, int]:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
         if slow:
             self.slow.add(port)
+        if stalled:  # a small send buffer: the bytes do not all fit in buffers
+            self.stalled.add(port)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16 << 10)
         sock.connect(("127.0.0.1", self.drain_port))
         sock.setblocking(False)
         return sock, port
@@ -143,6 +149,7 @@ class Outcome:
     sent: int = 0
     taken: int = 0
     stranded: int = 0
+    dropped: int = 0  # mirrors dropped
 
 
 async def one_send_file(
@@ -190,27 +197,35 @@ async def one_splice(
 
 
 async def one_tee(
-    peers: Peers, start: int, size: int, slow: bool, scope: anyio.CancelScope
+    peers: Peers, start: int, size: int, slow: bool, scope: anyio.CancelScope, mirror: bool
 ) -> Outcome:
+    """Two destinations; or with ``mirror``, one and a mirror that stalls a second (dropped
+    after 0.1 s when the bytes do not fit in the buffers)."""
     data = BLOB[start : start + size]
     src = peers.source(data)
-    (a, pa), (b, pb) = peers.destination(slow), peers.destination(False)
+    (a, pa), (b, pb) = peers.destination(slow), peers.destination(False, stalled=mirror)
     progress = zcio.TeeProgress()
-    out = Outcome("tee_stream", size)
+    out = Outcome("tee_stream" + (" with a mirror" if mirror else ""), size)
+    dsts, mirrors = ([a], [b]) if mirror else ([a, b], [])
     try:
         with scope:
-            assert await zcio.tee_stream(src, a, b, progress=progress) == size
+            sent = await zcio.tee_stream(
+                src, *dsts, mirrors=mirrors, mirror_lag=0.1, progress=progress
+            )
+            assert sent == size
         out.cancelled = scope.cancelled_caught
         got = [await peers.result(a, pa), await peers.result(b, pb)]
     finally:
         rest = await rest_of(src)
-    for each, sent in zip(got, progress.sent_to, strict=True):
+    for i, (each, sent) in enumerate(zip(got, progress.sent_to, strict=True)):
+        # Every destination, a dropped mirror too, got exactly what sent_to says.
         assert len(each) == sent and sha(each) == sha(data[:sent])
         assert sent <= progress.taken
-        if not out.cancelled:
+        if not out.cancelled and i not in progress.dropped:
             assert sent == size
     assert progress.taken + len(rest) == size and sha(rest) == sha(data[progress.taken :])
-    assert not progress.dropped
+    assert set(progress.dropped) <= ({1} if mirror else set()), progress.dropped
+    out.dropped = len(progress.dropped)
     out.sent, out.taken = progress.sent, progress.taken
     out.stranded = progress.taken - progress.sent
     return out
@@ -255,7 +270,7 @@ async def test_many_transfers_with_random_cancellations(
                         elif kind == 1:
                             out = await one_splice(peers, start, size, slow, scope)
                         else:
-                            out = await one_tee(peers, start, size, slow, scope)
+                            out = await one_tee(peers, start, size, slow, scope, i % 6 == 5)
                         outcomes.append(out)
 
                     for i, spec in enumerate(specs):
@@ -279,6 +294,7 @@ async def test_many_transfers_with_random_cancellations(
             f"\n[load] library {name}/{mode}: {TASKS} concurrent tasks, {len(cancelled)} "
             f"cancelled (sent {sum(o.sent for o in cancelled):,} B of "
             f"{sum(o.size for o in cancelled):,}, stranded {sum(o.stranded for o in cancelled)} B,"
-            f" all accounted), {len(whole)} whole ({total:,} B asked in all); moved: "
+            f" all accounted), {len(whole)} whole ({total:,} B asked in all), "
+            f"{sum(o.dropped for o in outcomes)} stalled mirror(s) dropped; moved: "
             + ", ".join(f"{m} {s.bytes:,} B" for m, s in sorted(moved.methods.items()) if s.bytes)
         )
