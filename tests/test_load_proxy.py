@@ -6,6 +6,7 @@ Each client opens with a 16-byte header naming its role and number, which the ta
 mirror read (the mirror gets the same bytes) to decide how to behave:
 
 - ``normal``: echoed whole; the mirror keeps every byte;
+- ``empty``: the header alone, then the half-close: the echo is the header;
 - ``mdie``: the mirror resets its connection after 64 KiB (dies mid-stream);
 - ``mstall``: the mirror reads nothing until every client is done (6 MiB, more than buffers
   hold): dropped after ``--mirror-lag``;
@@ -42,7 +43,14 @@ HEADER = 16
 BLOB = os.urandom(8 << 20)
 MIRROR_LAG = 1.0
 POOL_PIPE_FDS = 2 * 64  # the default pipe pool keeps up to 64 idle pipes, two fds each
-ROLES = ["normal"] * 70 + ["mdie"] * 8 + ["mstall"] * 6 + ["treset"] * 8 + ["vanish"] * 8
+ROLES = (
+    ["normal"] * 66
+    + ["empty"] * 4
+    + ["mdie"] * 8
+    + ["mstall"] * 6
+    + ["treset"] * 8
+    + ["vanish"] * 8
+)
 
 
 @dataclass
@@ -153,6 +161,7 @@ def make_clients(seed: str) -> list[Client]:
     clients = []
     for i, role in enumerate(roles):
         size = (6 << 20) if role == "mstall" else rng.randrange(96 << 10, 512 << 10)
+        size = 0 if role == "empty" else size
         start = rng.randrange(0, len(BLOB) - size)
         header = f"{role:<8}{i:07d}\n".encode()
         clients.append(Client(i, role, header + BLOB[start : start + size]))
@@ -169,12 +178,13 @@ async def load(clients: list[Client], proxy_port: int, peers: Peers) -> None:
 
 def check_clients(clients: list[Client], output: str) -> dict[str, int]:
     """Every byte accounted for; returns what happened, by outcome."""
-    counts = {"whole": 0, "cut short (target reset)": 0, "vanished": 0}
+    counts = {"whole": 0, "cut short (target reset)": 0, "of which saw a reset": 0, "vanished": 0}
     for c in clients:
         if c.role in ("treset", "vanish"):
             # A prefix of what was sent, never a byte that was not.
             assert c.data.startswith(c.got), (c.index, c.role, len(c.got))
             counts["vanished" if c.role == "vanish" else "cut short (target reset)"] += 1
+            counts["of which saw a reset"] += c.role == "treset" and bool(c.error)
         else:
             assert not c.error and sha(c.got) == sha(c.data), (
                 f"client {c.index} ({c.role}): {c.error or 'no error'}, {len(c.got)} of "
@@ -316,18 +326,22 @@ def test_a_hundred_clients_at_once_with_faults(
     if mirror == "listening":
         whole_mirrors = 0
         for c in clients:
-            if c.role in ("normal", "treset") and c.port not in drops and c.index in peers.mirrored:
+            if (
+                c.role in ("normal", "empty", "treset")
+                and c.port not in drops
+                and c.index in peers.mirrored
+            ):
                 # A mirror that stayed got every byte the client sent (the target's reset
                 # ends the tee, and the mirror's stream with it: a prefix then).
                 got = peers.mirrored[c.index]
                 assert c.data.startswith(got), (c.index, c.role, len(got))
-                whole_mirrors += c.role == "normal" and got == c.data
+                whole_mirrors += c.role in ("normal", "empty") and got == c.data
             if c.role == "mdie":
                 assert c.index not in peers.mirrored, (c.index, c.role)
             if c.role == "mstall" and c.port not in drops:  # kernel buffers held it all
                 assert peers.mirrored[c.index] == c.data, (c.index, c.role)
         stalls = sum(c.role == "mstall" and c.port in drops for c in clients)
-        normal = sum(c.role == "normal" for c in clients)
+        normal = sum(c.role in ("normal", "empty") for c in clients)
         # A healthy mirror is dropped only when it lags --mirror-lag behind on a loaded
         # machine; most stay, every one of them whole.
         assert whole_mirrors >= normal // 2, (whole_mirrors, normal, output[-3000:])

@@ -7,6 +7,7 @@ connections); then, by a seeded draw:
 - ``full``: a GET of a whole file, its body checked by hash;
 - ``slow``: the same with a 16 KiB receive window, read 16 KiB every 10 ms;
 - ``vanish``: a GET of the largest file, reset (RST) after part of the body;
+- ``abort``: a GET of the largest file, reset as soon as it is sent (before any answer);
 - ``pipelined``: three requests in one write on a keep-alive connection (a whole file, a
   Range, another whole file), three answers read in order;
 - ``range``: a single Range (``a-b`` or a suffix ``-n``), 206 and the exact slice.
@@ -33,7 +34,14 @@ pytestmark = pytest.mark.load
 
 CLIENTS = 300
 FILES = {"large.bin": 3 << 20, "medium.bin": 512 << 10, "small.bin": 64 << 10, "tiny.txt": 4096}
-ROLES = ["full"] * 120 + ["slow"] * 40 + ["vanish"] * 50 + ["pipelined"] * 50 + ["range"] * 40
+ROLES = (
+    ["full"] * 110
+    + ["abort"] * 10
+    + ["slow"] * 40
+    + ["vanish"] * 50
+    + ["pipelined"] * 50
+    + ["range"] * 40
+)
 
 
 class Barrier:
@@ -93,6 +101,10 @@ async def run_client(client: Client, port: int, files: dict[str, bytes], barrier
     try:
         await barrier.wait()
         writer.write(b"".join(r.head() for r in client.requests))  # pipelined: all at once
+        if client.role == "abort":
+            reset(writer)
+            client.outcome = "vanished"
+            return
         if client.role == "vanish":
             head = await reader.readuntil(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 200")
@@ -139,7 +151,7 @@ def make_clients(seed: str, files: dict[str, bytes]) -> list[Client]:
 
     clients = []
     for role in roles:
-        if role == "vanish":
+        if role in ("vanish", "abort"):
             client = Client(role, [Request("large.bin")], rng.randrange(1, 1 << 20))
         elif role == "pipelined":
             three = [Request(rng.choice(names)), a_range(), Request(rng.choice(names))]
