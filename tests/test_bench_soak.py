@@ -70,6 +70,7 @@ def test_the_soak_chart(tmp_path: Path) -> None:
 
 
 @pytest.mark.load
+@pytest.mark.timeout(300)
 def test_a_short_real_soak(tmp_path: Path) -> None:
     """Three seconds of the real thing: both servers start, serve, stop cleanly; no client saw
     an error or a wrong byte; the series and the summary are in the JSON and the chart."""

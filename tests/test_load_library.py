@@ -29,7 +29,7 @@ import zcio
 from _load import TIMEOUT, PeerLoop, sha
 from _support import backend, make_data
 
-pytestmark = [pytest.mark.anyio, pytest.mark.load]
+pytestmark = [pytest.mark.anyio, pytest.mark.load, pytest.mark.timeout(300)]
 
 TASKS = 60  # a third of each kind
 BLOB = make_data(3 << 20, seed=11)

@@ -36,7 +36,8 @@ import pytest
 from _cli import Command, moved
 from _load import TIMEOUT, Snapshot, Watch, close, connect, reset, sha, snapshot
 
-pytestmark = pytest.mark.load
+# Each wait inside is bounded; on a busy shared machine a test may take a minute or two.
+pytestmark = [pytest.mark.load, pytest.mark.timeout(300)]
 
 CLIENTS = 100
 HEADER = 16
@@ -184,7 +185,9 @@ def check_clients(clients: list[Client], output: str) -> dict[str, int]:
             # A prefix of what was sent, never a byte that was not.
             assert c.data.startswith(c.got), (c.index, c.role, len(c.got))
             counts["vanished" if c.role == "vanish" else "cut short (target reset)"] += 1
-            counts["of which saw a reset"] += c.role == "treset" and bool(c.error)
+            if c.role == "treset":  # passed on as a reset: never taken for a whole answer
+                assert c.error == "ConnectionResetError", (c.index, c.error, len(c.got))
+                counts["of which saw a reset"] += 1
         else:
             assert not c.error and sha(c.got) == sha(c.data), (
                 f"client {c.index} ({c.role}): {c.error or 'no error'}, {len(c.got)} of "
@@ -288,10 +291,10 @@ def run_proxy(
 def test_a_hundred_clients_at_once_with_faults(
     backend: str, mirror: str | None, env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # With a mirror, a second wave: memory the first one left is reused, not added to.
-    waves = [
-        make_clients(f"proxy-{backend}-{mirror}-{i}") for i in range(1 + (mirror == "listening"))
-    ]
+    # Copying (forced fallback) with a mirror grows the most: a second wave there shows that
+    # memory the first one left is reused, not added to.
+    count = 2 if mirror == "listening" and env else 1
+    waves = [make_clients(f"proxy-{backend}-{mirror}-{i}") for i in range(count)]
     if mirror != "listening":  # no mirror to misbehave: those are plain clients
         for c in waves[0]:
             if c.role in ("mdie", "mstall"):

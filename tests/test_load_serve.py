@@ -30,7 +30,8 @@ import pytest
 from _cli import Command, moved
 from _load import TIMEOUT, Watch, close, connect, fd_targets, reset, sha, snapshot
 
-pytestmark = pytest.mark.load
+# Each wait inside is bounded; on a busy shared machine a test may take a minute or two.
+pytestmark = [pytest.mark.load, pytest.mark.timeout(300)]
 
 CLIENTS = 300
 FILES = {"large.bin": 3 << 20, "medium.bin": 512 << 10, "small.bin": 64 << 10, "tiny.txt": 4096}

@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import socket
+import struct
 import sys
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
@@ -265,7 +266,15 @@ class Proxy:
                     if mirror is not None:
                         stack.enter_context(mirror)
                 log.info("#%d %s: relaying", conn.number, conn.peer)
-                await self.pump_both(conn, client, target, mirror)
+                try:
+                    await self.pump_both(conn, client, target, mirror)
+                except BaseException:
+                    # Ended by an error (a peer's reset, a broken pipe) or cut by the shutdown:
+                    # both sides get a reset, as a relay must pass it on. A plain close would
+                    # tell the client that the answer ended whole when it was cut short.
+                    _reset_on_close(client)
+                    _reset_on_close(target)
+                    raise
             log.info("#%d %s: done, %s up, %s down", conn.number, conn.peer, human(conn.taken_up),
                      human(conn.down.taken))  # fmt: skip
         except* ENDED as group:
@@ -376,6 +385,12 @@ async def _discard(mirror: socket.socket) -> None:
         log.debug("mirror's answers: %s: %s", type(exc).__name__, exc)
         with suppress(OSError):
             mirror.shutdown(socket.SHUT_RDWR)
+
+
+def _reset_on_close(sock: socket.socket) -> None:
+    """Make ``close`` send an RST (``SO_LINGER`` on, 0 s) instead of a FIN."""
+    with suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 def _reason(group: BaseExceptionGroup[BaseException]) -> str:
