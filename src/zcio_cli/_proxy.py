@@ -10,6 +10,8 @@ spliced into ``/dev/null``.
 Shutdown (SIGINT or SIGTERM): stop accepting, give the active connections ``--grace`` seconds
 to finish, then cancel them (each closes its sockets; bytes already taken from one side are
 flushed to the other for at most a second, by zcio). A second signal cancels them at once.
+A relay that ends in an error (a peer's reset) resets both sides: a plain close would tell the
+other peer that its stream ended whole.
 """
 
 from __future__ import annotations
@@ -268,10 +270,10 @@ class Proxy:
                 log.info("#%d %s: relaying", conn.number, conn.peer)
                 try:
                     await self.pump_both(conn, client, target, mirror)
-                except BaseException:
-                    # Ended by an error (a peer's reset, a broken pipe) or cut by the shutdown:
-                    # both sides get a reset, as a relay must pass it on. A plain close would
-                    # tell the client that the answer ended whole when it was cut short.
+                except* ENDED:
+                    # Ended by an error (a peer's reset, a broken pipe): both sides get a
+                    # reset, as a relay must pass it on. A plain close would tell the client
+                    # that the answer ended whole when it was cut short.
                     _reset_on_close(client)
                     _reset_on_close(target)
                     raise
