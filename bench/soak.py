@@ -148,6 +148,7 @@ class Tally:
     faults: int = 0  # clients that vanished on purpose
     wrong: int = 0  # bytes that were not the right ones: the soak is broken
     closed_idle: int = 0  # keep-alive connections the server closed as a request left
+    closed_idle_slow: int = 0  # of which the slow readers' (the usual case)
     last_error: str = ""
 
     def error(self, exc: BaseException, where: str = "") -> None:
@@ -256,6 +257,7 @@ class Load:
                         break
                     if exchange and reader.at_eof():  # closed as idle meanwhile: a new one
                         self.http.closed_idle += 1
+                        self.http.closed_idle_slow += slow
                         break
                     # A time limit per exchange: a slow reader takes seconds per 16 MiB.
                     async with asyncio.timeout(IO_TIMEOUT):
@@ -279,6 +281,7 @@ class Load:
                                 # was still reading the last body out of the buffers), as the
                                 # request left. A client retries on a new connection.
                                 self.http.closed_idle += 1
+                                self.http.closed_idle_slow += slow
                                 break
                             raise
                         for _, name, span in asked[1:]:
@@ -447,6 +450,7 @@ def summarize(run: Run, load: Load, exits: dict[str, int], moved: dict[str, str]
             "wrong": tally.wrong,
             "faults": tally.faults,
             "closed_idle": tally.closed_idle,
+            "closed_idle_slow": tally.closed_idle_slow,
             "fds": [
                 run.before[name][0],
                 max(getattr(s, f"{key}_fds") for s in run.samples),
