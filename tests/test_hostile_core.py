@@ -49,6 +49,34 @@ async def _read_to_end(sock: socket.socket) -> bytes:
         got += chunk
 
 
+async def _tee_to_peers(
+    src: socket.socket,
+    count: int,
+    pool: zcio.PipePool | None = None,
+    progress: zcio.TeeProgress | None = None,
+) -> list[bytes]:
+    """tee_stream from ``src`` to ``count`` fresh loopback connections; what each peer got."""
+    pairs = [_connected_pair() for _ in range(count)]
+    got: dict[int, bytes] = {}
+    try:
+        async with anyio.create_task_group() as tg:
+            for i, (out, peer) in enumerate(pairs):
+                out.setblocking(False)
+
+                async def read(i: int = i, peer: socket.socket = peer) -> None:
+                    got[i] = await _read_to_end(peer)
+
+                tg.start_soon(read)
+            await zcio.tee_stream(src, *(out for out, _ in pairs), pool=pool, progress=progress)
+            for out, _ in pairs:
+                out.shutdown(socket.SHUT_WR)
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()
+    return [got[i] for i in range(count)]
+
+
 @pytest.mark.parametrize("into", ["socket", "pipe"])
 async def test_urgent_data_does_not_end_a_splice(mode: str, into: str) -> None:
     """splice(2) returns 0 at an urgent mark: that 0 is not the end, the bytes after it come."""
@@ -103,29 +131,10 @@ async def test_urgent_data_does_not_end_a_tee(mode: str) -> None:
     before, after = make_data(50_000, 3), make_data(80_000, 4)
     client, src = _connected_pair()
     src.setblocking(False)
-    pairs = [_connected_pair() for _ in range(2)]
-    try:
-        for out, _ in pairs:
-            out.setblocking(False)
+    with client, src:
         _send_with_urgent_byte(client, before, after)
-        got: dict[int, bytes] = {}
-        async with anyio.create_task_group() as tg:
-            for i, (_, peer) in enumerate(pairs):
-
-                async def read(i: int = i, peer: socket.socket = peer) -> None:
-                    got[i] = await _read_to_end(peer)
-
-                tg.start_soon(read)
-            await zcio.tee_stream(src, *(out for out, _ in pairs))
-            for out, _ in pairs:
-                out.shutdown(socket.SHUT_WR)
-    finally:
-        client.close()
-        src.close()
-        for a, b in pairs:
-            a.close()
-            b.close()
-    assert [sha(got[i]) for i in range(2)] == [sha(before + after)] * 2
+        got = await _tee_to_peers(src, 2)
+    assert [sha(g) for g in got] == [sha(before + after)] * 2
 
 
 async def test_urgent_data_while_the_peer_stays_open(mode: str) -> None:
@@ -248,36 +257,20 @@ async def test_tee_with_unequal_pipes(mode: str, monkeypatch: pytest.MonkeyPatch
     data = make_data(3 << 20, 5)
     client, src = _connected_pair()
     src.setblocking(False)
-    pairs = [_connected_pair() for _ in range(2)]
+    progress = zcio.TeeProgress()
     try:
-        for out, _ in pairs:
-            out.setblocking(False)
-        got: dict[int, bytes] = {}
-        async with anyio.create_task_group() as tg:
+        with client, src:
+            async with anyio.create_task_group() as tg:
 
-            def feed() -> None:
-                client.sendall(data)
-                client.shutdown(socket.SHUT_WR)
+                def feed() -> None:
+                    client.sendall(data)
+                    client.shutdown(socket.SHUT_WR)
 
-            tg.start_soon(anyio.to_thread.run_sync, feed)
-            for i, (_, peer) in enumerate(pairs):
-
-                async def read(i: int = i, peer: socket.socket = peer) -> None:
-                    got[i] = await _read_to_end(peer)
-
-                tg.start_soon(read)
-            progress = zcio.TeeProgress()
-            await zcio.tee_stream(src, *(out for out, _ in pairs), pool=pool, progress=progress)
-            for out, _ in pairs:
-                out.shutdown(socket.SHUT_WR)
+                tg.start_soon(anyio.to_thread.run_sync, feed)
+                got = await _tee_to_peers(src, 2, pool=pool, progress=progress)
     finally:
-        client.close()
-        src.close()
-        for a, b in pairs:
-            a.close()
-            b.close()
         pool.clear()
-    assert [sha(got[i]) for i in range(2)] == [sha(data)] * 2
+    assert [sha(g) for g in got] == [sha(data)] * 2
     assert progress.sent_to == [len(data)] * 2
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import http.client
 import os
+import socket
 import stat
 import time
 from collections.abc import Iterator
@@ -217,3 +218,31 @@ def test_folder_relative_asks_nothing_of_the_system(tmp_path: Path) -> None:
         assert folder.relative(tmp_path.parent / "x") is None
         assert folder.relative(str(tmp_path) + "x/y") is None
         assert folder.relative("relative/path") is None
+
+
+# -- zcio_uvicorn's pathsend -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("http", ["zcio_uvicorn:H11Protocol", "zcio_uvicorn:HttpToolsProtocol"])
+def test_pathsend_of_a_fifo_never_waits(tmp_path: Path, http: str) -> None:
+    """An app hands the server a path that is now a FIFO (no writer): the server's open does
+    not wait for one; the response fails at once and the server goes on serving."""
+    import httpx
+
+    from test_zcio_uvicorn import start, stop
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    server = start("--http", http)
+    try:
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as c:
+                c.sendall(
+                    f"GET /file?path={fifo}&how=pathsend HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+                )
+                while c.recv(1 << 16):  # ends: the server closes, it does not hang
+                    pass
+        assert httpx.get(server.url + "/text", timeout=TIMEOUT).status_code == 200
+    finally:
+        err = stop(server)
+    assert "not a regular file" in err

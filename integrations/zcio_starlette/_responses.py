@@ -25,7 +25,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 import zcio
 
-from ._sendpath import ZEROCOPYSEND, why_not_zerocopy
+from ._sendpath import PATHSEND, ZEROCOPYSEND, why_not_zerocopy
 
 __all__ = ["FileResponse"]
 
@@ -77,7 +77,9 @@ class FileResponse(StarletteFileResponse):
 
     Files of :class:`zcio_starlette.StaticFiles` are opened beneath their folder
     (:attr:`beneath`), on every path including Starlette's own; one that is gone, no longer
-    regular or now reached through a symlink gets a 404 instead.
+    regular or now reached through a symlink gets a 404 instead. Such a file never goes by
+    ``pathsend`` (the server would open the path again): on a server that offers only
+    ``pathsend`` (granian), Starlette reads the file that was opened beneath the folder.
     """
 
     def set_stat_headers(self, stat_result: os.stat_result) -> None:
@@ -131,12 +133,19 @@ class FileResponse(StarletteFileResponse):
             await self.background()
 
     async def _call_starlette_beneath(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Starlette's own path (``pathsend``, or its reads), given the file opened beneath
-        its folder as ``/proc/self/fd/N``: the same inode whatever happens to the name."""
+        """Starlette's own reads, of the file opened beneath its folder (as
+        ``/proc/self/fd/N``: the same inode whatever happens to the name meanwhile).
+
+        Never ``pathsend``: it hands the server a path to open again, later, which is the
+        race itself (and a server may open it after ``send`` returned, when the fd is
+        closed or, worse, its number reused)."""
         opened = await self._open_in_thread()
         if opened is None:
             await self._gone(scope, receive, send)
             return
+        extensions = scope.get("extensions") or {}
+        if PATHSEND in extensions:
+            scope = {**scope, "extensions": {k: v for k, v in extensions.items() if k != PATHSEND}}
         path, self.path = self.path, f"/proc/self/fd/{opened.file.fileno()}"
         try:
             await super().__call__(scope, receive, send)
