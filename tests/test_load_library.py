@@ -15,6 +15,7 @@ user space, as they would on a loaded server; ``zcio.stats()`` shows both.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import socket
 from contextlib import suppress
@@ -26,7 +27,7 @@ import anyio
 import pytest
 
 import zcio
-from _load import TIMEOUT, PeerLoop, sha
+from _load import TIMEOUT, PeerLoop, sha, snapshot
 from _support import backend, make_data
 
 pytestmark = [pytest.mark.anyio, pytest.mark.load, pytest.mark.timeout(300)]
@@ -245,6 +246,7 @@ async def test_many_transfers_with_random_cancellations(
         delay = rng.uniform(0, rng.choice((0.01, 0.05, 0.15))) if rng.random() < 0.35 else None
         specs.append((size, start, rng.random() < 0.2, delay))
     before = zcio.stats()
+    rss_before = snapshot(os.getpid()).rss_kib
     outcomes: list[Outcome] = []
     pool = zcio.default_pipe_pool()
     with PeerLoop() as peer:
@@ -279,6 +281,9 @@ async def test_many_transfers_with_random_cancellations(
             peer.run(peers.stop())
     assert len(outcomes) == TASKS
     assert pool.busy == 0
+    rss_after = snapshot(os.getpid()).rss_kib
+    # This process holds the data and every peer's copy of it (about 100 MB at most): generous.
+    assert rss_after - rss_before < 512 << 10, (rss_before, rss_after)
     moved = zcio.stats() - before
     cancelled = [o for o in outcomes if o.cancelled]
     whole = [o for o in outcomes if not o.cancelled]
@@ -295,6 +300,7 @@ async def test_many_transfers_with_random_cancellations(
             f"cancelled (sent {sum(o.sent for o in cancelled):,} B of "
             f"{sum(o.size for o in cancelled):,}, stranded {sum(o.stranded for o in cancelled)} B,"
             f" all accounted), {len(whole)} whole ({total:,} B asked in all), "
-            f"{sum(o.dropped for o in outcomes)} stalled mirror(s) dropped; moved: "
+            f"{sum(o.dropped for o in outcomes)} stalled mirror(s) dropped; RSS "
+            f"{rss_before / 1024:.0f} -> {rss_after / 1024:.0f} MiB; moved: "
             + ", ".join(f"{m} {s.bytes:,} B" for m, s in sorted(moved.methods.items()) if s.bytes)
         )
