@@ -45,15 +45,19 @@ ROLES = (
 )
 
 
-class Barrier:
+class Gate:
+    """Clients wait at it until every one has arrived (connected) and the server's sockets were
+    counted; only then does any of them send (an aborting one must not close too early)."""
+
     def __init__(self, parties: int) -> None:
-        self.parties, self.arrived, self.open = parties, 0, asyncio.Event()
+        self.parties, self.arrived = parties, 0
+        self.full, self.go = asyncio.Event(), asyncio.Event()
 
     async def wait(self) -> None:
         self.arrived += 1
         if self.arrived == self.parties:
-            self.open.set()
-        await asyncio.wait_for(self.open.wait(), TIMEOUT)
+            self.full.set()
+        await asyncio.wait_for(self.go.wait(), TIMEOUT)
 
 
 @dataclass
@@ -96,7 +100,7 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return int(status_line.split()[1]), body
 
 
-async def run_client(client: Client, port: int, files: dict[str, bytes], barrier: Barrier) -> None:
+async def run_client(client: Client, port: int, files: dict[str, bytes], barrier: Gate) -> None:
     slow = client.role == "slow"
     reader, writer = await connect(port, rcvbuf=16 << 10 if slow else None)
     try:
@@ -191,7 +195,7 @@ def test_three_hundred_downloads_at_once_with_faults(
         first = fd_targets(pid)
 
         async def main() -> tuple[Watch, int]:
-            barrier = Barrier(len(clients) + 1)
+            barrier = Gate(len(clients))
             with Watch(pid) as watch:
                 before = watch.before
                 assert before is not None
@@ -199,9 +203,10 @@ def test_three_hundred_downloads_at_once_with_faults(
                     *(run_client(c, port, files, barrier) for c in clients)
                 )
                 # Every client connected: the server holds them all at once.
-                await barrier.wait()
+                await asyncio.wait_for(barrier.full.wait(), TIMEOUT)
                 while (at_once := snapshot(pid).sockets) < len(clients) + before.sockets:
                     await asyncio.sleep(0.05)  # accepted a moment later, bounded by TIMEOUT
+                barrier.go.set()
                 await asyncio.wait_for(clients_done, TIMEOUT)
                 await asyncio.to_thread(watch.settle, lambda s: s.sockets <= before.sockets)
             # Still serving after the storm.
