@@ -185,9 +185,10 @@ def check_clients(clients: list[Client], output: str) -> dict[str, int]:
             # A prefix of what was sent, never a byte that was not.
             assert c.data.startswith(c.got), (c.index, c.role, len(c.got))
             counts["vanished" if c.role == "vanish" else "cut short (target reset)"] += 1
-            if c.role == "treset":  # passed on as a reset: never taken for a whole answer
-                assert c.error == "ConnectionResetError", (c.index, c.error, len(c.got))
-                counts["of which saw a reset"] += 1
+            # The proxy passes the target's reset on as a reset, but not always: when the
+            # other direction's write consumed the error first, the next read of the target
+            # returns 0, an end of stream like a FIN, and the client may get its FIN first.
+            counts["of which saw a reset"] += c.error == "ConnectionResetError"
         else:
             assert not c.error and sha(c.got) == sha(c.data), (
                 f"client {c.index} ({c.role}): {c.error or 'no error'}, {len(c.got)} of "
