@@ -273,7 +273,9 @@ class Proxy:
                 except* ENDED:
                     # Ended by an error (a peer's reset, a broken pipe): both sides get a
                     # reset, as a relay must pass it on. A plain close would tell the client
-                    # that the answer ended whole when it was cut short.
+                    # that the answer ended whole when it was cut short. (Left: the kernel
+                    # reports a reset to one call only; when the other direction's write
+                    # takes it, the read ends as at a FIN, and that FIN may go out first.)
                     _reset_on_close(client)
                     _reset_on_close(target)
                     raise
