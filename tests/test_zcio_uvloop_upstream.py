@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from test_uvicorn_upstream import sdist
 
 HERE = Path(__file__).parent / "uvloop_upstream"
@@ -42,8 +43,6 @@ def test_cpython_test_sendfile_on_zcio_uvloop() -> None:
     assert run.returncode == 0, run.stderr[-4000:]
     report = json.loads(run.stdout.strip().splitlines()[-1])
     if "missing" in report:
-        import pytest
-
         pytest.skip(f"this interpreter ships no test.test_asyncio: {report['missing']}")
     outcomes: dict[str, str] = report["outcomes"]
     assert len(outcomes) >= 20, outcomes
@@ -72,6 +71,7 @@ def _aiohttp_suite(tree: Path, tmp: Path) -> tuple[subprocess.CompletedProcess[s
     return run, json.loads(report.read_text())
 
 
+@pytest.mark.timeout(300)  # two upstream files, each case on two loops, in one subprocess
 def test_aiohttp_sendfile_and_static_suites_on_zcio_uvloop(tmp_path: Path) -> None:
     tree = sdist("aiohttp")
     run, report = _aiohttp_suite(tree, tmp_path)

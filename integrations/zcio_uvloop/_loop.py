@@ -17,10 +17,10 @@ import contextlib
 import os
 import socket
 from asyncio import constants
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO, cast
 
 import uvloop
-import uvloop.loop as _uv
+import uvloop.loop
 
 import zcio
 import zcio_asyncio
@@ -31,6 +31,7 @@ _Mode = constants._SendfileMode
 
 #: uvloop's transports carry no ``_sendfile_compatible``; this is what asyncio's own transports
 #: of the same kind declare, except the write end of a pipe, which zcio can send into natively.
+_uv: Any = uvloop.loop  # the transport classes are not in uvloop's type stubs
 _UV_MODES: tuple[tuple[type[Any], _Mode], ...] = (
     (_uv.TCPTransport, _Mode.TRY_NATIVE),
     (_uv.UnixTransport, _Mode.TRY_NATIVE),
@@ -60,6 +61,17 @@ def _as_connection_error(exc: zcio.TransferError) -> OSError:
     return ConnectionResetError(str(exc))
 
 
+def _pause_reading(transport: Any) -> bool:
+    """Pause a transport that is reading; whether it was (and so must be resumed)."""
+    try:
+        if not transport.is_reading():
+            return False
+        transport.pause_reading()
+    except (AttributeError, NotImplementedError):  # write-only: a pipe's end says "reading"
+        return False
+    return True
+
+
 def _size(file: BinaryIO) -> int | None:
     try:
         return os.fstat(file.fileno()).st_size
@@ -67,7 +79,7 @@ def _size(file: BinaryIO) -> int | None:
         return None
 
 
-class Loop(uvloop.Loop):  # type: ignore[misc]
+class Loop(uvloop.Loop):
     """``uvloop.Loop`` with ``sendfile`` and ``sock_sendfile``; everything else is uvloop's.
 
     Create it with :func:`zcio_uvloop.new_event_loop` (or let :func:`zcio_uvloop.run`,
@@ -78,11 +90,11 @@ class Loop(uvloop.Loop):  # type: ignore[misc]
     async def sock_sendfile(
         self,
         sock: socket.socket,
-        file: BinaryIO,
+        file: IO[bytes],
         offset: int = 0,
         count: int | None = None,
         *,
-        fallback: bool = True,
+        fallback: bool | None = True,
     ) -> int:
         """``asyncio.AbstractEventLoop.sock_sendfile``: send ``file`` to the non-blocking stream
         socket ``sock`` with ``sendfile(2)``; return the bytes sent.
@@ -96,12 +108,14 @@ class Loop(uvloop.Loop):  # type: ignore[misc]
         ``asyncio.SendfileNotAvailableError`` is raised before any byte moves. A cancelled call
         may have sent some, all or none of the bytes; the file's position says how many.
         """
-        return await zcio_asyncio.sock_sendfile(sock, file, offset, count, fallback=fallback)
+        return await zcio_asyncio.sock_sendfile(
+            sock, cast(BinaryIO, file), offset, count, fallback=fallback is not False
+        )
 
     async def sendfile(
         self,
-        transport: asyncio.WriteTransport,
-        file: BinaryIO,
+        transport: asyncio.BaseTransport,
+        file: IO[bytes],
         offset: int = 0,
         count: int | None = None,
         *,
@@ -136,6 +150,7 @@ class Loop(uvloop.Loop):  # type: ignore[misc]
         """
         if transport.is_closing():
             raise RuntimeError("Transport is closing")
+        file = cast(BinaryIO, file)
         mode = _sendfile_mode(transport)
         if mode is _Mode.UNSUPPORTED:
             raise RuntimeError(f"sendfile is not supported for transport {transport!r}")
@@ -169,9 +184,7 @@ class Loop(uvloop.Loop):  # type: ignore[misc]
         self, transp: Any, file: BinaryIO, offset: int, count: int | None, *, fallback: bool
     ) -> int:
         size = _size(file) if count is not None else None
-        resume_reading = transp.is_reading() if hasattr(transp, "is_reading") else False
-        if resume_reading:
-            transp.pause_reading()
+        resume_reading = _pause_reading(transp)
         try:
             sent = await zcio_asyncio.sendfile(transp, file, offset, count, fallback=fallback)
         except RuntimeError as exc:

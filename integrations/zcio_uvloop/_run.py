@@ -37,7 +37,7 @@ def run(
     return result
 
 
-class EventLoopPolicy(uvloop.EventLoopPolicy):  # type: ignore[misc,name-defined]
+class EventLoopPolicy(uvloop.EventLoopPolicy):  # type: ignore[misc]
     """``uvloop.EventLoopPolicy`` whose new loops are :class:`~zcio_uvloop.Loop`.
 
     Deprecated with asyncio's policies (uvloop drops its own on Python 3.16): prefer

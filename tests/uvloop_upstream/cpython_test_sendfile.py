@@ -19,12 +19,15 @@ import zcio_uvloop
 
 def main() -> None:
     try:
-        from test.test_asyncio import test_sendfile, utils as test_utils
+        from test.test_asyncio import (  # type: ignore[import-not-found]
+            test_sendfile,
+            utils as test_utils,
+        )
     except ImportError as exc:
         print(json.dumps({"missing": str(exc)}))
         return
 
-    class ZcioUvloopTests(test_sendfile.SendfileTestsBase, test_utils.TestCase):  # type: ignore[misc,name-defined]
+    class ZcioUvloopTests(test_sendfile.SendfileTestsBase, test_utils.TestCase):  # type: ignore[misc]
         def create_event_loop(self) -> zcio_uvloop.Loop:
             return zcio_uvloop.new_event_loop()
 
@@ -56,7 +59,8 @@ def main() -> None:
 
     suite = unittest.defaultTestLoader.loadTestsFromTestCase(ZcioUvloopTests)
     before = zcio.stats()
-    unittest.TextTestRunner(stream=sys.stderr, verbosity=2, resultclass=Result).run(suite)
+    runner = unittest.TextTestRunner(stream=sys.stderr, verbosity=2, resultclass=Result)  # type: ignore[arg-type]
+    runner.run(suite)
     delta = zcio.stats() - before
     print(
         json.dumps(

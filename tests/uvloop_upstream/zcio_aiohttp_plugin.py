@@ -85,7 +85,7 @@ def pytest_configure() -> None:
     # Imported here, after aiohttp's conftest registered it, so pytest can still rewrite it.
     import aiohttp.pytest_plugin
 
-    aiohttp.pytest_plugin.uvloop = _Shim  # type: ignore[attr-defined]
+    aiohttp.pytest_plugin.uvloop = _Shim  # type: ignore[assignment,attr-defined]
 
 
 def pytest_report_header() -> str:
