@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from test_uvicorn_upstream import sdist
 
 HERE = Path(__file__).parent / "uvloop_upstream"
