@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import http_files
 from _common import (
     BENCH_DIR,
     GIB,
@@ -249,6 +250,19 @@ def small_table(
     return table, summary
 
 
+def _own_folders() -> None:
+    """Run in folders of our own under the benchmark folder: http_files.py (run by someone
+    else at the same time, say) relinks its ``large.bin`` to the file of its own size, and
+    writes its nginx config, logs and pid file where it likes. http_files' functions read these
+    module globals when they run."""
+    base = BENCH_DIR / "aiohttp"
+    http_files.BENCH_DIR = base  # type: ignore[attr-defined]
+    http_files.ROOT = base / "http-root"
+    http_files.FILES = http_files.ROOT / "f"
+    http_files.APP_DIR = base / "http-app"
+    base.mkdir(parents=True, exist_ok=True)
+
+
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Benchmark aiohttp static files on asyncio, uvloop and zcio_uvloop."
@@ -296,6 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress(f"skipping {v.key}: {_missing(v)} not installed")
     wrk_missing = shutil.which("wrk") is None
     large = ensure_file(BENCH_DIR / f"send_file-{args.size_mib}MiB.bin", size)
+    _own_folders()
     prepare_files(large)
     bench = Bench(large, size, 30.0 + 60.0 * size / GIB, args.quiet_timeout)
 
