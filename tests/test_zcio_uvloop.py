@@ -676,3 +676,40 @@ def test_web_run_app_and_uvicorn_run_on_zcio_uvloop(tmp_path: Path) -> None:
     uvicorn = [sys.executable, "-m", "uvicorn", "asgi_app:app", "--port", str(port)]
     uvicorn += ["--loop", "zcio_uvloop:new_event_loop", "--log-level", "warning"]
     assert serve_and_get(uvicorn, port, ["/"], tmp_path) == [b"zcio_uvloop"]
+
+
+GUNICORN_APP = """
+import asyncio, os
+from aiohttp import web
+
+async def which(request):
+    return web.Response(text=type(asyncio.get_running_loop()).__module__)
+
+async def app():
+    application = web.Application()
+    application.router.add_get("/", which)
+    application.router.add_static("/static/", os.environ["ZCIO_TEST_ROOT"])
+    return application
+"""
+
+
+def docs_worker_snippet() -> str:
+    """The gunicorn worker class exactly as docs/uvloop.md shows it."""
+    text = (Path(__file__).parent.parent / "docs" / "uvloop.md").read_text()
+    blocks = text.split("```python\n")[1:]
+    return next(b.split("```")[0] for b in blocks if "class ZcioUVLoopWebWorker" in b)
+
+
+def test_gunicorn_worker_from_the_docs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if subprocess.run([sys.executable, "-c", "import gunicorn"]).returncode != 0:
+        pytest.skip("gunicorn is not installed")
+    (tmp_path / "workers.py").write_text(docs_worker_snippet())
+    (tmp_path / "gunicorn_app.py").write_text(GUNICORN_APP)
+    file_of(tmp_path, SMALL, "small.bin")
+    port = free_port()
+    cmd = [sys.executable, "-m", "gunicorn", "gunicorn_app:app", "--bind", f"127.0.0.1:{port}"]
+    cmd += ["--worker-class", "workers.ZcioUVLoopWebWorker", "--workers", "1"]
+    cmd += ["--graceful-timeout", "1"]
+    monkeypatch.setenv("ZCIO_TEST_ROOT", str(tmp_path))
+    which, body = serve_and_get(cmd, port, ["/", "/static/small.bin"], tmp_path)
+    assert which == b"zcio_uvloop" and sha(body) == sha(SMALL)
