@@ -51,13 +51,13 @@ def _sendfile_mode(transport: Any) -> _Mode:
 
 
 def _as_connection_error(exc: zcio.TransferError) -> OSError:
-    """asyncio reports a peer that went away as ``ConnectionError``; zcio as
-    ``BrokenDestination``/``ClosedDestination`` with the ``OSError`` as the cause."""
+    """asyncio reports a peer that went away as ``ConnectionError`` (``ConnectionResetError``,
+    ``BrokenPipeError``); zcio as ``BrokenDestination``/``ClosedDestination``, with the
+    ``OSError`` as the cause. A new exception of the cause's kind, so the chain has no loop."""
     cause = exc.__cause__
-    if isinstance(cause, ConnectionError):
-        return cause
-    if isinstance(cause, OSError):
-        return ConnectionResetError(cause.errno, cause.strerror)
+    if isinstance(cause, OSError) and cause.errno is not None:
+        kind = type(cause) if isinstance(cause, ConnectionError) else ConnectionResetError
+        return kind(cause.errno, cause.strerror)
     return ConnectionResetError(str(exc))
 
 
