@@ -1,7 +1,8 @@
 """``zcio bench``: the combined table, the scripts' location and options, and real runs.
 
 The table tests read ``data/bench_results.json``: what the five scripts wrote with ``--json``
-in one ``--smoke`` run (their summaries and environments; the per-run lists left out), so they
+in one ``--smoke`` run (aiohttp_files.py: its one full run; their summaries and environments;
+the per-run lists left out), so they
 are fast and deterministic. The run tests start fake scripts (small Python files that write a
 given JSON and exit with a given status) in place of the real ones; one test runs the real
 scripts end to end, in the smallest mode, as a user would.
