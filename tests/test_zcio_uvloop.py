@@ -7,11 +7,14 @@ Each test runs its own ``zcio_uvloop.run(...)``; servers and clients share that 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import socket
 import ssl
+import struct
 import subprocess
 import sys
+import termios
 import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable
@@ -40,6 +43,15 @@ def run(coro: Awaitable[Any]) -> Any:
             return await asyncio.wait_for(coro, TIMEOUT * 2)
 
     return zcio_uvloop.run(main())
+
+
+async def arrived(fd: int, nbytes: int) -> None:
+    """Wait (bounded) until at least ``nbytes`` wait unread in the socket ``fd``."""
+    for _ in range(int(TIMEOUT / 0.005)):
+        if struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0] >= nbytes:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"fewer than {nbytes} bytes arrived")
 
 
 def fd_count() -> int:
@@ -355,7 +367,8 @@ def test_shrinking_file_aborts_the_transport(tmp_path: Path) -> None:
             )
             with open(path, "rb") as f:
                 task = asyncio.ensure_future(loop.sendfile(transport, f, 0, len(BIG)))
-                await asyncio.sleep(0.05)  # the peer does not read: the call waits on a full socket
+                # The peer does not read: once bytes wait at its end, the call is under way.
+                await arrived(sink.transport.get_extra_info("socket").fileno(), 16 * 1024)
                 os.truncate(path, 1024 * 1024)
                 sink.transport.resume_reading()
                 sent = await task
@@ -521,7 +534,8 @@ def test_aiohttp_shrinking_file_aborts_never_a_short_body_then_a_response(tmp_pa
                 requests = b"GET /static/big.bin HTTP/1.1\r\nHost: x\r\n\r\n"
                 requests += b"GET /static/next.txt HTTP/1.1\r\nHost: x\r\n\r\n"
                 await loop.sock_sendall(sock, requests)
-                await asyncio.sleep(0.1)  # nobody reads: the server waits on a full socket
+                # Nobody reads: once the body waits here, the server is sending it.
+                await arrived(sock.fileno(), 16 * 1024)
                 os.truncate(path, 512 * 1024)
                 with suppress(ConnectionResetError):
                     response = await read_all(sock)
