@@ -83,6 +83,8 @@ FILES = ROOT / "f"
 #: that nothing else in ``bench/`` lands on their import path.
 APP_DIR = BENCH_DIR / "http-app"
 APP_MODULE = Path(__file__).resolve().with_name("http_app.py")
+#: The aiohttp server of ``bench/aiohttp_files.py`` (kind "aiohttp"), run as a script.
+AIOHTTP_APP = Path(__file__).resolve().with_name("aiohttp_app.py")
 #: The small files: URL name and size.
 SMALL = (("4k.bin", 4 << 10), ("64k.bin", 64 << 10))
 LARGE = "large.bin"
@@ -254,9 +256,9 @@ class Variant:
 
     key: str
     label: str
-    kind: str  # uvicorn, granian, anycorn, nginx
+    kind: str  # uvicorn, granian, anycorn, nginx, aiohttp
     flavour: str = ""  # the app's FileResponse: stock or zcio ("" for nginx)
-    loop: str = ""  # uvicorn's --loop
+    loop: str = ""  # uvicorn's --loop; aiohttp_app.py's --loop
     http: str = ""  # uvicorn's --http
     worker: str = ""  # anycorn's -k
     needs: tuple[str, ...] = ()  # Python modules it cannot run without
@@ -482,6 +484,11 @@ class Server:
                 "--graceful-timeout",
                 "2",
                 "http_app:app",
+            ]
+        if v.kind == "aiohttp":
+            return [
+                *(sys.executable, str(AIOHTTP_APP), "--host", HOST, "--port", str(port)),
+                *("--loop", v.loop),
             ]
         if v.kind == "nginx":
             config = BENCH_DIR / "http-nginx.conf"

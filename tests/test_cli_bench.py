@@ -1,7 +1,8 @@
 """``zcio bench``: the combined table, the scripts' location and options, and real runs.
 
-The table tests read ``data/bench_results.json``: what the four scripts wrote with ``--json``
-in one ``--smoke`` run (their summaries and environments; the per-run lists left out), so they
+The table tests read ``data/bench_results.json``: what the five scripts wrote with ``--json``
+in one ``--smoke`` run (aiohttp_files.py: its one full run; their summaries and environments;
+the per-run lists left out), so they
 are fast and deterministic. The run tests start fake scripts (small Python files that write a
 given JSON and exit with a given status) in place of the real ones; one test runs the real
 scripts end to end, in the smallest mode, as a user would.
@@ -65,6 +66,8 @@ def test_every_summary_becomes_a_row_in_script_order(raw: dict[str, Any]) -> Non
         "tee",
         "http large",
         "http small",
+        "aiohttp large",
+        "aiohttp small",
     ]
     expected = (
         len(raw["send_file"]["hot"]["summary"])
@@ -73,6 +76,8 @@ def test_every_summary_becomes_a_row_in_script_order(raw: dict[str, Any]) -> Non
         + len(raw["relay"]["tee"]["summary"])
         + len(raw["http_files"]["summary"]["large"])
         + len(raw["http_files"]["summary"]["small"])
+        + len(raw["aiohttp_files"]["summary"]["large"])
+        + len(raw["aiohttp_files"]["summary"]["small"])
     )
     assert len(rows) == expected  # every anchor was installed: no extra rows
 
@@ -113,6 +118,19 @@ def test_rows_carry_the_scripts_figures_and_ratios(raw: dict[str, Any]) -> None:
     row = _only(small, entry["label"])
     ratios = [entry[name]["file_x_memory"] for name in ("4k.bin", "64k.bin")]
     assert row.note.endswith(f"x memory {ratios[0]:.2f} / {ratios[1]:.2f}"), (key, row.note)
+
+    # aiohttp: nginx is the anchor, aiohttp on the default loop the baseline; the zcio_uvloop
+    # row carries its ratio to stock uvloop (issue 12's other comparison) in the note.
+    aio = raw["aiohttp_files"]["summary"]
+    large = _rows(raw, "aiohttp large")
+    assert _only(large, "nginx").note == "anchor"
+    assert _only(large, "default asyncio loop").note == "baseline"
+    zcio_uvloop = aio["large"]["aiohttp_zcio_uvloop"]
+    row = _only(large, "`zcio_uvloop`")
+    assert (row.gbps, row.x_baseline) == (zcio_uvloop["gbps"], zcio_uvloop["x_asyncio_gbps"])
+    assert f"x uvloop {zcio_uvloop['x_uvloop_gbps']:.2f}" in row.note
+    small_row = _only(_rows(raw, "aiohttp small"), "`zcio_uvloop`")
+    assert small_row.rps_4k == aio["small"]["aiohttp_zcio_uvloop"]["4k.bin"]["file_rps"]
 
 
 def test_markdown_is_a_small_table_per_section(raw: dict[str, Any]) -> None:
@@ -213,7 +231,9 @@ def test_report_names_the_anchors_and_the_lag(raw: dict[str, Any]) -> None:
 
 
 def test_groups_cover_every_script() -> None:
-    assert set(GROUPS["primitives"] + GROUPS["relay"] + GROUPS["http"]) == set(SCRIPTS)
+    assert set(GROUPS["primitives"] + GROUPS["relay"] + GROUPS["http"] + GROUPS["aiohttp"]) == set(
+        SCRIPTS
+    )
     assert GROUPS["all"] == SCRIPTS
     assert _bench._scripts(["http", "primitives"]) == ["send_file", "streams", "http_files"]
     assert _bench._scripts([]) == list(SCRIPTS)

@@ -53,7 +53,12 @@ __all__ = ["locate_scripts", "register", "report", "run", "script_argv"]
 HERE = Path(__file__).resolve().parent
 CANDIDATES = (HERE / "_bench_scripts", HERE.parent.parent / "bench")
 #: Every file the scripts need: themselves, their shared module and the HTTP benchmark's app.
-NEEDED = (*(f"{s}.py" for s in (*SCRIPTS, *EXTRA_SCRIPTS)), "_common.py", "http_app.py")
+NEEDED = (
+    *(f"{s}.py" for s in (*SCRIPTS, *EXTRA_SCRIPTS)),
+    "_common.py",
+    "http_app.py",
+    "aiohttp_app.py",
+)
 
 #: The scripts' sizing options per mode (no options: the scripts' full defaults).
 QUICK = ("--quick",)
@@ -73,13 +78,46 @@ SMOKE: dict[str, tuple[str, ...]] = {
         "--quiet-timeout",
         "0",
     ),
+    "aiohttp_files": (
+        "--size-mib",
+        "8",
+        "--runs",
+        "1",
+        "--wrk-runs",
+        "1",
+        "--wrk-seconds",
+        "1",
+        "--quiet-timeout",
+        "0",
+    ),
     "soak": ("--smoke",),
 }
 #: Rough minutes per script and mode on the 2-core development VM, for the announcement.
 MINUTES = {
-    "full": {"send_file": 2.0, "streams": 4.0, "relay": 1.5, "http_files": 11.0, "soak": 3.3},
-    "quick": {"send_file": 0.3, "streams": 0.7, "relay": 0.3, "http_files": 2.0, "soak": 0.7},
-    "smoke": {"send_file": 0.1, "streams": 0.1, "relay": 0.1, "http_files": 1.0, "soak": 0.3},
+    "full": {
+        "send_file": 2.0,
+        "streams": 4.0,
+        "relay": 1.5,
+        "http_files": 11.0,
+        "aiohttp_files": 5.0,
+        "soak": 3.3,
+    },
+    "quick": {
+        "send_file": 0.3,
+        "streams": 0.7,
+        "relay": 0.3,
+        "http_files": 2.0,
+        "aiohttp_files": 1.0,
+        "soak": 0.7,
+    },
+    "smoke": {
+        "send_file": 0.1,
+        "streams": 0.1,
+        "relay": 0.1,
+        "http_files": 1.0,
+        "aiohttp_files": 0.7,
+        "soak": 0.3,
+    },
 }
 #: Without a terminal, a line every this many seconds says the benchmark is still running.
 HEARTBEAT_S = 60.0
@@ -99,11 +137,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "after the other and print one table combining them: GB/s, CPU s/GiB, requests/s, "
         "and ratios against the anchors installed here (nginx, HAProxy, granian, anycorn) "
         "and the baselines the scripts measure. Groups: primitives (send_file.py, "
-        "streams.py), relay (relay.py), http (http_files.py), all (default: these four). A "
-        "full run takes about 20 minutes; --quick about 4, --smoke about 1. soak (soak.py, "
-        "not part of all): 3 minutes of mixed load against zcio serve and zcio proxy "
-        "--mirror, printing requests/s, errors, fds and RSS over time (--quick 30 s, "
-        "--smoke 5 s); with --out, soak.png charts them.",
+        "streams.py), relay (relay.py), http (http_files.py), aiohttp (aiohttp_files.py), "
+        "all (default: these five). A full run takes about 25 minutes; --quick about 5, "
+        "--smoke about 2. soak (soak.py, not part of all): 3 minutes of mixed load against "
+        "zcio serve and zcio proxy --mirror, printing requests/s, errors, fds and RSS over "
+        "time (--quick 30 s, --smoke 5 s); with --out, soak.png charts them.",
     )
     # No ``choices=`` here: on Python 3.11 argparse checks an empty ``nargs="*"`` list
     # against the choices and rejects ``zcio bench`` with no group; run() checks the names.
@@ -168,7 +206,7 @@ def _mode(args: argparse.Namespace) -> str:
 
 
 #: The scripts that wait for a quiet machine before each run (``--quiet-timeout``).
-WAITING = ("streams", "http_files")
+WAITING = ("streams", "http_files", "aiohttp_files")
 
 
 def script_argv(

@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 #: The benchmark scripts, in the order ``zcio bench all`` runs them.
-SCRIPTS = ("send_file", "streams", "relay", "http_files")
+SCRIPTS = ("send_file", "streams", "relay", "http_files", "aiohttp_files")
 #: Scripts with no rows in the table (their own summary follows it), run only when asked for:
 #: ``soak`` takes minutes by design and measures stability over time, not speed.
 EXTRA_SCRIPTS = ("soak",)
@@ -45,6 +45,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "relay": ("relay",),
     "http": ("http_files",),
     "soak": ("soak",),
+    "aiohttp": ("aiohttp_files",),
     "all": SCRIPTS,
 }
 
@@ -278,7 +279,62 @@ def _http(data: Mapping[str, Any] | None) -> list[Row]:
     return rows
 
 
-_BUILDERS = {"send_file": _send_file, "streams": _streams, "relay": _relay, "http_files": _http}
+_AIOHTTP_ROLES = {"nginx": "anchor", "aiohttp_asyncio": "baseline"}
+
+
+def _aiohttp(data: Mapping[str, Any] | None) -> list[Row]:
+    """aiohttp_files.py: baseline aiohttp on the default loop; the zcio_uvloop row's note gives
+    its ratio to stock uvloop too (the issue's second comparison)."""
+    env = _summary(data, "environment")
+    rows = []
+    for key, e in _summary(data, "summary", "large").items():
+        note = _note(e, _AIOHTTP_ROLES.get(key, ""))
+        xu = _num(e, "x_uvloop_gbps")
+        if "target_met" in e and math.isfinite(xu):  # the zcio_uvloop row
+            note = f"{note}; x uvloop {xu:.2f}" if note else f"x uvloop {xu:.2f}"
+        rows.append(
+            Row(
+                "aiohttp large",
+                str(e.get("label", key)),
+                gbps=_num(e, "gbps"),
+                cpu_s_per_gib=_num(e, "server_cpu_s_per_gib"),
+                x_anchor=_num(e, "x_nginx_gbps"),
+                x_anchor_cpu=_num(e, "x_nginx_cpu"),
+                x_baseline=_num(e, "x_asyncio_gbps"),
+                x_baseline_cpu=_num(e, "x_asyncio_cpu"),
+                note=note,
+            )
+        )
+    small = _summary(data, "summary", "small")
+    for key, e in small.items():
+        note = _note(e, _AIOHTTP_ROLES.get(key, ""))
+        ratios = [_num(_summary(e, name), "x_uvloop") for name in ("4k.bin", "64k.bin")]
+        if "target_met" in e and any(math.isfinite(r) for r in ratios):
+            shown = " / ".join(f"{r:.2f}" if math.isfinite(r) else "-" for r in ratios)
+            note = f"{note}; x uvloop {shown}" if note else f"x uvloop {shown}"
+        rows.append(
+            Row(
+                "aiohttp small",
+                str(e.get("label", key)),
+                rps_4k=_num(_summary(e, "4k.bin"), "file_rps"),
+                rps_64k=_num(_summary(e, "64k.bin"), "file_rps"),
+                x_anchor=_num(e, "x_nginx_4k_file_rps"),
+                x_baseline=_num(e, "x_asyncio_4k_file_rps"),
+                note=note,
+            )
+        )
+    if data is not None and str(env.get("wrk", "")) in ("", "not installed") and not small:
+        rows.append(Row("aiohttp small", "small files (`wrk`)", note="not installed (wrk)"))
+    return rows
+
+
+_BUILDERS = {
+    "send_file": _send_file,
+    "streams": _streams,
+    "relay": _relay,
+    "http_files": _http,
+    "aiohttp_files": _aiohttp,
+}
 
 
 def build_rows(raw: Mapping[str, Mapping[str, Any] | None]) -> list[Row]:
@@ -359,6 +415,26 @@ def sections(raw: Mapping[str, Mapping[str, Any] | None]) -> list[Section]:
                 stock,
             ),
         ]
+    if "aiohttp_files" in raw:
+        version = str(_summary(raw["aiohttp_files"], "environment").get("nginx", "")) or "?"
+        nginx = "not installed" if version == "not installed" else f"nginx {version}"
+        base = "aiohttp static route on the default asyncio loop (native `loop.sendfile`)"
+        out += [
+            Section(
+                "aiohttp large",
+                "aiohttp_files.py",
+                "aiohttp static files, one large cached file; CPU: the server's process tree",
+                nginx,
+                base,
+            ),
+            Section(
+                "aiohttp small",
+                "aiohttp_files.py",
+                "aiohttp static files, 4 and 64 KiB, `wrk -t2 -c32`; x columns: 4 KiB req/s",
+                nginx,
+                base,
+            ),
+        ]
     return out
 
 
@@ -383,7 +459,7 @@ def legend(raw: Mapping[str, Mapping[str, Any] | None]) -> str:
 def _sizing(section: Section, raw: Mapping[str, Mapping[str, Any] | None]) -> str:
     """How much was measured: "64 MiB x 3 runs", or wrk's duration and runs."""
     data = raw.get(section.script.removesuffix(".py")) or {}
-    if section.key == "http small":
+    if section.key in ("http small", "aiohttp small"):
         seconds, runs = data.get("wrk_seconds", "?"), data.get("wrk_runs", "?")
         return f"wrk {seconds} s per URL x {runs} runs"
     size, runs = data.get("size_bytes"), data.get("runs", "?")
