@@ -23,11 +23,11 @@ import zcio_django
 import zcio_django._handler as zcio_handler
 
 asgi_handlers.ASGIHandler = zcio_django.ASGIHandler  # type: ignore[misc]
-core_asgi.ASGIHandler = zcio_django.ASGIHandler  # type: ignore[misc]
+core_asgi.ASGIHandler = zcio_django.ASGIHandler  # type: ignore[attr-defined]
 static_handlers.ASGIStaticFilesHandler = zcio_django.ASGIStaticFilesHandler  # type: ignore[misc]
 
 ways: collections.Counter[str] = collections.Counter()
-_choose = zcio_handler.choose
+_choose = zcio_django.choose
 
 
 def counted(scope: dict[str, Any], body: Any) -> zcio_django.Way:
@@ -36,7 +36,7 @@ def counted(scope: dict[str, Any], body: Any) -> zcio_django.Way:
     return way
 
 
-zcio_handler.choose = counted
+zcio_handler.choose = counted  # type: ignore[attr-defined]
 atexit.register(lambda: print(f"zcio_django ways: {dict(ways)}", file=sys.stderr))
 
 sys.argv = ["runtests.py", *sys.argv[1:]]
