@@ -257,7 +257,8 @@ def test_two_hundred_concurrent_downloads(server: Server, root: Path) -> None:
     target = f"/file?path={quote(str(root / 'small.bin'))}"
 
     def download(_: int) -> tuple[int, str]:
-        _, size, digest = get_raw(server, target)
+        head, size, digest = get_raw(server, target)
+        assert head.startswith(b"HTTP/1.1 200")
         return size, digest
 
     with ThreadPoolExecutor(max_workers=200) as pool:
