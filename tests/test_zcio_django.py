@@ -344,8 +344,9 @@ async def test_shrinking_file_in_chunks_ends_short_as_stock() -> None:
 
 
 def test_choose_table() -> None:
-    body = zcio_django.FileBody(file=None, fd=0, offset=0, count=10, path="/x")
-    part = zcio_django.FileBody(file=None, fd=0, offset=3, count=7, path=None)
+    raw: Any = None
+    body = zcio_django.FileBody(file=raw, fd=0, offset=0, count=10, size=10)
+    part = zcio_django.FileBody(file=raw, fd=0, offset=3, count=7, size=10)
     get = {"type": "http", "method": "GET"}
     assert zcio_django.choose(get, None) is Way.DJANGO
     assert zcio_django.choose({"type": "websocket"}, body) is Way.DJANGO
@@ -362,7 +363,7 @@ def test_file_body_refuses_what_is_not_a_plain_file(tmp_path: Path) -> None:
     with open(data, "rb") as f:
         body = zcio_django.file_body(FileResponse(f))
         assert body is not None and (body.offset, body.count) == (0, len(SMALL))
-        assert body.path == str(data)
+        assert body.whole and body.same_file_path() == str(data)
     assert zcio_django.file_body(FileResponse(io.BytesIO(SMALL))) is None
     with tempfile.SpooledTemporaryFile() as spooled:
         spooled.write(SMALL)
@@ -383,4 +384,5 @@ def test_file_body_refuses_what_is_not_a_plain_file(tmp_path: Path) -> None:
         renamed = FileResponse(f)
         os.rename(data, tmp_path / "g.bin")
         body = zcio_django.file_body(renamed)
-        assert body is not None and body.path is None  # the name no longer leads to it
+        assert body is not None and body.whole
+        assert body.same_file_path() is None  # the name no longer leads to it

@@ -42,15 +42,28 @@ class Way(enum.Enum):
 class FileBody:
     """The bytes a ``FileResponse`` promises: ``count`` bytes of the open file ``fd`` from
     ``offset`` (the file object's position now, which is where Django's own reads would
-    start). ``file`` is the object to hand to the server (it has the fd). ``path`` is the
-    absolute path of the same file when the body is the whole file from its start, as
-    ``pathsend`` needs; else ``None``."""
+    start). ``file`` is the ``io.FileIO`` under the response's file object, the object to
+    hand to the server; ``size`` its size when inspected; ``name`` the name it was opened
+    with (a path, or an fd number)."""
 
-    file: Any
+    file: io.FileIO
     fd: int
     offset: int
     count: int
-    path: str | None
+    size: int
+    name: object = None
+
+    @property
+    def whole(self) -> bool:
+        """Whether the body is the whole file from its start, as ``pathsend`` sends it."""
+        return self.offset == 0 and self.count == self.size
+
+    def same_file_path(self) -> str | None:
+        """The absolute path of this very file (same device and inode, checked now); ``None``
+        when the file was opened from an fd, or was renamed or replaced since, or its name
+        was relative to a working directory that changed. Does a ``stat``: call it only when
+        the path is needed."""
+        return _same_file_path(self.name, os.fstat(self.fd))
 
 
 def file_body(response: object) -> FileBody | None:
@@ -90,10 +103,7 @@ def file_body(response: object) -> FileBody | None:
         count = int(length)
     else:
         return None  # not a length Django wrote: leave it to Django and the server
-    path = None
-    if offset == 0 and count == st.st_size:
-        path = _same_file_path(raw.name, st)
-    return FileBody(filelike, fd, offset, count, path)
+    return FileBody(raw, fd, offset, count, st.st_size, raw.name)
 
 
 def choose(scope: dict[str, Any], body: FileBody | None) -> Way:
@@ -101,7 +111,8 @@ def choose(scope: dict[str, Any], body: FileBody | None) -> Way:
 
     HEAD needs no body at all; a server advertising ``http.response.zerocopysend`` gets the
     file, offset and count; one advertising ``http.response.pathsend`` gets the path when
-    the body is exactly the whole file; otherwise bounded chunks.
+    the body is exactly the whole file (the sender then checks that the path still leads to
+    it, else sends chunks); otherwise bounded chunks.
     """
     if body is None or scope.get("type") != "http":
         return Way.DJANGO
@@ -110,7 +121,7 @@ def choose(scope: dict[str, Any], body: FileBody | None) -> Way:
     extensions = scope.get("extensions") or {}
     if ZEROCOPYSEND in extensions:
         return Way.ZEROCOPYSEND
-    if PATHSEND in extensions and body.path is not None:
+    if PATHSEND in extensions and body.whole:
         return Way.PATHSEND
     return Way.CHUNKS
 

@@ -87,8 +87,8 @@ class FileSendingMixin:
                     "more_body": False,
                 }
             )
-        elif way is Way.PATHSEND:
-            await send({"type": PATHSEND, "path": body.path})
+        elif way is Way.PATHSEND and (path := body.same_file_path()) is not None:
+            await send({"type": PATHSEND, "path": path})
         else:
             await self._send_chunks(body, send)
 
