@@ -33,9 +33,9 @@ atexit.register(shutil.rmtree, ROOT, True)
 os.environ["ZCIO_DJANGO_ROOT"] = str(ROOT)
 sys.path.insert(0, str(Path(__file__).parent / "apps"))
 
-import django_app  # noqa: E402
 from django.http import FileResponse  # noqa: E402
 
+import django_app  # noqa: E402
 import zcio_django  # noqa: E402
 from zcio_django import Way  # noqa: E402
 

@@ -93,7 +93,7 @@ def shrink_view(request: HttpRequest) -> HttpResponseBase:
 
 def text_view(request: HttpRequest) -> HttpResponseBase:
     response = HttpResponse("hello, ordinary response", content_type="text/plain")
-    response.set_cookie("flavour", "plain", max_age=60)
+    response.set_cookie("flavour", "plain", httponly=True)  # no max_age: Expires is the clock
     return response
 
 
