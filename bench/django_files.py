@@ -1,6 +1,6 @@
 """Benchmark Django file responses over ASGI: stock Django against ``zcio_django``, and nginx.
 
-The app (``bench/django_app.py``) serves a folder of files with Django's ``FileResponse``
+The app (``bench/django_bench_app.py``) serves a folder of files with Django's ``FileResponse``
 (``/f/{name}``) and the small files' bytes from memory with an ``HttpResponse`` (``/m/{name}``),
 under Django's own ``get_asgi_application()`` or ``zcio_django.get_asgi_application()``. The
 servers, each a fresh process (tree) per run, measured from ``/proc``:
@@ -72,7 +72,7 @@ from http_files import (
     wrk,
 )
 
-APP_MODULE = Path(__file__).resolve().with_name("django_app.py")
+APP_MODULE = Path(__file__).resolve().with_name("django_bench_app.py")
 APP_LINK = APP_DIR / "django_bench_app.py"
 HTTP_FILES = Path(__file__).resolve().with_name("http_files.py")
 
