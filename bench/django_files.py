@@ -207,6 +207,11 @@ def _med(rs: Sequence[Result], fn: Callable[[Result], float]) -> float:
     return median([fn(r) for r in rs]) if rs else float("nan")
 
 
+def _num(x: float) -> float | None:
+    """A figure for the JSON summary: ``None`` for NaN (strict JSON has no NaN)."""
+    return None if x != x else x
+
+
 def _f(x: float, digits: int = 2) -> str:
     return "-" if x != x else f"{x:.{digits}f}"
 
@@ -267,6 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(", ".join(f"{k} {val}" for k, val in env.items()))
     print()
+    summary_large: dict[str, Result] = {}
+    summary_small: dict[str, Result] = {}
     large_results: dict[str, list[Result]] = {v.key: [] for v in present}
     small_results: dict[str, list[dict[str, Result]]] = {v.key: [] for v in present}
     if args.figures in ("1", "both"):
@@ -286,11 +293,32 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
         stock = _med(large_results.get(STOCK.key, []), _gbps)
         nginx = _med(large_results.get(NGINX.key, []), _gbps)
+        stock_cpu = _med(large_results.get(STOCK.key, []), _cpu_gib)
+        nginx_cpu = _med(large_results.get(NGINX.key, []), _cpu_gib)
         rows = []
         for v in present:
             rs = large_results[v.key]
             gbps = _med(rs, _gbps)
+            cpu = _med(rs, _cpu_gib)
+            rss = _med(rs, lambda r: float(r["rss_growth_mib"]))
             methods = sorted({m for r in rs for m in r.get("zcio", {}).get("methods", {})})
+            summary_large[v.key] = {
+                "label": v.label,
+                "runs_ok": len(rs),
+                "gbps": _num(gbps),
+                "server_cpu_s_per_gib": _num(cpu),
+                "peak_rss_growth_mib": _num(rss),
+                "x_nginx_gbps": _num(gbps / nginx if nginx else float("nan")),
+                "x_nginx_cpu": _num(cpu / nginx_cpu if nginx_cpu else float("nan")),
+                "x_stock_gbps": _num(gbps / stock if stock else float("nan")),
+                "x_stock_cpu": _num(cpu / stock_cpu if stock_cpu else float("nan")),
+            }
+            if v is ZCIO:
+                summary_large[v.key]["target_met"] = bool(
+                    rss <= TARGET_RSS_MIB
+                    and gbps >= TARGET_X_NGINX_GBPS * nginx
+                    and gbps >= TARGET_X_STOCK_GBPS * stock
+                )
             rows.append(
                 [
                     v.label,
@@ -338,14 +366,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             p: _med([r[p] for r in small_results.get(STOCK.key, []) if p in r], lambda r: r["rps"])
             for p in ("/f/4k.bin", "/f/64k.bin")
         }
+        nginx_4k = _med(
+            [r["/f/4k.bin"] for r in small_results.get(NGINX.key, []) if "/f/4k.bin" in r],
+            lambda r: r["rps"],
+        )
         rows = []
         for v in present:
             runs = small_results[v.key]
+            if not runs:
+                continue
             cells = [v.label]
+            entry: Result = {"label": v.label}
             for name, _ in SMALL:
                 f = _med([r[f"/f/{name}"] for r in runs if f"/f/{name}" in r], lambda r: r["rps"])
                 m = _med([r[f"/m/{name}"] for r in runs if f"/m/{name}" in r], lambda r: r["rps"])
                 cells += [_f(f, 0), _f(m, 0), _ratio(f, stock_rps[f"/f/{name}"])]
+                entry[name] = {
+                    "file_rps": _num(f),
+                    "memory_rps": _num(m),
+                    "file_x_memory": _num(f / m if m else float("nan")),
+                }
+            f4 = entry["4k.bin"]["file_rps"] or float("nan")
+            entry["x_stock_4k_file_rps"] = _num(f4 / stock_rps["/f/4k.bin"])
+            entry["x_nginx_4k_file_rps"] = _num(f4 / nginx_4k if nginx_4k else float("nan"))
+            summary_small[v.key] = entry
             rows.append(cells)
         print(f"## Figure 2: small files, `wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS}` requests/s")
         print()
@@ -370,7 +414,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return finish(
         failures,
         args.json,
-        {"environment": env, "large": large_results, "small": small_results},
+        {
+            "environment": env,
+            "size_bytes": size,
+            "runs": args.runs,
+            "wrk_seconds": args.wrk_seconds,
+            "wrk_runs": args.wrk_runs,
+            "summary": {"large": summary_large, "small": summary_small},
+            "large": large_results,
+            "small": small_results,
+        },
     )
 
 

@@ -1,6 +1,6 @@
 """``zcio bench``: the combined table, the scripts' location and options, and real runs.
 
-The table tests read ``data/bench_results.json``: what the four scripts wrote with ``--json``
+The table tests read ``data/bench_results.json``: what the five scripts wrote with ``--json``
 in one ``--smoke`` run (their summaries and environments; the per-run lists left out), so they
 are fast and deterministic. The run tests start fake scripts (small Python files that write a
 given JSON and exit with a given status) in place of the real ones; one test runs the real
@@ -65,6 +65,8 @@ def test_every_summary_becomes_a_row_in_script_order(raw: dict[str, Any]) -> Non
         "tee",
         "http large",
         "http small",
+        "django large",
+        "django small",
     ]
     expected = (
         len(raw["send_file"]["hot"]["summary"])
@@ -73,6 +75,8 @@ def test_every_summary_becomes_a_row_in_script_order(raw: dict[str, Any]) -> Non
         + len(raw["relay"]["tee"]["summary"])
         + len(raw["http_files"]["summary"]["large"])
         + len(raw["http_files"]["summary"]["small"])
+        + len(raw["django_files"]["summary"]["large"])
+        + len(raw["django_files"]["summary"]["small"])
     )
     assert len(rows) == expected  # every anchor was installed: no extra rows
 
@@ -192,7 +196,8 @@ def test_report_names_the_anchors_and_the_lag(raw: dict[str, Any]) -> None:
 
 
 def test_groups_cover_every_script() -> None:
-    assert set(GROUPS["primitives"] + GROUPS["relay"] + GROUPS["http"]) == set(SCRIPTS)
+    groups = ("primitives", "relay", "http", "django")
+    assert {s for g in groups for s in GROUPS[g]} == set(SCRIPTS)
     assert GROUPS["all"] == SCRIPTS
     assert _bench._scripts(["http", "primitives"]) == ["send_file", "streams", "http_files"]
     assert _bench._scripts([]) == list(SCRIPTS)

@@ -44,7 +44,7 @@ __all__ = ["locate_scripts", "register", "report", "run", "script_argv"]
 HERE = Path(__file__).resolve().parent
 CANDIDATES = (HERE / "_bench_scripts", HERE.parent.parent / "bench")
 #: Every file the scripts need: themselves, their shared module and the HTTP benchmark's app.
-NEEDED = (*(f"{s}.py" for s in SCRIPTS), "_common.py", "http_app.py")
+NEEDED = (*(f"{s}.py" for s in SCRIPTS), "_common.py", "http_app.py", "django_bench_app.py")
 
 #: The scripts' sizing options per mode (no options: the scripts' full defaults).
 QUICK = ("--quick",)
@@ -64,12 +64,34 @@ SMOKE: dict[str, tuple[str, ...]] = {
         "--quiet-timeout",
         "0",
     ),
+    "django_files": (
+        *("--size-mib", "8", "--runs", "1", "--wrk-runs", "1", "--wrk-seconds", "1"),
+        *("--quiet-timeout", "0"),
+    ),
 }
 #: Rough minutes per script and mode on the 2-core development VM, for the announcement.
 MINUTES = {
-    "full": {"send_file": 2.0, "streams": 4.0, "relay": 1.5, "http_files": 11.0},
-    "quick": {"send_file": 0.3, "streams": 0.7, "relay": 0.3, "http_files": 2.0},
-    "smoke": {"send_file": 0.1, "streams": 0.1, "relay": 0.1, "http_files": 1.0},
+    "full": {
+        "send_file": 2.0,
+        "streams": 4.0,
+        "relay": 1.5,
+        "http_files": 11.0,
+        "django_files": 11.0,
+    },
+    "quick": {
+        "send_file": 0.3,
+        "streams": 0.7,
+        "relay": 0.3,
+        "http_files": 2.0,
+        "django_files": 1.0,
+    },
+    "smoke": {
+        "send_file": 0.1,
+        "streams": 0.1,
+        "relay": 0.1,
+        "http_files": 1.0,
+        "django_files": 0.5,
+    },
 }
 #: Without a terminal, a line every this many seconds says the benchmark is still running.
 HEARTBEAT_S = 60.0
@@ -89,15 +111,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "after the other and print one table combining them: GB/s, CPU s/GiB, requests/s, "
         "and ratios against the anchors installed here (nginx, HAProxy, granian, anycorn) "
         "and the baselines the scripts measure. Groups: primitives (send_file.py, "
-        "streams.py), relay (relay.py), http (http_files.py), all (default). A full run "
-        "takes about 20 minutes; --quick about 4, --smoke about 1.",
+        "streams.py), relay (relay.py), http (http_files.py), django (django_files.py), all "
+        "(default). A full run takes about 30 minutes; --quick about 5, --smoke about 2.",
     )
     parser.add_argument(
         "groups",
         nargs="*",
         choices=sorted(GROUPS),
         metavar="GROUP",
-        help="primitives, relay, http or all (default: all); several may be given",
+        help="primitives, relay, http, django or all (default: all); several may be given",
     )
     size = parser.add_mutually_exclusive_group()
     size.add_argument(
@@ -154,7 +176,7 @@ def _mode(args: argparse.Namespace) -> str:
 
 
 #: The scripts that wait for a quiet machine before each run (``--quiet-timeout``).
-WAITING = ("streams", "http_files")
+WAITING = ("streams", "http_files", "django_files")
 
 
 def script_argv(
