@@ -68,6 +68,8 @@ def test_every_summary_becomes_a_row_in_script_order(raw: dict[str, Any]) -> Non
         "http small",
         "aiohttp large",
         "aiohttp small",
+        "django large",
+        "django small",
     ]
     expected = (
         len(raw["send_file"]["hot"]["summary"])
@@ -78,6 +80,8 @@ def test_every_summary_becomes_a_row_in_script_order(raw: dict[str, Any]) -> Non
         + len(raw["http_files"]["summary"]["small"])
         + len(raw["aiohttp_files"]["summary"]["large"])
         + len(raw["aiohttp_files"]["summary"]["small"])
+        + len(raw["django_files"]["summary"]["large"])
+        + len(raw["django_files"]["summary"]["small"])
     )
     assert len(rows) == expected  # every anchor was installed: no extra rows
 
@@ -231,9 +235,8 @@ def test_report_names_the_anchors_and_the_lag(raw: dict[str, Any]) -> None:
 
 
 def test_groups_cover_every_script() -> None:
-    assert set(GROUPS["primitives"] + GROUPS["relay"] + GROUPS["http"] + GROUPS["aiohttp"]) == set(
-        SCRIPTS
-    )
+    groups = ("primitives", "relay", "http", "aiohttp", "django")
+    assert {s for g in groups for s in GROUPS[g]} == set(SCRIPTS)
     assert GROUPS["all"] == SCRIPTS
     assert _bench._scripts(["http", "primitives"]) == ["send_file", "streams", "http_files"]
     assert _bench._scripts([]) == list(SCRIPTS)

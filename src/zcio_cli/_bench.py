@@ -58,6 +58,7 @@ NEEDED = (
     "_common.py",
     "http_app.py",
     "aiohttp_app.py",
+    "django_bench_app.py",
 )
 
 #: The scripts' sizing options per mode (no options: the scripts' full defaults).
@@ -90,6 +91,10 @@ SMOKE: dict[str, tuple[str, ...]] = {
         "--quiet-timeout",
         "0",
     ),
+    "django_files": (
+        *("--size-mib", "8", "--runs", "1", "--wrk-runs", "1", "--wrk-seconds", "1"),
+        *("--quiet-timeout", "0"),
+    ),
     "soak": ("--smoke",),
 }
 #: Rough minutes per script and mode on the 2-core development VM, for the announcement.
@@ -100,6 +105,7 @@ MINUTES = {
         "relay": 1.5,
         "http_files": 11.0,
         "aiohttp_files": 5.0,
+        "django_files": 11.0,
         "soak": 3.3,
     },
     "quick": {
@@ -108,6 +114,7 @@ MINUTES = {
         "relay": 0.3,
         "http_files": 2.0,
         "aiohttp_files": 1.0,
+        "django_files": 1.0,
         "soak": 0.7,
     },
     "smoke": {
@@ -116,6 +123,7 @@ MINUTES = {
         "relay": 0.1,
         "http_files": 1.0,
         "aiohttp_files": 0.7,
+        "django_files": 0.5,
         "soak": 0.3,
     },
 }
@@ -138,10 +146,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "and ratios against the anchors installed here (nginx, HAProxy, granian, anycorn) "
         "and the baselines the scripts measure. Groups: primitives (send_file.py, "
         "streams.py), relay (relay.py), http (http_files.py), aiohttp (aiohttp_files.py), "
-        "all (default: these five). A full run takes about 25 minutes; --quick about 5, "
-        "--smoke about 2. soak (soak.py, not part of all): 3 minutes of mixed load against "
-        "zcio serve and zcio proxy --mirror, printing requests/s, errors, fds and RSS over "
-        "time (--quick 30 s, --smoke 5 s); with --out, soak.png charts them.",
+        "django (django_files.py), all (default: these six). A full run takes about 35 "
+        "minutes; --quick about 6, --smoke about 3. soak (soak.py, not part of all): 3 "
+        "minutes of mixed load against zcio serve and zcio proxy --mirror, printing "
+        "requests/s, errors, fds and RSS over time (--quick 30 s, --smoke 5 s); with --out, "
+        "soak.png charts them.",
     )
     # No ``choices=`` here: on Python 3.11 argparse checks an empty ``nargs="*"`` list
     # against the choices and rejects ``zcio bench`` with no group; run() checks the names.
@@ -149,7 +158,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "groups",
         nargs="*",
         metavar="GROUP",
-        help="primitives, relay, http, all (default) or soak; several may be given",
+        help="primitives, relay, http, aiohttp, django, all (default) or soak; several allowed",
     )
     size = parser.add_mutually_exclusive_group()
     size.add_argument(
@@ -206,7 +215,7 @@ def _mode(args: argparse.Namespace) -> str:
 
 
 #: The scripts that wait for a quiet machine before each run (``--quiet-timeout``).
-WAITING = ("streams", "http_files", "aiohttp_files")
+WAITING = ("streams", "http_files", "aiohttp_files", "django_files")
 
 
 def script_argv(

@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 #: The benchmark scripts, in the order ``zcio bench all`` runs them.
-SCRIPTS = ("send_file", "streams", "relay", "http_files", "aiohttp_files")
+SCRIPTS = ("send_file", "streams", "relay", "http_files", "aiohttp_files", "django_files")
 #: Scripts with no rows in the table (their own summary follows it), run only when asked for:
 #: ``soak`` takes minutes by design and measures stability over time, not speed.
 EXTRA_SCRIPTS = ("soak",)
@@ -46,6 +46,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "http": ("http_files",),
     "soak": ("soak",),
     "aiohttp": ("aiohttp_files",),
+    "django": ("django_files",),
     "all": SCRIPTS,
 }
 
@@ -231,14 +232,54 @@ _HTTP_ROLES = {"nginx": "anchor", "stock_uvicorn_asyncio": "baseline"}
 
 
 def _http(data: Mapping[str, Any] | None) -> list[Row]:
+    return _http_rows(data, "http", _HTTP_OPTIONAL, _HTTP_ROLES)
+
+
+#: django_files.py's anchor and optional server: key, label, program.
+_DJANGO_OPTIONAL = (
+    ("nginx", "nginx, `sendfile on`", "nginx"),
+    ("zcio_django_granian", "zcio_django, granian (pathsend)", "granian"),
+)
+_DJANGO_ROLES = {"nginx": "anchor", "django_stock_uvicorn": "baseline"}
+
+
+def _django(data: Mapping[str, Any] | None) -> list[Row]:
+    rows = _http_rows(data, "django", _DJANGO_OPTIONAL, _DJANGO_ROLES)
+    # The figure zcio_django exists for: how much the server grew during the download.
+    large = _summary(data, "summary", "large")
+    out = []
+    for row in rows:
+        entry = next(
+            (
+                e
+                for e in large.values()
+                if e.get("label") == row.path and row.section.endswith("large")
+            ),
+            None,
+        )
+        rss = _num(entry, "peak_rss_growth_mib") if entry is not None else NAN
+        if math.isfinite(rss):
+            note = f"peak RSS +{rss:.0f} MiB"
+            row = replace(row, note=f"{row.note}; {note}" if row.note else note)
+        out.append(row)
+    return out
+
+
+def _http_rows(
+    data: Mapping[str, Any] | None,
+    prefix: str,
+    optional: Sequence[tuple[str, str, str]],
+    roles: Mapping[str, str],
+) -> list[Row]:
     env = _summary(data, "environment")
+    large_section, small_section = f"{prefix} large", f"{prefix} small"
     large = _summary(data, "summary", "large")
     small = _summary(data, "summary", "small")
     rows = []
     for key, e in large.items():
         rows.append(
             Row(
-                "http large",
+                large_section,
                 str(e.get("label", key)),
                 gbps=_num(e, "gbps"),
                 cpu_s_per_gib=_num(e, "server_cpu_s_per_gib"),
@@ -246,34 +287,34 @@ def _http(data: Mapping[str, Any] | None) -> list[Row]:
                 x_anchor_cpu=_num(e, "x_nginx_cpu"),
                 x_baseline=_num(e, "x_stock_gbps"),
                 x_baseline_cpu=_num(e, "x_stock_cpu"),
-                note=_note(e, _HTTP_ROLES.get(key, "")),
+                note=_note(e, roles.get(key, "")),
             )
         )
     if data is not None:
         rows += [
-            _missing_row("http large", label, program, env)
-            for key, label, program in _HTTP_OPTIONAL
+            _missing_row(large_section, label, program, env)
+            for key, label, program in optional
             if key not in large
         ]
     for key, e in small.items():
         rows.append(
             Row(
-                "http small",
+                small_section,
                 str(e.get("label", key)),
                 rps_4k=_num(_summary(e, "4k.bin"), "file_rps"),
                 rps_64k=_num(_summary(e, "64k.bin"), "file_rps"),
                 x_anchor=_num(e, "x_nginx_4k_file_rps"),
                 x_baseline=_num(e, "x_stock_4k_file_rps"),
-                note=_small_note(e, _HTTP_ROLES.get(key, "")),
+                note=_small_note(e, roles.get(key, "")),
             )
         )
     if data is not None:
         if str(env.get("wrk", "")) in ("", "not installed") and not small:
-            rows.append(Row("http small", "small files (`wrk`)", note="not installed (wrk)"))
+            rows.append(Row(small_section, "small files (`wrk`)", note="not installed (wrk)"))
         else:
             rows += [
-                _missing_row("http small", label, program, env)
-                for key, label, program in _HTTP_OPTIONAL
+                _missing_row(small_section, label, program, env)
+                for key, label, program in optional
                 if key not in small
             ]
     return rows
@@ -334,6 +375,7 @@ _BUILDERS = {
     "relay": _relay,
     "http_files": _http,
     "aiohttp_files": _aiohttp,
+    "django_files": _django,
 }
 
 
@@ -435,6 +477,27 @@ def sections(raw: Mapping[str, Mapping[str, Any] | None]) -> list[Section]:
                 base,
             ),
         ]
+    if "django_files" in raw:
+        version = str(_summary(raw["django_files"], "environment").get("nginx", "")) or "?"
+        nginx = "not installed" if version == "not installed" else f"nginx {version}"
+        stock = "stock Django `FileResponse`, uvicorn (httptools, asyncio)"
+        out += [
+            Section(
+                "django large",
+                "django_files.py",
+                "one large cached file from a Django `FileResponse`; CPU: the server's "
+                "process tree; ratios of medians",
+                nginx,
+                stock,
+            ),
+            Section(
+                "django small",
+                "django_files.py",
+                "4 and 64 KiB Django `FileResponse`s, `wrk -t2 -c32`; x columns: 4 KiB file req/s",
+                nginx,
+                stock,
+            ),
+        ]
     return out
 
 
@@ -459,7 +522,7 @@ def legend(raw: Mapping[str, Mapping[str, Any] | None]) -> str:
 def _sizing(section: Section, raw: Mapping[str, Mapping[str, Any] | None]) -> str:
     """How much was measured: "64 MiB x 3 runs", or wrk's duration and runs."""
     data = raw.get(section.script.removesuffix(".py")) or {}
-    if section.key in ("http small", "aiohttp small"):
+    if section.key in ("http small", "aiohttp small", "django small"):
         seconds, runs = data.get("wrk_seconds", "?"), data.get("wrk_runs", "?")
         return f"wrk {seconds} s per URL x {runs} runs"
     size, runs = data.get("size_bytes"), data.get("runs", "?")
