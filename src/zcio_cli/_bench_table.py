@@ -587,6 +587,9 @@ _SHORT = (
     (" --loop asyncio`", "`, asyncio"),
     (" --loop uvloop`", "`, uvloop"),
     (" `--interface asgi --workers 1` (pathsend; loop auto = uvloop)", " (pathsend)"),
+    (" `--interface asgi --workers 1`", ""),
+    ("uvicorn `--http zcio_uvicorn:", "`zcio_uvicorn:"),
+    ("uvicorn `--http ", "uvicorn `"),
     ("HAProxy, TCP mode, `option splice-request` + `splice-response`", "HAProxy (TCP, splice)"),
 )
 
