@@ -33,8 +33,9 @@ from typing import IO, Any
 
 import zcio
 
-from ._bench_chart import chart_missing, write_chart
+from ._bench_chart import chart_missing, write_chart, write_soak_chart
 from ._bench_table import (
+    EXTRA_SCRIPTS,
     GROUPS,
     SCRIPTS,
     build_rows,
@@ -52,7 +53,7 @@ __all__ = ["locate_scripts", "register", "report", "run", "script_argv"]
 HERE = Path(__file__).resolve().parent
 CANDIDATES = (HERE / "_bench_scripts", HERE.parent.parent / "bench")
 #: Every file the scripts need: themselves, their shared module and the HTTP benchmark's app.
-NEEDED = (*(f"{s}.py" for s in SCRIPTS), "_common.py", "http_app.py")
+NEEDED = (*(f"{s}.py" for s in (*SCRIPTS, *EXTRA_SCRIPTS)), "_common.py", "http_app.py")
 
 #: The scripts' sizing options per mode (no options: the scripts' full defaults).
 QUICK = ("--quick",)
@@ -72,12 +73,13 @@ SMOKE: dict[str, tuple[str, ...]] = {
         "--quiet-timeout",
         "0",
     ),
+    "soak": ("--smoke",),
 }
 #: Rough minutes per script and mode on the 2-core development VM, for the announcement.
 MINUTES = {
-    "full": {"send_file": 2.0, "streams": 4.0, "relay": 1.5, "http_files": 11.0},
-    "quick": {"send_file": 0.3, "streams": 0.7, "relay": 0.3, "http_files": 2.0},
-    "smoke": {"send_file": 0.1, "streams": 0.1, "relay": 0.1, "http_files": 1.0},
+    "full": {"send_file": 2.0, "streams": 4.0, "relay": 1.5, "http_files": 11.0, "soak": 3.3},
+    "quick": {"send_file": 0.3, "streams": 0.7, "relay": 0.3, "http_files": 2.0, "soak": 0.7},
+    "smoke": {"send_file": 0.1, "streams": 0.1, "relay": 0.1, "http_files": 1.0, "soak": 0.3},
 }
 #: Without a terminal, a line every this many seconds says the benchmark is still running.
 HEARTBEAT_S = 60.0
@@ -97,8 +99,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "after the other and print one table combining them: GB/s, CPU s/GiB, requests/s, "
         "and ratios against the anchors installed here (nginx, HAProxy, granian, anycorn) "
         "and the baselines the scripts measure. Groups: primitives (send_file.py, "
-        "streams.py), relay (relay.py), http (http_files.py), all (default). A full run "
-        "takes about 20 minutes; --quick about 4, --smoke about 1.",
+        "streams.py), relay (relay.py), http (http_files.py), all (default: these four). A "
+        "full run takes about 20 minutes; --quick about 4, --smoke about 1. soak (soak.py, "
+        "not part of all): 3 minutes of mixed load against zcio serve and zcio proxy "
+        "--mirror, printing requests/s, errors, fds and RSS over time (--quick 30 s, "
+        "--smoke 5 s); with --out, soak.png charts them.",
     )
     # No ``choices=`` here: on Python 3.11 argparse checks an empty ``nargs="*"`` list
     # against the choices and rejects ``zcio bench`` with no group; run() checks the names.
@@ -106,7 +111,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "groups",
         nargs="*",
         metavar="GROUP",
-        help="primitives, relay, http or all (default: all); several may be given",
+        help="primitives, relay, http, all (default) or soak; several may be given",
     )
     size = parser.add_mutually_exclusive_group()
     size.add_argument(
@@ -187,7 +192,7 @@ def script_argv(
 
 def _scripts(groups: Sequence[str]) -> list[str]:
     chosen = {s for g in (groups or ["all"]) for s in GROUPS[g]}
-    return [s for s in SCRIPTS if s in chosen]
+    return [s for s in (*SCRIPTS, *EXTRA_SCRIPTS) if s in chosen]
 
 
 def _clock(seconds: float) -> str:
@@ -354,18 +359,37 @@ def report(
     """The Markdown report (title, environment, the table, its legend, the lag line) and the
     table's rows as JSON objects. A ``smoke`` run's rows carry no target verdicts."""
     rows = build_rows(raw)
-    parts = [f"# {title}", "", _environment(raw), ""]
+    parts = [f"# {title}", "", _environment(raw)]
     if smoke:
         rows = without_verdicts(rows)
         parts += [
+            "",
             "SMOKE RUN: the smallest sizes, one run each, to check that everything works; "
             "the figures are not worth comparing and no target is judged.",
-            "",
         ]
-    parts += [markdown(rows, raw), "", legend(raw)]
+    if any(script in raw for script in SCRIPTS):
+        parts += ["", markdown(rows, raw), "", legend(raw)]
     if lag := lag_line(raw):
         parts += ["", lag]
+    if "soak" in raw:
+        parts += ["", soak_section(raw["soak"])]
     return "\n".join(parts) + "\n", [r.as_json() for r in rows]
+
+
+def soak_section(data: Mapping[str, Any] | None) -> str:
+    """soak.py's own table (it has no rows in the combined one), with what it measured."""
+    if not data or not isinstance(data.get("markdown"), str):
+        return "## Soak\n\nsoak.py: failed, no results"
+    clients = data.get("clients", {})
+    return (
+        f"## Soak: {data.get('seconds', '?')} s of mixed load\n\n{data['markdown']}\n\n"
+        f"{clients.get('http', '?')} HTTP clients ({clients.get('slow', '?')} slow) against "
+        f"zcio serve and {clients.get('proxy', '?')} clients through zcio proxy --mirror, at "
+        "once. x first third: the last third's req/s over the first third's (1.00: steady); "
+        "faults: clients that vanished on purpose; keep-alive closed: requests that met a "
+        "connection the server had just closed as idle (retried on a new one, not errors); "
+        "fds and RSS: the server process, sampled every second. Measured, never asserted."
+    )
 
 
 @contextlib.contextmanager
@@ -472,9 +496,14 @@ def _write_out(
     }
     (out / "results.json").write_text(json.dumps(_strict(results), indent=1, allow_nan=False))
     written = ["results.md", "results.json"]
-    if not no_chart:
+    if not no_chart and any(script in raw for script in SCRIPTS):
         write_chart(
             build_rows(raw), out / "chart.png", title + (" SMOKE" if mode == "smoke" else "")
         )
         written.append("chart.png")
+    soak = raw.get("soak")
+    if not no_chart and soak and soak.get("samples"):
+        end = soak.get("seconds")
+        write_soak_chart(soak["samples"], out / "soak.png", title, end)
+        written.append("soak.png")
     print(f"zcio bench: wrote {', '.join(written)} in {out}", file=sys.stderr)

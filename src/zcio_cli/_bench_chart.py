@@ -10,12 +10,12 @@ from __future__ import annotations
 import importlib.util
 import math
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ._bench_table import Row, cpu_text, short_path
 
-__all__ = ["chart_missing", "write_chart"]
+__all__ = ["chart_missing", "write_chart", "write_soak_chart"]
 
 #: Bar colours: the anchor, the baseline, zcio's paths, and everything else (for context).
 _COLOURS = {"anchor": "tab:orange", "baseline": "tab:gray"}
@@ -122,5 +122,58 @@ def write_chart(rows: Sequence[Row], path: Path, title: str) -> None:
         # Room for the title above and the legend below.
         fig.tight_layout(rect=(0.0, 0.5 / inches, 1.0, 1.0 - 0.4 / inches))
         fig.savefig(path, dpi=110, bbox_inches="tight", pad_inches=0.2)  # long labels
+    finally:
+        plt.close(fig)
+
+
+#: The soak chart's panels: (title, unit divisor, the sample keys of serve and proxy).
+_SOAK_PANELS = (
+    ("requests/s", 1.0, ("serve_requests", "proxy_requests")),
+    ("errors (cumulative)", 1.0, ("serve_errors", "proxy_errors")),
+    ("open fds", 1.0, ("serve_fds", "proxy_fds")),
+    ("RSS MiB", 1024.0, ("serve_rss_kib", "proxy_rss_kib")),
+)
+
+
+def write_soak_chart(
+    samples: Sequence[Mapping[str, float]], path: Path, title: str, end: float | None = None
+) -> None:
+    """Draw ``bench/soak.py``'s samples (one a second: cumulative requests and errors, fds and
+    RSS of ``zcio serve`` and ``zcio proxy``) as four panels over time into ``path`` (PNG).
+    Requests become a rate between consecutive samples; ``end``: when the load stopped (a
+    dotted line; what comes after is the last requests finishing and connections closing).
+
+    Uses the Agg backend (no display needed) and closes its figure, also on error.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    times = [float(s["t"]) for s in samples]
+    fig, axes = plt.subplots(len(_SOAK_PANELS), 1, figsize=(10, 9), sharex=True, squeeze=False)
+    try:
+        for (name, divisor, keys), (ax,) in zip(_SOAK_PANELS, axes, strict=True):
+            for key, label in zip(keys, ("zcio serve", "zcio proxy --mirror"), strict=True):
+                values = [float(s[key]) / divisor for s in samples]
+                if name == "requests/s":
+                    values = [
+                        (b - a) / (tb - ta) if tb > ta else 0.0
+                        for a, b, ta, tb in zip(values, values[1:], times, times[1:], strict=False)
+                    ]
+                    xs = times[1:]
+                else:
+                    xs = times
+                ax.plot(xs, values, label=label)
+            if end is not None:
+                ax.axvline(end, color="gray", linestyle=":", linewidth=1)
+            ax.set_ylabel(name, fontsize=8)
+            ax.set_ylim(bottom=0)
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=7, loc="upper left")
+        axes[-1][0].set_xlabel("seconds", fontsize=8)
+        fig.suptitle(title, fontsize=10)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
     finally:
         plt.close(fig)

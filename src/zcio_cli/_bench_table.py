@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 __all__ = [
+    "EXTRA_SCRIPTS",
     "GROUPS",
     "SCRIPTS",
     "Row",
@@ -35,11 +36,15 @@ __all__ = [
 
 #: The benchmark scripts, in the order ``zcio bench all`` runs them.
 SCRIPTS = ("send_file", "streams", "relay", "http_files")
+#: Scripts with no rows in the table (their own summary follows it), run only when asked for:
+#: ``soak`` takes minutes by design and measures stability over time, not speed.
+EXTRA_SCRIPTS = ("soak",)
 #: ``zcio bench GROUP``: which scripts each group runs.
 GROUPS: dict[str, tuple[str, ...]] = {
     "primitives": ("send_file", "streams"),
     "relay": ("relay",),
     "http": ("http_files",),
+    "soak": ("soak",),
     "all": SCRIPTS,
 }
 

@@ -10,6 +10,8 @@ spliced into ``/dev/null``.
 Shutdown (SIGINT or SIGTERM): stop accepting, give the active connections ``--grace`` seconds
 to finish, then cancel them (each closes its sockets; bytes already taken from one side are
 flushed to the other for at most a second, by zcio). A second signal cancels them at once.
+A relay that ends in an error (a peer's reset) resets both sides: a plain close would tell the
+other peer that its stream ended whole.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import logging
 import os
 import signal
 import socket
+import struct
 import sys
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
@@ -275,7 +278,17 @@ class Proxy:
                     if mirror is not None:
                         stack.enter_context(mirror)
                 log.info("#%d %s: relaying", conn.number, conn.peer)
-                await self.pump_both(conn, client, target, mirror)
+                try:
+                    await self.pump_both(conn, client, target, mirror)
+                except* ENDED:
+                    # Ended by an error (a peer's reset, a broken pipe): both sides get a
+                    # reset, as a relay must pass it on. A plain close would tell the client
+                    # that the answer ended whole when it was cut short. (Left: the kernel
+                    # reports a reset to one call only; when the other direction's write
+                    # takes it, the read ends as at a FIN, and that FIN may go out first.)
+                    _reset_on_close(client)
+                    _reset_on_close(target)
+                    raise
             log.info("#%d %s: done, %s up, %s down", conn.number, conn.peer, human(conn.taken_up),
                      human(conn.down.taken))  # fmt: skip
         except* ENDED as group:
@@ -333,7 +346,10 @@ class Proxy:
         await zcio.tee_stream(client, target, mirrors=[mirror], mirror_lag=lag, progress=progress)
         target.shutdown(socket.SHUT_WR)
         if not progress.dropped:
-            mirror.shutdown(socket.SHUT_WR)
+            # The mirror may have died after taking the last bytes (the tee did not see it;
+            # _discard may have shut it down already): its trouble, never the connection's.
+            with suppress(OSError):
+                mirror.shutdown(socket.SHUT_WR)
 
     async def watch(
         self, conn: Connection, scope: anyio.CancelScope, mirror: socket.socket | None
@@ -383,6 +399,12 @@ async def _discard(mirror: socket.socket) -> None:
         log.debug("mirror's answers: %s: %s", type(exc).__name__, exc)
         with suppress(OSError):
             mirror.shutdown(socket.SHUT_RDWR)
+
+
+def _reset_on_close(sock: socket.socket) -> None:
+    """Make ``close`` send an RST (``SO_LINGER`` on, 0 s) instead of a FIN."""
+    with suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 def _reason(group: BaseExceptionGroup[BaseException]) -> str:
