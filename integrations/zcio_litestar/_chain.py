@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -87,7 +87,7 @@ OFFENDERS: tuple[_Offender, ...] = (
 SERVER_MODULES = ("uvicorn.protocols.", "zcio_uvicorn.")
 
 
-def why_not(scope: Any, send: Callable[..., Any], extension: str) -> str | None:
+def why_not(scope: Mapping[str, Any], send: Callable[..., Any], extension: str) -> str | None:
     """Why a response called with ``scope`` and ``send`` must not send ``extension``'s
     message; ``None`` when it may. Never raises; never awaits."""
     if scope.get("type") != "http":

@@ -33,7 +33,7 @@ class NoZeroCopyMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         extensions = scope.get("extensions")
         if (
-            scope["type"] == "http"
+            scope.get("type") == "http"  # type: ignore[comparison-overlap]
             and extensions
             and (ZEROCOPYSEND in extensions or PATHSEND in extensions)
         ):

@@ -22,7 +22,7 @@ import zcio
 from ._chain import PATHSEND, ZEROCOPYSEND, why_not
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable, Mapping
 
     from litestar.app import Litestar
     from litestar.background_tasks import BackgroundTask, BackgroundTasks
@@ -36,7 +36,7 @@ __all__ = ["ASGIFileResponse", "File", "adopt", "why_not_zerocopy"]
 _LOCAL_OPEN = BaseLocalFileSystem.open
 
 
-def why_not_zerocopy(scope: Scope, send: Send) -> str | None:
+def why_not_zerocopy(scope: Mapping[str, Any], send: Callable[..., Any]) -> str | None:
     """Why a file response called with ``scope`` and ``send`` must not send
     ``http.response.zerocopysend``; ``None`` when it may.
 
@@ -67,6 +67,11 @@ class ASGIFileResponse(LitestarASGIFileResponse):
       sends it);
     - else Litestar's own path, unchanged: reads of ``chunk_size`` in worker threads.
 
+    Under the same conditions a HEAD request gets Litestar's start and one empty body
+    message: Litestar sends a ``File`` returned by a ``@head`` handler with its whole body
+    (only the static files router marks its responses as HEAD responses), which every server
+    drops for HEAD, so the client sees the same.
+
     Other file systems (fsspec, your own ``FileSystemProtocol``) always take Litestar's path:
     their ``open`` decides what the bytes are. Litestar has no Range support for files, and
     neither has this class: a ``Range`` header is ignored and the whole file sent, as Litestar
@@ -92,11 +97,14 @@ class ASGIFileResponse(LitestarASGIFileResponse):
             await super().__call__(scope, receive, send)
             return
         await self.start_response(send=send)
-        if message == ZEROCOPYSEND:
+        if scope.get("method") == "HEAD":
+            # Litestar leaves is_head_response False for a File from a @head handler and
+            # reads the whole file for a body every server drops: the headers are the same.
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        elif message == ZEROCOPYSEND:
             await self._send_zerocopy(send, receive)
         else:
-            path = os.path.abspath(os.fspath(self.file_path))
-            pathsend: Any = {"type": PATHSEND, "path": path}
+            pathsend: Any = {"type": PATHSEND, "path": _absolute(self.file_path)}
             await send(pathsend)
         await self.after_response()
 
@@ -164,6 +172,11 @@ class ASGIFileResponse(LitestarASGIFileResponse):
         return file
 
 
+def _absolute(path: Any) -> str:
+    """The absolute path ``pathsend`` needs (relative to the working directory, as ``open``)."""
+    return os.path.abspath(os.fspath(path))  # type: ignore[no-any-return]
+
+
 def _open_regular(path: str) -> io.FileIO | None:
     """Open ``path`` for reading if it is a regular file (runs in a worker thread), and let
     zcio learn its filesystem so that the next opens there happen inline. Non-blocking open,
@@ -225,5 +238,3 @@ class File(LitestarFile):
                 type_encoders=type_encoders,
             )
         )
-
-

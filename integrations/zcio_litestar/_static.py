@@ -138,7 +138,8 @@ def _validate_config(path: str, directories: list[PathType], file_system: Any) -
         raise ImproperlyConfiguredException("path parameters are not supported for static files")
 
     if not (
-        callable(getattr(file_system, "info", None)) and callable(getattr(file_system, "open", None))
+        callable(getattr(file_system, "info", None))
+        and callable(getattr(file_system, "open", None))
     ):
         raise ImproperlyConfiguredException(
             "file_system must adhere to the FileSystemProtocol type"
