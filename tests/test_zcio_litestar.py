@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import anyio
+import anyio.to_thread
 import pytest
 from litestar import Litestar, get, head
 from litestar.background_tasks import BackgroundTask
@@ -205,6 +206,7 @@ def file_cases(root: Path) -> dict[str, Callable[[], dict[str, Any]]]:
     return {
         "whole": lambda: {"path": data},
         "str-path": lambda: {"path": str(data)},
+        "symlink": lambda: {"path": root / "link.bin"},
         "anyio-path": lambda: {"path": anyio.Path(data)},
         "empty": lambda: {"path": root / "empty.bin"},
         "one-byte": lambda: {"path": root / "one.bin"},
@@ -294,6 +296,7 @@ BACKGROUND: list[str] = []
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("litestar")
     (root / "data.bin").write_bytes(DATA)
+    (root / "link.bin").symlink_to(root / "data.bin")
     (root / "empty.bin").write_bytes(b"")
     (root / "one.bin").write_bytes(b"x")
     (root / "chunk.bin").write_bytes(DATA[:ONE_MIB])
@@ -592,6 +595,32 @@ async def test_cancelled_while_sending_closes_the_file(apps: tuple[Litestar, Lit
     with anyio.move_on_after(0.2):
         await call(apps[1], "/static/data.bin", send_hook=stall)
     assert len(files) == 1 and files[0].closed
+
+
+@pytest.mark.parametrize(
+    "path", ["/file/whole", "/file/non-ascii", "/static/page.txt", "/attach/extra.bin"]
+)
+async def test_cached_file_needs_no_worker_thread(
+    apps: tuple[Litestar, Litestar], monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """A cached file on a local filesystem: Litestar's lookups (stat and lstat in threads, for
+    ``File`` and for the router's search of its directories) and the open are made on the
+    loop, from the open file; the same reply as Litestar's."""
+    await call(apps[1], path)  # the first open in a thread teaches zcio the filesystem
+    calls: list[Any] = []
+    original = anyio.to_thread.run_sync
+
+    async def spy(func: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(func)
+        return await original(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", spy)
+    got = await call(apps[1], path)
+    assert got.kinds == [START, ZC]
+    assert calls == []
+    monkeypatch.undo()
+    expected = await call(apps[0], path)
+    assert got.same() == expected.same()
 
 
 async def test_open_in_a_thread_when_not_cached(

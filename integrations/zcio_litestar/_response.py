@@ -5,13 +5,14 @@ from __future__ import annotations
 import io
 import os
 import stat
+from inspect import CORO_CREATED, getcoroutinestate, iscoroutine
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
 from litestar.exceptions import InternalServerException, NotAuthorizedException
-from litestar.file_system import BaseLocalFileSystem
+from litestar.file_system import BaseLocalFileSystem, FileSystemAdapter
 from litestar.response.file import (
     ASGIFileResponse as LitestarASGIFileResponse,
     File as LitestarFile,
@@ -30,10 +31,13 @@ if TYPE_CHECKING:
     from litestar.datastructures.cookie import Cookie
     from litestar.enums import MediaType
     from litestar.types import Receive, Scope, Send, TypeEncodersMap
+    from litestar.types.file_types import FileInfo
 
-__all__ = ["ASGIFileResponse", "File", "adopt", "why_not_zerocopy"]
+__all__ = ["ASGIFileResponse", "File", "adopt", "file_info", "why_not_zerocopy"]
 
 _LOCAL_OPEN = BaseLocalFileSystem.open
+LOCAL_INFO = BaseLocalFileSystem.info
+_ADAPTER_INFO_CODE = FileSystemAdapter.info.__code__
 
 
 def why_not_zerocopy(scope: Mapping[str, Any], send: Callable[..., Any]) -> str | None:
@@ -96,17 +100,55 @@ class ASGIFileResponse(LitestarASGIFileResponse):
         if message is None:
             await super().__call__(scope, receive, send)
             return
-        await self.start_response(send=send)
-        if scope.get("method") == "HEAD":
-            # Litestar leaves is_head_response False for a File from a @head handler and
-            # reads the whole file for a body every server drops: the headers are the same.
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        elif message == ZEROCOPYSEND:
-            await self._send_zerocopy(send, receive)
-        else:
-            pathsend: Any = {"type": PATHSEND, "path": _absolute(self.file_path)}
-            await send(pathsend)
+        head = scope.get("method") == "HEAD"
+        file = self._open_early() if message == ZEROCOPYSEND and not head else None
+        try:
+            await self.start_response(send=send)
+            if head:
+                # Litestar leaves is_head_response False for a File from a @head handler and
+                # reads the whole file for a body every server drops: the headers are the same.
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            elif message == ZEROCOPYSEND:
+                await self._send_zerocopy(send, receive, file)
+            else:
+                pathsend: Any = {"type": PATHSEND, "path": _absolute(self.file_path)}
+                await send(pathsend)
+        finally:
+            if file is not None:
+                # Closing a read-only regular file does not wait for the disk: done inline,
+                # where no cancellation can interrupt it.
+                file.close()
         await self.after_response()
+
+    def _open_early(self) -> io.FileIO | None:
+        """The open file, before the start, when the kernel has its path cached on a local
+        filesystem (:func:`zcio.open_cached_stat`, no waiting) and Litestar was about to look
+        it up with ``BaseLocalFileSystem.info``: that lookup (a stat and an lstat, each in a
+        worker thread) is then made from the open file's fstat and one ``lstat`` of a path the
+        kernel just resolved from its caches, to the same ``FileInfo``. A symbolic link keeps
+        Litestar's lookup (which also reads the link). ``None`` otherwise: nothing opened."""
+        info = self.file_info
+        if not (
+            iscoroutine(info)
+            and info.cr_code is _ADAPTER_INFO_CODE
+            and getcoroutinestate(info) == CORO_CREATED
+            and type(self.adapter.file_system).info is LOCAL_INFO
+        ):
+            return None
+        path = os.fspath(self.file_path)
+        opened = zcio.open_cached_stat(path)
+        if opened is None:
+            return None
+        file, st = opened
+        try:
+            quick = file_info(path, st)
+        except BaseException:
+            file.close()
+            raise
+        if quick is not None:
+            info.close()  # never awaited: closed, so that Python does not warn about it
+            self.file_info = quick
+        return file
 
     def _file_message(self, scope: Scope, send: Send) -> str | None:
         """The message that may carry this response's body, or ``None`` for Litestar's path."""
@@ -124,13 +166,17 @@ class ASGIFileResponse(LitestarASGIFileResponse):
             return PATHSEND
         return None
 
-    async def _send_zerocopy(self, send: Send, receive: Receive) -> None:
+    async def _send_zerocopy(self, send: Send, receive: Receive, early: io.FileIO | None) -> None:
+        """The body, by one ``zerocopysend`` of the file ``early`` (opened before the start),
+        or of the file opened now, as Litestar opens it after the start."""
         size = self.content_length
         if size == 0:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
-        opened = zcio.open_cached_stat(os.fspath(self.file_path))
-        file = opened[0] if opened is not None else await self._open_in_thread()
+        file = early
+        if file is None:
+            opened = zcio.open_cached_stat(os.fspath(self.file_path))
+            file = opened[0] if opened is not None else await self._open_in_thread()
         if file is None:  # no longer a regular file: Litestar's own reads, as it would
             await LitestarASGIFileResponse.send_body(self, send=send, receive=receive)
             return
@@ -144,9 +190,8 @@ class ASGIFileResponse(LitestarASGIFileResponse):
             }
             await send(message)
         finally:
-            # Closing a read-only regular file does not wait for the disk: done inline, where
-            # no cancellation can interrupt it.
-            file.close()
+            if file is not early:  # early is closed by the caller
+                file.close()
 
     async def _open_in_thread(self) -> io.FileIO | None:
         """The file, opened in a worker thread, or ``None`` if it is no longer a regular file.
@@ -170,6 +215,28 @@ class ASGIFileResponse(LitestarASGIFileResponse):
             file.close()
             raise
         return file
+
+
+def file_info(path: str, st: os.stat_result) -> FileInfo | None:
+    """``BaseLocalFileSystem.info(path)``'s result for the regular file at ``path`` just opened
+    from the kernel's caches, whose fstat is ``st``: made from ``st`` and one ``lstat`` (the
+    path was just resolved from the caches: nothing to wait for). ``None`` for a symbolic link,
+    whose info Litestar also reads the link for: ask Litestar then."""
+    if stat.S_ISLNK(os.lstat(path).st_mode):
+        return None
+    return {
+        "created": st.st_ctime,
+        "gid": st.st_gid,
+        "ino": st.st_ino,
+        "islink": False,
+        "mode": st.st_mode,
+        "mtime": st.st_mtime,
+        "name": path,
+        "nlink": st.st_nlink,
+        "size": st.st_size,
+        "type": "file",
+        "uid": st.st_uid,
+    }
 
 
 def _absolute(path: Any) -> str:
