@@ -598,7 +598,7 @@ async def test_cancelled_while_sending_closes_the_file(apps: tuple[Litestar, Lit
 
 
 @pytest.mark.parametrize(
-    "path", ["/file/whole", "/file/non-ascii", "/static/page.txt", "/attach/extra.bin"]
+    "path", ["/file/whole", "/file/non-ascii", "/static/page.txt", "/attach/page.txt"]
 )
 async def test_cached_file_needs_no_worker_thread(
     apps: tuple[Litestar, Litestar], monkeypatch: pytest.MonkeyPatch, path: str
