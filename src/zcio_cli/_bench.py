@@ -44,7 +44,7 @@ __all__ = ["locate_scripts", "register", "report", "run", "script_argv"]
 HERE = Path(__file__).resolve().parent
 CANDIDATES = (HERE / "_bench_scripts", HERE.parent.parent / "bench")
 #: Every file the scripts need: themselves, their shared module and the HTTP benchmark's app.
-NEEDED = (*(f"{s}.py" for s in SCRIPTS), "_common.py", "http_app.py")
+NEEDED = (*(f"{s}.py" for s in SCRIPTS), "_common.py", "http_app.py", "http_litestar_app.py")
 
 #: The scripts' sizing options per mode (no options: the scripts' full defaults).
 QUICK = ("--quick",)
@@ -65,11 +65,30 @@ SMOKE: dict[str, tuple[str, ...]] = {
         "0",
     ),
 }
+SMOKE["http_litestar"] = SMOKE["http_files"]
 #: Rough minutes per script and mode on the 2-core development VM, for the announcement.
 MINUTES = {
-    "full": {"send_file": 2.0, "streams": 4.0, "relay": 1.5, "http_files": 11.0},
-    "quick": {"send_file": 0.3, "streams": 0.7, "relay": 0.3, "http_files": 2.0},
-    "smoke": {"send_file": 0.1, "streams": 0.1, "relay": 0.1, "http_files": 1.0},
+    "full": {
+        "send_file": 2.0,
+        "streams": 4.0,
+        "relay": 1.5,
+        "http_files": 11.0,
+        "http_litestar": 7.0,
+    },
+    "quick": {
+        "send_file": 0.3,
+        "streams": 0.7,
+        "relay": 0.3,
+        "http_files": 2.0,
+        "http_litestar": 1.5,
+    },
+    "smoke": {
+        "send_file": 0.1,
+        "streams": 0.1,
+        "relay": 0.1,
+        "http_files": 1.0,
+        "http_litestar": 0.6,
+    },
 }
 #: Without a terminal, a line every this many seconds says the benchmark is still running.
 HEARTBEAT_S = 60.0
@@ -154,7 +173,7 @@ def _mode(args: argparse.Namespace) -> str:
 
 
 #: The scripts that wait for a quiet machine before each run (``--quiet-timeout``).
-WAITING = ("streams", "http_files")
+WAITING = ("streams", "http_files", "http_litestar")
 
 
 def script_argv(

@@ -22,12 +22,13 @@ from typing import Any
 __all__ = ["GROUPS", "SCRIPTS", "Row", "Section", "build_rows", "lag_line", "legend", "markdown"]
 
 #: The benchmark scripts, in the order ``zcio bench all`` runs them.
-SCRIPTS = ("send_file", "streams", "relay", "http_files")
+SCRIPTS = ("send_file", "streams", "relay", "http_files", "http_litestar")
 #: ``zcio bench GROUP``: which scripts each group runs.
 GROUPS: dict[str, tuple[str, ...]] = {
     "primitives": ("send_file", "streams"),
     "relay": ("relay",),
     "http": ("http_files",),
+    "litestar": ("http_litestar",),
     "all": SCRIPTS,
 }
 
@@ -214,7 +215,14 @@ _HTTP_OPTIONAL = (
 _HTTP_ROLES = {"nginx": "anchor", "stock_uvicorn_asyncio": "baseline"}
 
 
-def _http(data: Mapping[str, Any] | None) -> list[Row]:
+def _http(
+    data: Mapping[str, Any] | None,
+    prefix: str = "http",
+    optional: tuple[tuple[str, str, str], ...] = _HTTP_OPTIONAL,
+    roles: Mapping[str, str] = _HTTP_ROLES,
+) -> list[Row]:
+    """The rows of http_files.py (sections "http large" and "http small"), or of a script that
+    measures with it (http_litestar.py: ``prefix`` "litestar", its own servers and roles)."""
     env = _summary(data, "environment")
     large = _summary(data, "summary", "large")
     small = _summary(data, "summary", "small")
@@ -222,7 +230,7 @@ def _http(data: Mapping[str, Any] | None) -> list[Row]:
     for key, e in large.items():
         rows.append(
             Row(
-                "http large",
+                f"{prefix} large",
                 str(e.get("label", key)),
                 gbps=_num(e, "gbps"),
                 cpu_s_per_gib=_num(e, "server_cpu_s_per_gib"),
@@ -230,40 +238,58 @@ def _http(data: Mapping[str, Any] | None) -> list[Row]:
                 x_anchor_cpu=_num(e, "x_nginx_cpu"),
                 x_baseline=_num(e, "x_stock_gbps"),
                 x_baseline_cpu=_num(e, "x_stock_cpu"),
-                note=_note(e, _HTTP_ROLES.get(key, "")),
+                note=_note(e, roles.get(key, "")),
             )
         )
     if data is not None:
         rows += [
-            _missing_row("http large", label, program, env)
-            for key, label, program in _HTTP_OPTIONAL
+            _missing_row(f"{prefix} large", label, program, env)
+            for key, label, program in optional
             if key not in large
         ]
     for key, e in small.items():
         rows.append(
             Row(
-                "http small",
+                f"{prefix} small",
                 str(e.get("label", key)),
                 rps_4k=_num(_summary(e, "4k.bin"), "file_rps"),
                 rps_64k=_num(_summary(e, "64k.bin"), "file_rps"),
                 x_anchor=_num(e, "x_nginx_4k_file_rps"),
                 x_baseline=_num(e, "x_stock_4k_file_rps"),
-                note=_small_note(e, _HTTP_ROLES.get(key, "")),
+                note=_small_note(e, roles.get(key, "")),
             )
         )
     if data is not None:
         if str(env.get("wrk", "")) in ("", "not installed") and not small:
-            rows.append(Row("http small", "small files (`wrk`)", note="not installed (wrk)"))
+            rows.append(Row(f"{prefix} small", "small files (`wrk`)", note="not installed (wrk)"))
         else:
             rows += [
-                _missing_row("http small", label, program, env)
-                for key, label, program in _HTTP_OPTIONAL
+                _missing_row(f"{prefix} small", label, program, env)
+                for key, label, program in optional
                 if key not in small
             ]
     return rows
 
 
-_BUILDERS = {"send_file": _send_file, "streams": _streams, "relay": _relay, "http_files": _http}
+#: http_litestar.py's: the anchor, and the servestatic row (optional: servestatic may be absent).
+_LITESTAR_OPTIONAL = (
+    ("nginx", "nginx, `sendfile on`", "nginx"),
+    ("servestatic_zcio_uvicorn", "servestatic `ServeStaticASGI`, zcio_uvicorn", "servestatic"),
+)
+_LITESTAR_ROLES = {"nginx": "anchor", "stock_litestar_uvicorn": "baseline"}
+
+
+def _litestar(data: Mapping[str, Any] | None) -> list[Row]:
+    return _http(data, "litestar", _LITESTAR_OPTIONAL, _LITESTAR_ROLES)
+
+
+_BUILDERS = {
+    "send_file": _send_file,
+    "streams": _streams,
+    "relay": _relay,
+    "http_files": _http,
+    "http_litestar": _litestar,
+}
 
 
 def build_rows(raw: Mapping[str, Mapping[str, Any] | None]) -> list[Row]:
@@ -344,6 +370,27 @@ def sections(raw: Mapping[str, Mapping[str, Any] | None]) -> list[Section]:
                 stock,
             ),
         ]
+    if "http_litestar" in raw:
+        version = str(_summary(raw["http_litestar"], "environment").get("nginx", "")) or "?"
+        nginx = "not installed" if version == "not installed" else f"nginx {version}"
+        stock = "stock Litestar `File`, uvicorn (httptools, asyncio)"
+        out += [
+            Section(
+                "litestar large",
+                "http_litestar.py",
+                "one large cached file, Litestar and servestatic; CPU: the server's process tree",
+                nginx,
+                stock,
+            ),
+            Section(
+                "litestar small",
+                "http_litestar.py",
+                "4 and 64 KiB files, Litestar and servestatic, `wrk -t2 -c32`; x columns: 4 KiB "
+                "file req/s",
+                nginx,
+                stock,
+            ),
+        ]
     return out
 
 
@@ -366,7 +413,7 @@ def legend(raw: Mapping[str, Mapping[str, Any] | None]) -> str:
 def _sizing(section: Section, raw: Mapping[str, Mapping[str, Any] | None]) -> str:
     """How much was measured: "64 MiB x 3 runs", or wrk's duration and runs."""
     data = raw.get(section.script.removesuffix(".py")) or {}
-    if section.key == "http small":
+    if section.key.endswith(" small"):
         seconds, runs = data.get("wrk_seconds", "?"), data.get("wrk_runs", "?")
         return f"wrk {seconds} s per URL x {runs} runs"
     size, runs = data.get("size_bytes"), data.get("runs", "?")
