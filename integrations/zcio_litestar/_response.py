@@ -263,8 +263,9 @@ def _open_regular(path: str) -> io.FileIO | None:
 
 def adopt(response: LitestarASGIFileResponse) -> ASGIFileResponse:
     """``response``, a response Litestar built, as a :class:`ASGIFileResponse`: the same
-    object (Litestar's constructor ran as it is), its class set to this module's."""
-    if not isinstance(response, ASGIFileResponse):
+    object (Litestar's constructor ran as it is), its class switched to this module's. Only
+    Litestar's own class is switched (a subclass of it may have its own ``__call__``)."""
+    if type(response) is LitestarASGIFileResponse:
         response.__class__ = ASGIFileResponse
     return response  # type: ignore[return-value]
 
