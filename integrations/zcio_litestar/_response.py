@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import stat
+from email.utils import formatdate
 from inspect import CORO_CREATED, getcoroutinestate, iscoroutine
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +18,7 @@ from litestar.file_system import BaseLocalFileSystem, FileSystemAdapter
 from litestar.response.file import (
     ASGIFileResponse as LitestarASGIFileResponse,
     File as LitestarFile,
+    create_etag_for_file,
 )
 
 import zcio
@@ -148,7 +151,38 @@ class ASGIFileResponse(LitestarASGIFileResponse):
         if quick is not None:
             info.close()  # never awaited: closed, so that Python does not warn about it
             self.file_info = quick
+            self._zcio_quick = True
         return file
+
+    #: Whether ``file_info`` was made by :meth:`_open_early` (then a plain file's, its mtime a
+    #: float): :meth:`start_response` may make Litestar's headers from it the quick way.
+    _zcio_quick = False
+
+    async def start_response(self, send: Send) -> None:
+        """Litestar's ``start_response``: the same headers, and for a file looked up on the
+        loop, made once per path, size and mtime (Litestar formats the date and hashes the path
+        for every response) and added without Litestar's case-folding scans."""
+        if not self._zcio_quick:
+            await super().start_response(send=send)
+            return
+        info: Any = self.file_info
+        size = info["size"]
+        self.content_length = size
+        raw = self.headers.headers  # names added by Litestar are lowercase already
+        present = {name for name, _ in raw}
+        length, modified, etag = _stat_headers(str(self.file_path), size, info["mtime"])
+        if b"content-length" not in present:
+            raw.append((b"content-length", length))
+        if b"last-modified" not in present:
+            raw.append((b"last-modified", modified))
+        if b"etag" not in present:
+            raw.append((b"etag", self.etag.to_header().encode("latin-1") if self.etag else etag))
+        start: Any = {
+            "type": "http.response.start",
+            "status": self.status_code,
+            "headers": self.encode_headers(),
+        }
+        await send(start)
 
     def _file_message(self, scope: Scope, send: Send) -> str | None:
         """The message that may carry this response's body, or ``None`` for Litestar's path."""
@@ -215,6 +249,16 @@ class ASGIFileResponse(LitestarASGIFileResponse):
             file.close()
             raise
         return file
+
+
+@functools.lru_cache(maxsize=1024)
+def _stat_headers(path: str, size: int, mtime: float) -> tuple[bytes, bytes, bytes]:
+    """Litestar's Content-Length, Last-Modified and (generated) ETag values for this file."""
+    return (
+        str(size).encode("latin-1"),
+        formatdate(mtime, usegmt=True).encode("latin-1"),
+        create_etag_for_file(path=path, modified_time=mtime, file_size=size).encode("latin-1"),
+    )
 
 
 def file_info(path: str, st: os.stat_result) -> FileInfo | None:
