@@ -71,7 +71,8 @@ class ASGIFileResponse(LitestarASGIFileResponse):
       ``http.response.body``;
     - else, when the server advertises ``http.response.pathsend`` under the same conditions:
       the start, then one ``pathsend`` of the file's absolute path (the whole file, as Litestar
-      sends it);
+      sends it); never for the static files router's files, whose path the server would open
+      again after the router checked it (Litestar's path then);
     - else Litestar's own path, unchanged: reads of ``chunk_size`` in worker threads.
 
     Under the same conditions a HEAD request gets Litestar's start and one empty body
@@ -196,9 +197,14 @@ class ASGIFileResponse(LitestarASGIFileResponse):
             return None
         if why_not(scope, send, ZEROCOPYSEND) is None:
             return ZEROCOPYSEND
-        if why_not(scope, send, PATHSEND) is None:
+        if self._zcio_pathsend and why_not(scope, send, PATHSEND) is None:
             return PATHSEND
         return None
+
+    #: Whether the body may go by ``pathsend``: not for the static files router's responses
+    #: (:func:`adopt` with ``pathsend=False``), whose path the server would open again, later,
+    #: after the router checked it (a symlink swapped in meanwhile would be followed).
+    _zcio_pathsend = True
 
     async def _send_zerocopy(self, send: Send, receive: Receive, early: io.FileIO | None) -> None:
         """The body, by one ``zerocopysend`` of the file ``early`` (opened before the start),
@@ -305,12 +311,15 @@ def _open_regular(path: str) -> io.FileIO | None:
         raise
 
 
-def adopt(response: LitestarASGIFileResponse) -> ASGIFileResponse:
+def adopt(response: LitestarASGIFileResponse, *, pathsend: bool = True) -> ASGIFileResponse:
     """``response``, a response Litestar built, as a :class:`ASGIFileResponse`: the same
     object (Litestar's constructor ran as it is), its class switched to this module's. Only
-    Litestar's own class is switched (a subclass of it may have its own ``__call__``)."""
+    Litestar's own class is switched (a subclass of it may have its own ``__call__``).
+    ``pathsend=False``: never by ``pathsend`` (the router's files)."""
     if type(response) is LitestarASGIFileResponse:
         response.__class__ = ASGIFileResponse
+        if not pathsend:
+            response._zcio_pathsend = False  # type: ignore[attr-defined]
     return response  # type: ignore[return-value]
 
 

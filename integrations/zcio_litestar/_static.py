@@ -40,7 +40,10 @@ __all__ = ["StaticFiles", "create_static_files_router"]
 
 class StaticFiles(LitestarStaticFiles):
     """Litestar's ``StaticFiles`` ASGI app (same constructor, lookups, HTML mode, 404s and
-    405s) whose file responses are :class:`zcio_litestar.ASGIFileResponse`. Errors and
+    405s) whose file responses are :class:`zcio_litestar.ASGIFileResponse`, by
+    ``zerocopysend`` (the file the response opens, as Litestar opens it) and never by
+    ``pathsend`` (a path the server would open again, later, after the lookup checked it): on a
+    server that offers only ``pathsend`` (granian), Litestar reads the file. Errors and
     cancellation are Litestar's lookups' and the response's."""
 
     __slots__ = ()
@@ -75,7 +78,8 @@ class StaticFiles(LitestarStaticFiles):
         return None, None
 
     async def handle(self, path: str, is_head_response: bool) -> ASGIFileResponse:
-        return adopt(await super().handle(path, is_head_response))
+        # Never by pathsend: the server would open the path again, after the lookup checked it.
+        return adopt(await super().handle(path, is_head_response), pathsend=False)
 
 
 def _inside(directory: PathType, joined_path: Path) -> bool:
