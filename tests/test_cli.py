@@ -295,6 +295,21 @@ def test_a_missing_extra(module: str, args: list[str], extra: str) -> None:
     assert proc.stderr.strip().endswith(f"pip install 'zcio[{extra}]'")
 
 
+def test_serve_with_an_unsupported_uvicorn() -> None:
+    # zcio_uvicorn refuses the uvicorn (see test_zcio_uvicorn.py): one line naming the range.
+    code = (
+        "import uvicorn; uvicorn.__version__ = '0.1.0'\n"
+        "from zcio_cli import main; raise SystemExit(main(['serve', '.']))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert proc.returncode == 2
+    no_traceback(proc.stderr)
+    assert "zcio_uvicorn supports uvicorn>=" in proc.stderr
+    assert "uvicorn 0.1.0 is installed" in proc.stderr
+
+
 def test_bad_addresses() -> None:
     status, out = run(["proxy", "--listen", "8080", "--target", "127.0.0.1:1"])
     assert status == 2

@@ -8,15 +8,18 @@ nothing leaked in the server.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import shutil
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,9 @@ class Server:
     url: str
     port: int
     proc: subprocess.Popen[str]
+    error_log: Path
+    # What uvicorn logged at ERROR, one record each (see uvicorn_app.py); read by stop().
+    errors: list[dict[str, Any]] = field(default_factory=list)
 
     def stats(self) -> dict[str, Any]:
         return dict(httpx.get(self.url + "/stats", timeout=10).json())
@@ -47,12 +53,14 @@ def free_port() -> int:
 
 def start(*args: str, scheme: str = "http", verify: Any = False) -> Server:
     port = free_port()
+    error_log = Path(tempfile.mkdtemp(prefix="zcio-uvicorn-")) / "errors.jsonl"
     proc = subprocess.Popen(
         [
             *(sys.executable, "-m", "uvicorn", "uvicorn_app:app", "--port", str(port)),
             *("--log-level", "warning", "--no-access-log", *args),
         ],
         cwd=APPS,
+        env=dict(os.environ, ZCIO_TEST_ERROR_LOG=str(error_log)),
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -61,7 +69,7 @@ def start(*args: str, scheme: str = "http", verify: Any = False) -> Server:
     while True:
         try:
             httpx.get(url + "/text", timeout=1, verify=verify)
-            return Server(url, port, proc)
+            return Server(url, port, proc, error_log)
         except httpx.TransportError as exc:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
@@ -77,6 +85,10 @@ def stop(server: Server) -> str:
     except subprocess.TimeoutExpired:
         server.proc.kill()
         _, err = server.proc.communicate()
+    if server.error_log.exists():
+        lines = server.error_log.read_text().splitlines()
+        server.errors = [json.loads(line) for line in lines]
+    shutil.rmtree(server.error_log.parent, ignore_errors=True)
     return err
 
 
@@ -94,8 +106,13 @@ def server(request: pytest.FixtureRequest) -> Iterator[Server]:
     srv = start("--http", http, "--loop", loop)
     yield srv
     err = stop(srv)
-    # The only tracebacks: uvicorn logging the deliberately truncated file, one per abort.
-    assert err.count("Exception in ASGI") == err.count("promised bytes; connection aborted"), err
+    # The only errors: uvicorn logging the deliberately truncated file, one per abort. Read from
+    # the app's structured log, not from traceback text (whose layout varies by Python version).
+    for error in srv.errors:
+        assert error["message"] == "Exception in ASGI application", (srv.errors, err)
+        assert error["exception"] == "RuntimeError", (srv.errors, err)
+        assert error["text"].endswith("promised bytes; connection aborted"), (srv.errors, err)
+    assert err.count("Exception in ASGI application") == len(srv.errors), err
 
 
 @pytest.fixture(scope="module")
@@ -348,3 +365,64 @@ async def test_pathsend_open_cancelled_closes_the_file(
             break
         await asyncio.sleep(0.01)
     assert len(opened) == 1 and opened[0].closed
+
+
+# --- The uvicorn versions zcio_uvicorn accepts ------------------------------------------------
+
+_TRY_IMPORT = """
+import json, sys
+import uvicorn
+
+results = {}
+for version in json.loads(sys.argv[1]):
+    uvicorn.__version__ = version
+    for name in [m for m in sys.modules if m.startswith("zcio_uvicorn")]:
+        del sys.modules[name]
+    try:
+        import zcio_uvicorn
+    except ImportError as exc:
+        results[version] = [type(exc).__name__, str(exc), "zcio_uvicorn._protocols" in sys.modules]
+    else:
+        results[version] = ["imported", "", "zcio_uvicorn._protocols" in sys.modules]
+print(json.dumps(results))
+"""
+
+
+def test_an_unsupported_uvicorn_is_refused_at_import() -> None:
+    """Outside the tested range, importing zcio_uvicorn raises UnsupportedUvicorn (an
+    ImportError) naming the range, before any of uvicorn's classes is subclassed."""
+    from zcio_uvicorn import SUPPORTED
+
+    (lo_major, lo_minor, lo_patch), (hi_major, hi_minor, _) = SUPPORTED
+    low = f"{lo_major}.{lo_minor}.{lo_patch}"
+    last = f"{hi_major}.{hi_minor - 1}.99"
+    below = f"{lo_major}.{lo_minor - 1}.99" if lo_patch == 0 else f"{lo_major}.{lo_minor}.0"
+    above = f"{hi_major}.{hi_minor}.0"
+    versions = [low, last, below, above, f"{hi_major}.{hi_minor}.0rc1", "1.0.0", "unknown"]
+    proc = subprocess.run(
+        [sys.executable, "-c", _TRY_IMPORT, json.dumps(versions)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout)
+    assert results[low] == ["imported", "", True]
+    assert results[last] == ["imported", "", True]
+    wanted = f"uvicorn>={lo_major}.{lo_minor}" + (f".{lo_patch}" if lo_patch else "")
+    for version in versions[2:]:
+        kind, message, subclassed = results[version]
+        assert kind == "UnsupportedUvicorn", (version, results[version])
+        assert f"{wanted},<{hi_major}.{hi_minor}" in message
+        assert f"uvicorn {version} is installed" in message
+        assert not subclassed
+
+
+def test_the_uvicorn_extra_declares_the_supported_range() -> None:
+    import tomllib
+
+    from zcio_uvicorn._supported import describe
+
+    pyproject = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    extra = pyproject["project"]["optional-dependencies"]["uvicorn"]
+    assert describe() in [r.replace(" ", "") for r in extra]

@@ -17,13 +17,16 @@ class CliError(Exception):
 
 
 def require(module: str, extra: str) -> ModuleType:
-    """Import ``module``, or say which extra installs it."""
+    """Import ``module``, or say which extra installs it. A module that is there but refuses to
+    load (zcio_uvicorn with an unsupported uvicorn) is reported with its own message."""
     try:
         return importlib.import_module(module)
-    except ImportError as exc:
+    except ModuleNotFoundError as exc:
         raise CliError(
             f"{module} is not installed; install it with: pip install 'zcio[{extra}]'"
         ) from exc
+    except ImportError as exc:
+        raise CliError(f"{module}: {exc}") from exc
 
 
 def parse_address(text: str, *, what: str = "address") -> tuple[str, int]:

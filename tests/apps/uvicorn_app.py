@@ -5,11 +5,16 @@ GET /truncate?path=P   promise the whole file, shrink it, then send it: the serv
 GET /text              an ordinary response
 GET /ext               the scope's extensions, as JSON
 GET /stats             zcio.stats() bytes per method, open fds, as JSON
+
+With ZCIO_TEST_ERROR_LOG=FILE, every record uvicorn logs with an exception is appended to FILE
+as one JSON line (the message, the exception's type and text): a structured account for the
+tests, independent of how a Python version formats tracebacks.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any
 from urllib.parse import parse_qs
@@ -17,6 +22,26 @@ from urllib.parse import parse_qs
 import zcio
 
 Scope = dict[str, Any]
+
+
+class _ErrorLog(logging.Handler):
+    def __init__(self, path: str) -> None:
+        super().__init__(logging.ERROR)
+        self.path = path
+
+    def emit(self, record: logging.LogRecord) -> None:
+        exc = record.exc_info[1] if record.exc_info else None
+        line = {
+            "message": record.getMessage().strip(),
+            "exception": None if exc is None else type(exc).__name__,
+            "text": None if exc is None else str(exc),
+        }
+        with open(self.path, "a") as f:
+            f.write(json.dumps(line) + "\n")
+
+
+if "ZCIO_TEST_ERROR_LOG" in os.environ:  # uvicorn configured its logging before importing us
+    logging.getLogger("uvicorn.error").addHandler(_ErrorLog(os.environ["ZCIO_TEST_ERROR_LOG"]))
 
 
 async def app(scope: Scope, receive: Any, send: Any) -> None:
