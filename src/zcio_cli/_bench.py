@@ -59,6 +59,7 @@ NEEDED = (
     "http_app.py",
     "aiohttp_app.py",
     "django_bench_app.py",
+    "http_litestar_app.py",
 )
 
 #: The scripts' sizing options per mode (no options: the scripts' full defaults).
@@ -97,6 +98,7 @@ SMOKE: dict[str, tuple[str, ...]] = {
     ),
     "soak": ("--smoke",),
 }
+SMOKE["http_litestar"] = SMOKE["http_files"]
 #: Rough minutes per script and mode on the 2-core development VM, for the announcement.
 MINUTES = {
     "full": {
@@ -106,6 +108,7 @@ MINUTES = {
         "http_files": 11.0,
         "aiohttp_files": 5.0,
         "django_files": 11.0,
+        "http_litestar": 7.0,
         "soak": 3.3,
     },
     "quick": {
@@ -115,6 +118,7 @@ MINUTES = {
         "http_files": 2.0,
         "aiohttp_files": 1.0,
         "django_files": 1.0,
+        "http_litestar": 1.5,
         "soak": 0.7,
     },
     "smoke": {
@@ -124,6 +128,7 @@ MINUTES = {
         "http_files": 1.0,
         "aiohttp_files": 0.7,
         "django_files": 0.5,
+        "http_litestar": 0.6,
         "soak": 0.3,
     },
 }
@@ -146,9 +151,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "and ratios against the anchors installed here (nginx, HAProxy, granian, anycorn) "
         "and the baselines the scripts measure. Groups: primitives (send_file.py, "
         "streams.py), relay (relay.py), http (http_files.py), aiohttp (aiohttp_files.py), "
-        "django (django_files.py), all (default: these six). A full run takes about 35 "
-        "minutes; --quick about 6, --smoke about 3. soak (soak.py, not part of all): 3 "
-        "minutes of mixed load against zcio serve and zcio proxy --mirror, printing "
+        "django (django_files.py), litestar (http_litestar.py), all (default: these seven). "
+        "A full run takes about 40 minutes; --quick about 8, --smoke about 4. soak (soak.py, "
+        "not part of all): 3 minutes of mixed load against zcio serve and zcio proxy --mirror, printing "
         "requests/s, errors, fds and RSS over time (--quick 30 s, --smoke 5 s); with --out, "
         "soak.png charts them.",
     )
@@ -158,7 +163,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "groups",
         nargs="*",
         metavar="GROUP",
-        help="primitives, relay, http, aiohttp, django, all (default) or soak; several allowed",
+        help="primitives, relay, http, aiohttp, django, litestar, all (default) or soak",
     )
     size = parser.add_mutually_exclusive_group()
     size.add_argument(
@@ -215,7 +220,7 @@ def _mode(args: argparse.Namespace) -> str:
 
 
 #: The scripts that wait for a quiet machine before each run (``--quiet-timeout``).
-WAITING = ("streams", "http_files", "aiohttp_files", "django_files")
+WAITING = ("streams", "http_files", "aiohttp_files", "django_files", "http_litestar")
 
 
 def script_argv(

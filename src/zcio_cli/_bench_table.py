@@ -35,7 +35,15 @@ __all__ = [
 ]
 
 #: The benchmark scripts, in the order ``zcio bench all`` runs them.
-SCRIPTS = ("send_file", "streams", "relay", "http_files", "aiohttp_files", "django_files")
+SCRIPTS = (
+    "send_file",
+    "streams",
+    "relay",
+    "http_files",
+    "aiohttp_files",
+    "django_files",
+    "http_litestar",
+)
 #: Scripts with no rows in the table (their own summary follows it), run only when asked for:
 #: ``soak`` takes minutes by design and measures stability over time, not speed.
 EXTRA_SCRIPTS = ("soak",)
@@ -47,6 +55,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "soak": ("soak",),
     "aiohttp": ("aiohttp_files",),
     "django": ("django_files",),
+    "litestar": ("http_litestar",),
     "all": SCRIPTS,
 }
 
@@ -369,6 +378,18 @@ def _aiohttp(data: Mapping[str, Any] | None) -> list[Row]:
     return rows
 
 
+#: http_litestar.py's: the anchor, and the servestatic row (optional: servestatic may be absent).
+_LITESTAR_OPTIONAL = (
+    ("nginx", "nginx, `sendfile on`", "nginx"),
+    ("servestatic_zcio_uvicorn", "servestatic `ServeStaticASGI`, zcio_uvicorn", "servestatic"),
+)
+_LITESTAR_ROLES = {"nginx": "anchor", "stock_litestar_uvicorn": "baseline"}
+
+
+def _litestar(data: Mapping[str, Any] | None) -> list[Row]:
+    return _http_rows(data, "litestar", _LITESTAR_OPTIONAL, _LITESTAR_ROLES)
+
+
 _BUILDERS = {
     "send_file": _send_file,
     "streams": _streams,
@@ -376,6 +397,7 @@ _BUILDERS = {
     "http_files": _http,
     "aiohttp_files": _aiohttp,
     "django_files": _django,
+    "http_litestar": _litestar,
 }
 
 
@@ -498,6 +520,27 @@ def sections(raw: Mapping[str, Mapping[str, Any] | None]) -> list[Section]:
                 stock,
             ),
         ]
+    if "http_litestar" in raw:
+        version = str(_summary(raw["http_litestar"], "environment").get("nginx", "")) or "?"
+        nginx = "not installed" if version == "not installed" else f"nginx {version}"
+        stock = "stock Litestar `File`, uvicorn (httptools, asyncio)"
+        out += [
+            Section(
+                "litestar large",
+                "http_litestar.py",
+                "one large cached file, Litestar and servestatic; CPU: the server's process tree",
+                nginx,
+                stock,
+            ),
+            Section(
+                "litestar small",
+                "http_litestar.py",
+                "4 and 64 KiB files, Litestar and servestatic, `wrk -t2 -c32`; x columns: 4 KiB "
+                "file req/s",
+                nginx,
+                stock,
+            ),
+        ]
     return out
 
 
@@ -522,7 +565,7 @@ def legend(raw: Mapping[str, Mapping[str, Any] | None]) -> str:
 def _sizing(section: Section, raw: Mapping[str, Mapping[str, Any] | None]) -> str:
     """How much was measured: "64 MiB x 3 runs", or wrk's duration and runs."""
     data = raw.get(section.script.removesuffix(".py")) or {}
-    if section.key in ("http small", "aiohttp small", "django small"):
+    if section.key.endswith(" small"):
         seconds, runs = data.get("wrk_seconds", "?"), data.get("wrk_runs", "?")
         return f"wrk {seconds} s per URL x {runs} runs"
     size, runs = data.get("size_bytes"), data.get("runs", "?")
