@@ -153,9 +153,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "streams.py), relay (relay.py), http (http_files.py), aiohttp (aiohttp_files.py), "
         "django (django_files.py), litestar (http_litestar.py), all (default: these seven). "
         "A full run takes about 40 minutes; --quick about 8, --smoke about 4. soak (soak.py, "
-        "not part of all): 3 minutes of mixed load against zcio serve and zcio proxy --mirror, printing "
-        "requests/s, errors, fds and RSS over time (--quick 30 s, --smoke 5 s); with --out, "
-        "soak.png charts them.",
+        "not part of all): 3 minutes of mixed load against zcio serve and zcio proxy "
+        "--mirror, printing requests/s, errors, fds and RSS over time (--quick 30 s, --smoke "
+        "5 s); with --out, soak.png charts them.",
     )
     # No ``choices=`` here: on Python 3.11 argparse checks an empty ``nargs="*"`` list
     # against the choices and rejects ``zcio bench`` with no group; run() checks the names.
