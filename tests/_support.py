@@ -7,8 +7,10 @@ loop the sender runs on, and every wait they do is bounded.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import hashlib
 import os
+import shutil
 import socket
 import ssl
 import threading
@@ -453,3 +455,57 @@ def make_root(base: Path) -> Path:
     (root / "up").symlink_to(base)  # a folder above the root
     (root / "alias.txt").symlink_to("hello.txt")  # inside the root: allowed
     return root
+
+
+INSIDE = b"inside the root\n" * 64  # what a Swapper's name holds when it is not the intruder
+_libc = ctypes.CDLL(None, use_errno=True)
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def exchange(a: Path, b: Path) -> None:
+    """Swap two names atomically (``renameat2(RENAME_EXCHANGE)``): an attacker's best tool."""
+    if _libc.renameat2(_AT_FDCWD, bytes(a), _AT_FDCWD, bytes(b), _RENAME_EXCHANGE) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+class Swapper(threading.Thread):
+    """Swaps, again and again, ``root/name`` (a regular file, or a folder holding one, of
+    :data:`INSIDE`) with an intruder: a symlink to the file (or the folder) outside the root
+    that holds :data:`SECRET`, or a FIFO. What a local process with write access to the
+    folder can do."""
+
+    def __init__(self, root: Path, name: str, intruder: str) -> None:
+        super().__init__(daemon=True)
+        self.stop = threading.Event()
+        self.swaps = 0
+        self.target, self.other = root / name, root / f"{name}.other"
+        for path in (self.target, self.other):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
+        if intruder == "symlink-dir":
+            self.target.mkdir()
+            (self.target / "secret.txt").write_bytes(INSIDE)
+            self.other.symlink_to(root.parent)  # where secret.txt holds SECRET
+        else:
+            self.target.write_bytes(INSIDE)
+            if intruder == "symlink":
+                self.other.symlink_to(root.parent / "secret.txt")
+            else:
+                os.mkfifo(self.other)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            exchange(self.target, self.other)
+            self.swaps += 1
+
+    def __enter__(self) -> Swapper:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.join(TIMEOUT)

@@ -142,6 +142,10 @@ def test_whole_file(server: Server, path: str) -> None:
     used = {k for k in after if after[k] != before.get(k, 0)}
     if server.kind.zero_copy is None:
         assert used == {"http.response.body"}
+    elif path.startswith("/files") and server.kind.zero_copy == "http.response.pathsend":
+        # StaticFiles never hands a server a path to open again (docs/security.md): the
+        # file it opened beneath its folder is read by Starlette.
+        assert used == {"http.response.body"}
     else:
         assert server.kind.zero_copy in used
 

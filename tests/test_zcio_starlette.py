@@ -37,7 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import zcio
 import zcio_starlette
-from _support import backend, make_data
+from _support import INSIDE, SECRET, Swapper, backend, make_data, make_root
 from zcio_starlette import FileResponse, NoZeroCopyMiddleware, StaticFiles, why_not_zerocopy
 
 pytestmark = pytest.mark.anyio
@@ -824,6 +824,37 @@ async def test_middleware_is_per_route(tmp_path: Path) -> None:
     assert gz.count(ZC) == 0 and gz.header(b"content-encoding") is None  # pathsend: as stock
     _, gz_only_zc = await compare(make_app, (ZC,), path="/gz/", headers=GZIP)
     assert gz_only_zc.header(b"content-encoding") == b"gzip"
+
+
+@pytest.mark.parametrize(
+    "extensions", [(ZC, PS), (PS,), ()], ids=["zerocopysend", "pathsend", "starlette-reads"]
+)
+@pytest.mark.parametrize("intruder", ["symlink", "fifo"])
+async def test_staticfiles_opens_beneath_its_folder_under_a_race(
+    tmp_path: Path, extensions: tuple[str, ...], intruder: str
+) -> None:
+    """A name swapped again and again for a symlink leading out (or a FIFO): on every path
+    the response takes, each answer is the file inside or a 404, never a byte from outside,
+    never a hang, and never the size or ETag of the file outside."""
+    root = make_root(tmp_path)
+    app = Starlette(routes=[Mount("/", app=StaticFiles(directory=root))])
+    secret = tmp_path / "secret.txt"
+    outside = StockFileResponse(secret, stat_result=os.stat(secret))
+    seen: dict[int, int] = {}
+    with Swapper(root, "swap", intruder) as swapper:
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline or not seen.get(200):
+            reply = await call(app, path="/swap", extensions=extensions)
+            seen[reply.status] = seen.get(reply.status, 0) + 1
+            assert SECRET not in reply.body
+            if reply.status == 200:
+                assert reply.body == INSIDE
+                assert reply.header(b"etag") != outside.headers["etag"].encode()
+                assert reply.header(b"content-length") == str(len(INSIDE)).encode()
+            else:
+                assert reply.status == 404, reply.status
+    assert swapper.swaps > 10
+    assert set(seen) <= {200, 404}
 
 
 # --- real loops, real servers ------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import io
 import os
@@ -24,7 +25,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 import zcio
 
-from ._sendpath import ZEROCOPYSEND, why_not_zerocopy
+from ._sendpath import PATHSEND, ZEROCOPYSEND, why_not_zerocopy
 
 __all__ = ["FileResponse"]
 
@@ -69,7 +70,16 @@ class FileResponse(StarletteFileResponse):
     Starlette raises after it, so an error handler can still answer 500. A file that shrank
     below the size in the headers is left to the server, which must abort the connection
     (Starlette sends a short body; for multipart ranges both raise ``RuntimeError`` at the
-    same point, after the same bytes).
+    same point, after the same bytes). A given ``stat_result`` whose path has since become
+    something other than a regular file is never opened to be read (a FIFO would wait for a
+    writer): a folder raises Starlette's ``IsADirectoryError``, anything else its
+    ``RuntimeError``, before ``http.response.start``.
+
+    Files of :class:`zcio_starlette.StaticFiles` are opened beneath their folder
+    (:attr:`beneath`), on every path including Starlette's own; one that is gone, no longer
+    regular or now reached through a symlink gets a 404 instead. Such a file never goes by
+    ``pathsend`` (the server would open the path again): on a server that offers only
+    ``pathsend`` (granian), Starlette reads the file that was opened beneath the folder.
     """
 
     def set_stat_headers(self, stat_result: os.stat_result) -> None:
@@ -82,20 +92,27 @@ class FileResponse(StarletteFileResponse):
             if name not in present:
                 raw.append((name, value))
 
+    #: Set by :class:`zcio_starlette.StaticFiles`: the folder the file was found in and its
+    #: path there. The file is then opened beneath that folder, never by its full path.
+    beneath: tuple[zcio.Folder, str] | None = None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] != "http"
             or scope["method"].upper() == "HEAD"  # headers only: nothing to hand over
             or why_not_zerocopy(scope, send) is not None
         ):
-            await super().__call__(scope, receive, send)
+            if self.beneath is not None and scope.get("method", "GET").upper() != "HEAD":
+                await self._call_starlette_beneath(scope, receive, send)
+            else:
+                await super().__call__(scope, receive, send)
             return
 
         opened = self._open_cached()
         if opened is None:
             opened = await self._open_in_thread()
-            if opened is None:  # a given stat_result, but no longer a regular file
-                await super().__call__(scope, receive, send)  # as Starlette
+            if opened is None:  # no longer a regular file, or no longer inside its folder
+                await self._gone(scope, receive, send)
                 return
         try:
             ranges = self._ranges(scope, opened.size)
@@ -115,10 +132,42 @@ class FileResponse(StarletteFileResponse):
         if self.background is not None:
             await self.background()
 
+    async def _call_starlette_beneath(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Starlette's own reads, of the file opened beneath its folder (as
+        ``/proc/self/fd/N``: the same inode whatever happens to the name meanwhile).
+
+        Never ``pathsend``: it hands the server a path to open again, later, which is the
+        race itself (and a server may open it after ``send`` returned, when the fd is
+        closed or, worse, its number reused)."""
+        opened = await self._open_in_thread()
+        if opened is None:
+            await self._gone(scope, receive, send)
+            return
+        extensions = scope.get("extensions") or {}
+        if PATHSEND in extensions:
+            scope = {**scope, "extensions": {k: v for k, v in extensions.items() if k != PATHSEND}}
+        path, self.path = self.path, f"/proc/self/fd/{opened.file.fileno()}"
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.path = path
+            opened.file.close()
+
+    async def _gone(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The file found by the lookup is gone, or is no longer a regular file (a FIFO or a
+        device swapped in: never opened to wait, never read), or would now be reached
+        through a symlink or outside its folder: a 404 (only files of ``StaticFiles`` are
+        opened beneath a folder)."""
+        await PlainTextResponse("Not Found", status_code=404)(scope, receive, send)
+
     def _open_cached(self) -> _Opened | None:
         """The open file and its sizes if the kernel could open it from its caches, on a
         local filesystem (:func:`zcio.open_cached_stat`): no thread, no waiting."""
-        opened = zcio.open_cached_stat(self.path)
+        if self.beneath is not None:
+            folder, relative = self.beneath
+            opened = folder.open_cached(relative)
+        else:
+            opened = zcio.open_cached_stat(self.path)
         if opened is None:
             return None
         return self._sized(*opened)
@@ -133,11 +182,17 @@ class FileResponse(StarletteFileResponse):
         """
         check = self.stat_result is None
         with anyio.CancelScope(shield=True):
-            file, opened_stat = await anyio.to_thread.run_sync(_open_regular, self.path, check)
-        if file is None:
-            if check:
-                raise RuntimeError(f"File at path {self.path} is not a file.")
-            return None
+            if self.beneath is not None:
+                file, opened_stat = await anyio.to_thread.run_sync(_open_beneath, *self.beneath)
+            else:
+                file, opened_stat = await anyio.to_thread.run_sync(_open_regular, self.path, check)
+        if file is None or opened_stat is None:
+            if self.beneath is not None:
+                return None
+            if not check and opened_stat is not None and stat.S_ISDIR(opened_stat.st_mode):
+                # What Starlette's own open of a folder raises (but before anything is sent).
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(self.path))
+            raise RuntimeError(f"File at path {self.path} is not a file.")
         try:
             await anyio.lowlevel.checkpoint_if_cancelled()
             return self._sized(file, opened_stat)
@@ -147,7 +202,26 @@ class FileResponse(StarletteFileResponse):
 
     def _sized(self, file: io.FileIO, opened_stat: os.stat_result) -> _Opened:
         """The sizes that go with ``file``: the headers' (the given stat_result's, or the open
-        file's, which then also sets Starlette's stat headers) and the file's own."""
+        file's, which then also sets Starlette's stat headers) and the file's own.
+
+        A file of ``StaticFiles`` that is not the one its lookup stat'ed (the name was
+        swapped between the two, perhaps for a symlink to a file outside the folder) gets
+        the stat headers of the file actually opened: no size, date or ETag of another file
+        goes out."""
+        if self.beneath is not None and self.stat_result is not None:
+            looked_up = self.stat_result
+            if (looked_up.st_dev, looked_up.st_ino) != (opened_stat.st_dev, opened_stat.st_ino):
+                self.raw_headers[:] = [  # in place: ``self.headers`` shares the list
+                    (name, value)
+                    for name, value in self.raw_headers
+                    if name not in (b"content-length", b"last-modified", b"etag")
+                ]
+                try:
+                    self.set_stat_headers(opened_stat)
+                except BaseException:
+                    file.close()
+                    raise
+                self.stat_result = opened_stat
         if self.stat_result is None:
             try:
                 self.set_stat_headers(opened_stat)
@@ -255,6 +329,21 @@ def _stat_headers(size: int, mtime: float) -> tuple[tuple[bytes, bytes], ...]:
     stat_result = os.stat_result((0, 0, 0, 0, 0, 0, size, 0, int(mtime), 0, 0.0, mtime, 0.0))
     StarletteFileResponse.set_stat_headers(holder, stat_result)  # type: ignore[arg-type]
     return tuple(holder.raw_headers)
+
+
+def _open_beneath(
+    folder: zcio.Folder, relative: str
+) -> tuple[io.FileIO | None, os.stat_result | None]:
+    """Open ``relative`` beneath ``folder`` (runs in a worker thread): ``(None, None)`` when it
+    is missing, not a regular file, or leads out of the folder; other errors raise."""
+    try:
+        return folder.open(relative)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None, None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENAMETOOLONG):
+            return None, None
+        raise
 
 
 def _open_regular(

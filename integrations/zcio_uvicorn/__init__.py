@@ -1,9 +1,12 @@
-"""uvicorn protocols that implement the ASGI zero-copy extensions.
+"""uvicorn protocols that implement the ASGI zero-copy extensions, with limits on what one
+client may send.
 
 ``uvicorn app:app --http zcio_uvicorn:HttpToolsProtocol`` (or ``zcio_uvicorn:H11Protocol``)
 serves ``http.response.zerocopysend`` and ``http.response.pathsend`` with ``sendfile(2)`` on
 plaintext HTTP/1.1, on the default asyncio loop and on uvloop; everything else is uvicorn's own
-code path. Uses only zcio's public API.
+code path. Request heads and open connections are bounded (:class:`Limits`: 414, 431, 408,
+503), by default and through ``ZCIO_UVICORN_*`` variables or ``Protocol.configure(...)``.
+Uses only zcio's public API.
 
 Importing it with a uvicorn outside the tested range (``zcio_uvicorn.SUPPORTED``, the same as
 the ``zcio[uvicorn]`` extra's requirement) raises ``zcio_uvicorn.UnsupportedUvicorn``, an
@@ -21,9 +24,18 @@ from ._supported import (
 
 _check(_uvicorn.__version__)
 
-from ._protocols import (  # noqa: E402  (only once uvicorn's version is known to be supported)
+from ._limits import Limits as Limits  # noqa: E402  (only once uvicorn is known supported)
+from ._protocols import (  # noqa: E402
+    REPORT_ENV as REPORT_ENV,
     H11Protocol as H11Protocol,
     HttpToolsProtocol as HttpToolsProtocol,
 )
 
-__all__ = ["SUPPORTED", "H11Protocol", "HttpToolsProtocol", "UnsupportedUvicorn"]
+__all__ = [
+    "REPORT_ENV",
+    "SUPPORTED",
+    "H11Protocol",
+    "HttpToolsProtocol",
+    "Limits",
+    "UnsupportedUvicorn",
+]

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import io
 import logging
 import os
 import socket
+import stat
 from collections.abc import Awaitable
 from typing import Any, Protocol
 
@@ -135,14 +137,19 @@ def _close_unwanted(opening: asyncio.Future[io.FileIO]) -> None:
 
 
 def _open_learning(path: Any) -> io.FileIO:
-    """Open ``path`` (in a worker thread) and let zcio learn its filesystem."""
-    file = io.FileIO(path, "r")
+    """Open ``path`` (in a worker thread) and let zcio learn its filesystem. The open does not
+    wait (a FIFO swapped in has no writer to wait for) and anything but a regular file is
+    refused with ``OSError`` (the response then fails, before any byte of the body)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
     try:
-        zcio.learn_filesystem(file.fileno())
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "pathsend: not a regular file", path)
+        os.set_blocking(fd, True)
+        zcio.learn_filesystem(fd)
+        return io.FileIO(fd, "r", closefd=True)
     except BaseException:
-        file.close()
+        os.close(fd)
         raise
-    return file
 
 
 async def _zerocopysend(cycle: Any, framing: Framing, message: Any) -> None:

@@ -16,6 +16,7 @@ from ._errors import (
     ZcioError as ZcioError,
     ZeroCopyUnavailable as ZeroCopyUnavailable,
 )
+from ._folder import Folder as Folder, OutsideFolder as OutsideFolder
 from ._kinds import Kind as Kind, Method as Method
 from ._open import (
     learn_filesystem as learn_filesystem,
@@ -44,10 +45,12 @@ __all__ = [
     "ClosedDestination",
     "ClosedSource",
     "FdInfo",
+    "Folder",
     "IncompleteTransfer",
     "Kind",
     "Method",
     "MethodStats",
+    "OutsideFolder",
     "PipePool",
     "Plan",
     "Progress",

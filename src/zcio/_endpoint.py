@@ -12,16 +12,17 @@ from ._kinds import Kind
 from ._objects import Target
 from ._probe import FdInfo
 
-__all__ = ["Endpoint", "is_claimed"]
+__all__ = ["Endpoint", "claim_key", "is_claimed"]
 
 _busy_lock = threading.Lock()
-_busy: set[tuple[str, int, int]] = set()
+_busy: set[tuple[str, int, int, int]] = set()
 
 
 class Endpoint:
     """One side of a transfer. Use as ``async with``: entering claims it (``BusyError`` if
-    another zcio transfer is doing the same ``action`` to the same socket or file, keyed by
-    ``st_dev, st_ino``, so another fd or wrapper of it is the same endpoint), then ``_take``
+    another zcio transfer is doing the same ``action`` to the same socket or pipe, whatever
+    fd or wrapper reaches it, or to the same fd of a regular file; see :func:`claim_key`),
+    then ``_take``
     puts what the transfer holds on a stack and ``_prepare`` readies the fd; leaving releases
     everything, in reverse order."""
 
@@ -70,9 +71,9 @@ class Endpoint:
 
     def _claim(self) -> ExitStack:
         stack = ExitStack()
-        key = (self.action, *self.info.identity)
-        if self.info.identity == (0, 0):
-            return stack  # no fd: the wrapper's own guard is all there is
+        key = claim_key(self.action, self.info, self.fd)
+        if key is None:
+            return stack
         with _busy_lock:
             if key in _busy:
                 raise BusyError(self.target.description, self.action)
@@ -81,15 +82,35 @@ class Endpoint:
         return stack
 
 
-def _release(key: tuple[str, int, int]) -> None:
+def claim_key(action: str, info: FdInfo, fd: int) -> tuple[str, int, int, int] | None:
+    """What a transfer that does ``action`` to ``info`` (open at ``fd``) claims; ``None`` for
+    nothing. A claim exists so that two zcio transfers never interleave their bytes in one
+    ordered stream (see docs/design.md, "Claims"):
+
+    - sockets, pipes and FIFOs are ordered streams, whichever fd or wrapper reaches them:
+      claimed by ``st_dev, st_ino``;
+    - a regular file is written at its fd's position: claimed by ``st_dev, st_ino`` and the
+      fd, so the same fd is refused while other fds of the file (each at its own position)
+      are not;
+    - a character device (``/dev/null``, a terminal) is not one stream zcio could break:
+      never claimed; neither is an object without an fd (its wrapper guards itself).
+    """
+    kind = info.kind
+    if info.identity == (0, 0) or kind is Kind.CHAR_DEVICE:
+        return None
+    return (action, *info.identity, fd if kind is Kind.REGULAR_FILE else -1)
+
+
+def _release(key: tuple[str, int, int, int]) -> None:
     with _busy_lock:
         _busy.discard(key)
 
 
 def is_claimed(action: str, identity: tuple[int, int]) -> bool:
-    """Whether a running zcio transfer holds the endpoint ``identity`` for ``action``.
+    """Whether a running zcio transfer holds the stream (socket, pipe) ``identity`` for
+    ``action``.
 
     No lock: one membership test of a set is atomic (the lock makes claiming's test-and-add
     atomic). A claim by another thread can begin right after; a caller that must exclude it
     claims instead."""
-    return (action, identity[0], identity[1]) in _busy
+    return (action, identity[0], identity[1], -1) in _busy

@@ -123,7 +123,7 @@ def open_cached_fd(path: StrOrBytesPath) -> tuple[int, os.stat_result] | None:
     if _root_local and name.startswith(b"/"):
         fd = _libc.syscall(_SYS_OPENAT2, _AT_FDCWD, name, _HOW_ON_ROOT, 24)
         if fd >= 0:
-            return _regular(fd)
+            return regular_fd(fd)
         if ctypes.get_errno() not in (errno.EXDEV, errno.EAGAIN):
             return None  # missing, no permission...: the worker thread will say
         # The path leads to another mount (EXDEV; EAGAIN when met in the cached walk), or
@@ -142,10 +142,37 @@ def open_cached_fd(path: StrOrBytesPath) -> tuple[int, os.stat_result] | None:
             return None
     finally:
         os.close(handle)
-    return _regular(fd)
+    return regular_fd(fd)
 
 
-def _regular(fd: int) -> tuple[int, os.stat_result] | None:
+def available() -> bool:
+    """Whether ``openat2`` with ``RESOLVE_CACHED`` and ``statx``'s mount id work here."""
+    return _available
+
+
+def openat2(dirfd: int, name: bytes, how: ctypes.Array[ctypes.c_char]) -> int:
+    """``openat2(dirfd, name, how)``: an fd, or -1 with the errno in ``ctypes.get_errno()``.
+    Turns the cached way off for the process when the kernel lacks ``openat2``."""
+    global _available
+    fd: int = _libc.syscall(_SYS_OPENAT2, dirfd, name, how, 24)
+    if fd < 0 and ctypes.get_errno() in (errno.ENOSYS, errno.EPERM):
+        _available = False
+    return fd
+
+
+def is_local(fd: int) -> bool:
+    """Whether the mount of ``fd`` is known local (learnt here if new: reads mountinfo)."""
+    if not _available:
+        return False
+    key = _mount_key(fd)
+    if key is None:
+        return False
+    if key not in _mounts:
+        _mounts[key] = _read_mount(key)
+    return _mounts[key]
+
+
+def regular_fd(fd: int) -> tuple[int, os.stat_result] | None:
     """``fd`` made blocking again, and its stat, if it is a regular file; otherwise closed,
     and ``None``."""
     try:
@@ -257,14 +284,9 @@ def _learn_root() -> bool:
     except OSError:
         return False
     try:
-        key = _mount_key(root)
+        return is_local(root)
     finally:
         os.close(root)
-    if key is None:
-        return False
-    if key not in _mounts:
-        _mounts[key] = _read_mount(key)
-    return _mounts[key]
 
 
 def _read_mount(key: tuple[int, int]) -> bool:

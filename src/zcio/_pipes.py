@@ -50,6 +50,16 @@ class Pipe:
         self.size: int = fcntl.fcntl(self.w, fcntl.F_GETPIPE_SZ)
         self.held = 0
 
+    def shrink(self, size: int) -> bool:
+        """Make the empty pipe ``size`` bytes (no larger than it is); False if refused."""
+        if self.size <= size:
+            return True
+        try:
+            self.size = fcntl.fcntl(self.w, fcntl.F_SETPIPE_SZ, size)
+        except OSError:
+            return False
+        return self.size <= size
+
     def close(self) -> None:
         os.close(self.r)
         os.close(self.w)
@@ -75,6 +85,8 @@ class PipePool:
                 self.limit = limit
             if size is not None:
                 self.size = min(size, _max_size())
+                # What F_SETPIPE_SZ makes of it: a power of two, at least a page.
+                self._pipe_size = max(os.sysconf("SC_PAGE_SIZE"), 1 << (self.size - 1).bit_length())
             stale = self._idle
             self._idle = []
         for pipe in stale:
@@ -111,8 +123,9 @@ class PipePool:
             raise
 
     def release(self, pipe: Pipe) -> None:
-        """Give ``pipe`` back: pooled if it is empty, closed otherwise."""
-        clean = pipe.held == 0 and pending(pipe.r) == 0
+        """Give ``pipe`` back: pooled if it is empty and of the pool's size, closed
+        otherwise (so that pooled pipes stay alike, which ``tee_stream`` wants)."""
+        clean = pipe.held == 0 and pipe.size == self._pipe_size and pending(pipe.r) == 0
         with self._lock:
             self._busy -= 1
             if clean and len(self._idle) + self._busy < self.limit:

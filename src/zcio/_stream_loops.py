@@ -8,7 +8,9 @@ pipe, one splice moves the bytes and ``FIONREAD`` on the source tells which side
 
 from __future__ import annotations
 
+import fcntl
 import os
+from array import array
 from collections.abc import Awaitable, Callable
 
 import anyio
@@ -24,7 +26,7 @@ from ._plan import Reason
 from ._syscalls import MAX_CALL
 from ._taps import Tap
 
-__all__ = ["stream_runners"]
+__all__ = ["at_urgent_mark", "read_past_mark", "stream_runners"]
 
 _FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
 DIRECT_CHUNK = 1 << 20
@@ -50,6 +52,10 @@ async def splice_direct(job: Job, tap: Tap) -> None:
             n = os.splice(tap.fd, job.sink.fd, min(job.remaining, DIRECT_CHUNK), flags=_FLAGS)
         except BlockingIOError:
             job.yielded = True
+            if at_urgent_mark(tap):
+                if not await _past_mark(job, tap):
+                    return
+                continue
             # EAGAIN: the source has nothing, or the destination is full. Bytes waiting in the
             # source mean the latter.
             try:
@@ -68,6 +74,8 @@ async def splice_direct(job: Job, tap: Tap) -> None:
                 raise SourceFailed(exc) from exc  # the destination pipe gives EPIPE only
             raise
         if n == 0:
+            if at_urgent_mark(tap) and await _past_mark(job, tap):
+                continue
             return
         job.advance(n, Method.SPLICE)
         if n == DIRECT_CHUNK:
@@ -97,14 +105,20 @@ async def _pump(job: Job, tap: Tap, pipe: Pipe) -> None:
                 return
             try:
                 n = os.splice(src, pipe.w, min(job.remaining, pipe.size, MAX_CALL), flags=_FLAGS)
-            except BlockingIOError:  # the pipe is empty, so the source is
+            except BlockingIOError:  # the pipe is empty, so the source is (or at a mark)
                 job.yielded = True
+                if at_urgent_mark(tap):
+                    if not await _past_mark(job, tap):
+                        return
+                    continue
                 await tap.wait_readable()
                 continue
             except OSError as exc:
                 job.raise_if_refused(Method.SPLICE, exc)
                 raise SourceFailed(exc) from exc
             if n == 0:
+                if at_urgent_mark(tap) and await _past_mark(job, tap):
+                    continue
                 return
             job.took(n)
             pipe.held = n
@@ -127,6 +141,54 @@ async def _pump(job: Job, tap: Tap, pipe: Pipe) -> None:
         pipe.held -= m
         if not pipe.held and m == pipe.size:
             await job.pause()  # a full pipe went through without waiting: let others run
+
+
+_SIOCATMARK = 0x8905
+
+
+def at_urgent_mark(tap: Tap) -> bool:
+    """Whether a TCP source's next byte is behind an urgent mark (``SIOCATMARK``).
+
+    ``splice(2)`` stops at the mark of urgent data (``MSG_OOB``) and never passes it: it
+    returns 0 if the peer has already closed, ``EAGAIN`` otherwise, however much follows; and
+    ``FIONREAD`` says 0 there too. ``recv(2)`` steps over the out-of-band byte, as every
+    reader of the stream does. So a 0 or an ``EAGAIN`` from a TCP source is checked here
+    before it is taken for the end or for an empty socket. Other kinds have no urgent data.
+    """
+    if tap.info.kind is not Kind.TCP:
+        return False
+    flag = array("i", [0])
+    try:
+        fcntl.ioctl(tap.fd, _SIOCATMARK, flag)
+    except OSError:
+        return False
+    return bool(flag[0])
+
+
+async def read_past_mark(tap: Tap, limit: int) -> memoryview:
+    """What follows an urgent mark, read into user space (``recv`` passes the mark); empty at
+    the end of the stream. Waits while only the urgent byte itself has arrived."""
+    buf = memoryview(bytearray(max(1, min(limit, USER_CHUNK))))
+    while True:
+        try:
+            n = tap.read_fd(buf)
+        except BlockingIOError:  # the urgent byte was all there was: passed now
+            await tap.wait_readable()
+            continue
+        except OSError as exc:
+            raise SourceFailed(exc) from exc
+        return buf[:n]
+
+
+async def _past_mark(job: Job, tap: Tap) -> bool:
+    """Deliver the bytes behind an urgent mark from user space; False at the end of the
+    stream. Called with nothing held in a pipe, so the bytes stay in order."""
+    data = await read_past_mark(tap, job.remaining)
+    if not data:
+        return False
+    job.took(len(data))
+    await deliver(job, data)
+    return True
 
 
 def _read_exactly(fd: int, n: int) -> bytes:

@@ -42,6 +42,7 @@ from ._plan import Plan, Reason, choose
 from ._progress import Progress
 from ._sinks import Sink, open_sink
 from ._stats import COUNTERS
+from ._stream_loops import at_urgent_mark, read_past_mark
 from ._syscalls import tee
 from ._taps import Tap, open_tap
 
@@ -231,11 +232,24 @@ class _Tee:
                 lane.pipe = pipe
             null = os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC)
             stack.callback(os.close, null)
+            # tee(2) copies pipe buffers, not bytes: an empty pipe takes all of another's
+            # buffers only if it has as many slots. So every pipe gets the smallest size (an
+            # empty pipe can always shrink); pipes of the pool can differ (a pool resized
+            # while one was lent, or new pipes held to one page past the per-user limit).
             unit = min(p.size for p in (head, *rest))
+            if not all(pipe.shrink(unit) for pipe in (head, *rest)):
+                raise Refusal(Method.TEE, None, Reason.NO_PIPE.value, Reason.NO_PIPE)
             while self.remaining > 0:
                 n = await self.fill(head, min(self.remaining, unit))
                 if n == 0:
-                    return
+                    if not at_urgent_mark(self.tap):
+                        return
+                    data = await read_past_mark(self.tap, self.remaining)
+                    if not data:
+                        return
+                    self.took(len(data))  # bytes after an urgent mark; every pipe is empty
+                    await self.deliver_all(data)
+                    continue
                 self.duplicate(head, n)
                 _drain_into(head, null)
                 await self.drain_all()
@@ -251,6 +265,8 @@ class _Tee:
                 else:
                     n = splice_in()
             except BlockingIOError:
+                if at_urgent_mark(self.tap):
+                    return 0  # native() reads past the mark
                 await self.tap.wait_readable()
                 continue
             except OSError as exc:
@@ -267,8 +283,8 @@ class _Tee:
         for lane in self.live:
             assert lane.pipe is not None
             copied = tee(head.r, lane.pipe.w, n, os.SPLICE_F_NONBLOCK)
-            # Every lane pipe is empty and at least as large as the head: tee copies it all.
-            assert copied == n, (copied, n)
+            if copied != n:  # every lane pipe is empty and of the head's size: never
+                raise RuntimeError(f"tee(2) copied {copied} of {n} bytes into an empty pipe")
             lane.pipe.held = n
         COUNTERS.moved(Method.TEE, n * len(self.live))
 

@@ -110,12 +110,33 @@ def _check_count(count: object) -> None:
             raise ValueError(f"count must be >= 0 or None, got {count}")
 
 
+#: The largest file offset (``off_t``): an offset, or an offset plus a count, past it is no
+#: position in any file.
+MAX_OFFSET = (1 << 63) - 1
+
+
 def _check_range(offset: object, count: object) -> None:
     if not isinstance(offset, int) or isinstance(offset, bool):
         raise TypeError(f"offset must be an int, got {type(offset).__name__}")
     if offset < 0:
         raise ValueError(f"offset must be >= 0, got {offset}")
     _check_count(count)
+    if offset + (count if isinstance(count, int) else 0) > MAX_OFFSET:
+        raise ValueError(f"offset + count must be at most 2**63 - 1, got {offset} + {count}")
+
+
+# Kinds whose source and destination must differ: a file sent into itself grows for ever (and
+# overlapping copy_file_range ranges are EINVAL), a pipe spliced into itself is EINVAL. A
+# socket may be both (an echo: what the peer sends goes back to it).
+_NOT_INTO_ITSELF = frozenset({Kind.REGULAR_FILE, Kind.PIPE})
+
+
+def _check_distinct(src: FdInfo, dst: FdInfo) -> None:
+    """``ValueError`` if ``src`` and ``dst`` are the same file or pipe (by ``st_dev, st_ino``,
+    so other fds of it too): the call's own mistake, raised before any byte moves, and never
+    taken for what the kernel can or cannot do."""
+    if dst.kind in _NOT_INTO_ITSELF and src.identity == dst.identity != (0, 0):
+        raise ValueError(f"the source and the destination are the same {dst.kind}")
 
 
 def _raise_translated(exc: Exception, job: Job) -> None:
@@ -151,6 +172,7 @@ async def _from_file(
 
     ``already``: bytes from ``offset`` on that :func:`_send_now` sent before (counted in
     ``progress``); the transfer goes on after them and reports them as sent."""
+    _check_distinct(src.info, sink.info)
     job = Job(src.info, sink, count, progress, offset=offset, already=already)
     the_plan = _choose(src.info, sink.info, _FILE_METHODS)
     fd = src.fd
@@ -341,6 +363,7 @@ async def _copy(
             start = file.fileobj.tell() if file.fileobj else os.lseek(file.fd, 0, os.SEEK_CUR)
             return await _from_file(file, sink, start, count, fallback, progress, set_position=True)
     tap = open_tap(src)
+    _check_distinct(tap.info, sink.info)
     job = Job(tap.info, sink, count, progress)
     the_plan = _choose(tap.info, sink.info, _STREAM_METHODS)
     runners = stream_runners(tap, pool or default_pipe_pool())

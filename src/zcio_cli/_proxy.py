@@ -193,6 +193,8 @@ class Proxy:
                         control.start_soon(self.accept_loop, sock, connections)
                     if self.options.stats_interval:
                         control.start_soon(self.report_every, self.options.stats_interval)
+                for sock in listeners:  # stop listening first: a new client is refused now,
+                    sock.close()  # not accepted by the kernel and reset at exit
                 if self.active:
                     log.info("waiting up to %g s for %d connection(s)", self.options.grace,
                              len(self.active))  # fmt: skip
@@ -357,14 +359,20 @@ async def _pump(src: socket.socket, dst: socket.socket, progress: zcio.Progress)
 
 
 async def _discard(mirror: socket.socket) -> None:
-    """Splice what the mirror answers into /dev/null, so that it never blocks on its writes."""
-    null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    """Splice what the mirror answers into /dev/null, so that it never blocks on its writes.
+
+    Whatever goes wrong here is the mirror's trouble, never the connection's: the mirror's
+    socket is shut down, so the tee drops it (and it is logged once, by ``notice_drop``)."""
     try:
-        await zcio.splice_stream(mirror, null)
-    except ENDED:
-        pass  # a mirror's troubles are not the connection's
-    finally:
-        os.close(null)
+        null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            await zcio.splice_stream(mirror, null)
+        finally:
+            os.close(null)
+    except Exception as exc:
+        log.debug("mirror's answers: %s: %s", type(exc).__name__, exc)
+        with suppress(OSError):
+            mirror.shutdown(socket.SHUT_RDWR)
 
 
 def _reason(group: BaseExceptionGroup[BaseException]) -> str:

@@ -37,7 +37,53 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--demo", action="store_true", help="serve a folder of sample files (ignores DIR)"
     )
+    limits = parser.add_argument_group(
+        "limits on what one client may send (0 turns one off; see docs/security.md)"
+    )
+    for flag, kind, metavar, text in LIMITS:
+        limits.add_argument(flag, type=_limit(kind), metavar=metavar, help=text)
     parser.set_defaults(run=run)
+
+
+#: ``zcio serve``'s limits. Unset, each is zcio_uvicorn.Limits' default (the numbers below).
+LIMITS: list[tuple[str, type, str, str]] = [
+    ("--max-request-line", int, "BYTES", "longest request target; longer: 414 (default: 8192)"),
+    (
+        "--max-header-bytes",
+        int,
+        "BYTES",
+        "most header bytes in a request; more: 431 (default: 32768)",
+    ),
+    ("--max-headers", int, "N", "most header fields in a request; more: 431 (default: 100)"),
+    ("--head-timeout", float, "S", "seconds to send a request's head; later: 408 (default: 10)"),
+    (
+        "--max-connections",
+        int,
+        "N",
+        "connections open at once; one more closes the longest-idle one, or gets 503 "
+        "(default: half the open-file limit less 64, at most 10000)",
+    ),
+    (
+        "--send-timeout",
+        float,
+        "S",
+        "seconds a response may make no progress because the client reads nothing; then the "
+        "connection is dropped (default: 60)",
+    ),
+]
+
+
+def _limit(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"must be 0 (no limit) or more, not {text}")
+        return value or "off"
+
+    return parse
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,7 +95,10 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--workers must be 1 or more")
     require("starlette", "serve")
     uvicorn = require("uvicorn", "serve")
-    zcio_uvicorn = require("zcio_uvicorn", "serve")
+    try:
+        zcio_uvicorn = require("zcio_uvicorn", "serve")
+    except ValueError as exc:  # a ZCIO_UVICORN_* variable it reads at import
+        raise CliError(str(exc)) from exc
     if args.http == "httptools":
         require("httptools", "serve")
     loop = args.loop
@@ -59,12 +108,14 @@ def run(args: argparse.Namespace) -> int:
         require("uvloop", "uvloop")
     sock = _bind(args.host, args.port)
     root = os.path.realpath(root)
-    config = _config(uvicorn, zcio_uvicorn, root, args, loop)
+    limits = _limits(zcio_uvicorn, args)
+    config = _config(uvicorn, zcio_uvicorn, root, args, loop, limits)
     host, port = sock.getsockname()[:2]
     url = f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
     workers = f"{args.workers} workers" if args.workers > 1 else "1 worker"
     print(f"zcio serve: {root} on {url} ({loop}, {args.http}, {workers})", flush=True)
     print(f"zcio serve: {active_methods(('sendfile',))} (Ctrl-C stops)", flush=True)
+    print(f"zcio serve: limits: {limits.describe()}", flush=True)
     with sock:
         try:
             if args.workers > 1:
@@ -83,10 +134,35 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _config(uvicorn: Any, zcio_uvicorn: Any, root: str, args: argparse.Namespace, loop: str) -> Any:
+def _limits(zcio_uvicorn: Any, args: argparse.Namespace) -> Any:
+    """zcio_uvicorn.Limits from the options ("off" for 0), over the library's defaults with
+    any ``ZCIO_UVICORN_*`` variables applied."""
+    changes: dict[str, Any] = {}
+    for flag, *_ in LIMITS:
+        name = flag.removeprefix("--").replace("-", "_")
+        value = getattr(args, name)
+        if value is not None:
+            changes[name] = None if value == "off" else value
+    try:
+        return zcio_uvicorn.Limits.from_environment().replace(**changes)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _config(
+    uvicorn: Any, zcio_uvicorn: Any, root: str, args: argparse.Namespace, loop: str, limits: Any
+) -> Any:
     protocol = {"h11": zcio_uvicorn.H11Protocol, "httptools": zcio_uvicorn.HttpToolsProtocol}
+    http = protocol[args.http]
+    if args.workers > 1:  # workers import the protocol by name: the limits go by environment
+        os.environ.update(limits.environment())
+        os.environ[zcio_uvicorn.REPORT_ENV] = "0"
+    else:
+        http = http.configure(limits, report=False)
+    # zcio_uvicorn's own start and end lines would repeat this command's (and its "bytes moved"
+    # line, which _site logs per worker at the lifespan's end): off.
     common: dict[str, Any] = {
-        "http": protocol[args.http],
+        "http": http,
         "loop": loop,
         "workers": args.workers,
         "log_level": "info",

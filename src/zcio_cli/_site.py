@@ -83,13 +83,28 @@ class Site(StaticFiles):
         info = await anyio.to_thread.run_sync(_stat, index)
         if info is not None and stat.S_ISREG(info.st_mode):
             return self.file_response(index, info, scope)
-        page = await anyio.to_thread.run_sync(_listing, self.root, folder, scope["path"])
+        try:
+            page = await anyio.to_thread.run_sync(self._listing, folder, scope["path"])
+        except OSError:  # no longer a folder inside the root
+            raise HTTPException(status_code=404) from None
         return HTMLResponse(page)
 
     def _folder(self, path: str) -> str | None:
         """The real path of the folder ``path`` names inside the root, or None."""
         full, info = self.lookup_path(path)
         return full if info is not None and stat.S_ISDIR(info.st_mode) else None
+
+    def _listing(self, folder: str, url_path: str) -> str:
+        """The listing of ``folder``, read through a descriptor opened beneath the root (the
+        same containment as files: a folder swapped for a symlink leading out is refused)."""
+        beneath = self.folder_of(folder)
+        if beneath is None:
+            raise FileNotFoundError(folder)
+        fd = beneath[0].scandir_fd(beneath[1])
+        try:
+            return _listing(self.root, folder, fd, url_path)
+        finally:
+            os.close(fd)
 
 
 def _stat(path: str) -> os.stat_result | None:
@@ -99,15 +114,19 @@ def _stat(path: str) -> os.stat_result | None:
         return None
 
 
-def _listing(root: str, folder: str, url_path: str) -> str:
-    """An HTML index of ``folder``: folders first, then files, with sizes and dates. Hidden
-    entries and symlinks leading out of ``root`` (which would get a 404) are left out."""
+def _listing(root: str, folder: str, fd: int, url_path: str) -> str:
+    """An HTML index of ``folder``, open at ``fd``: folders first, then files, with sizes and
+    dates. Hidden entries and symlinks leading out of ``root`` (which would get a 404) are
+    left out. A name that is not UTF-8 is shown with its odd bytes escaped (``\\xff``) and
+    linked by its percent-encoded bytes."""
     rows: list[tuple[bool, str, int, float]] = []
-    with os.scandir(folder) as entries:
+    with os.scandir(fd) as entries:
         for entry in entries:
             if entry.name.startswith("."):
                 continue
-            if entry.is_symlink() and not _inside(root, os.path.realpath(entry.path)):
+            if entry.is_symlink() and not _inside(
+                root, os.path.realpath(os.path.join(folder, entry.name))
+            ):
                 continue
             try:
                 info = entry.stat()
@@ -115,7 +134,7 @@ def _listing(root: str, folder: str, url_path: str) -> str:
                 continue  # a dangling symlink, or it just went away
             rows.append((not stat.S_ISDIR(info.st_mode), entry.name, info.st_size, info.st_mtime))
     rows.sort()
-    title = html.escape(f"Index of {url_path}")
+    title = html.escape(f"Index of {url_path.encode('utf-8', 'backslashreplace').decode()}")
     lines = [
         "<!doctype html>",
         '<meta charset="utf-8">',
@@ -129,9 +148,10 @@ def _listing(root: str, folder: str, url_path: str) -> str:
     for is_file, name, size, mtime in rows:
         shown = name if is_file else name + "/"
         href = quote(shown, errors="surrogateescape")
+        label = os.fsencode(shown).decode("utf-8", "backslashreplace")
         when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(mtime))
         lines.append(
-            f'<tr><td><a href="{html.escape(href)}">{html.escape(shown)}</a></td>'
+            f'<tr><td><a href="{html.escape(href)}">{html.escape(label)}</a></td>'
             f'<td class="n">{human(size) if is_file else "-"}</td><td>{when} UTC</td></tr>'
         )
     lines.append("</table>")
