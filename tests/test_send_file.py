@@ -346,7 +346,8 @@ async def test_tls_always_goes_through_user_space(flavour: str, tmp_path: Path) 
         before = zcio.stats()
         n = await zcio.send_file(dst, path)
         delta = zcio.stats() - before
-    assert sha(rx.result()) == sha(DATA)
+    got = rx.result()
+    assert sha(got) == sha(DATA), (repr(rx.error), len(got), len(DATA), n)
     assert delta.bytes("userspace") == n
     assert delta.bytes("sendfile") == 0
     assert delta.fallbacks == {"user_space_tls": 1}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import os
 import socket
 import tempfile
@@ -141,7 +142,12 @@ def run(args: argparse.Namespace) -> int:
             if args.workers > 1:
                 from uvicorn.supervisors import Multiprocess
 
-                Multiprocess(config, sockets=[sock]).run()
+                supervisor: Any = Multiprocess  # its signature changed in uvicorn 0.51
+                if "target" in inspect.signature(Multiprocess).parameters:
+                    target = uvicorn.Server(config).run
+                    supervisor(config, target=target, sockets=[sock]).run()
+                else:
+                    supervisor(config, sockets=[sock]).run()
             else:
                 uvicorn.Server(config).run(sockets=[sock])
         except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down for
