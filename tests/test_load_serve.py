@@ -186,7 +186,10 @@ def test_three_hundred_downloads_at_once_with_faults(
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
     clients = make_clients(f"serve-{variant}", files)
-    command = Command(["serve", str(tmp_path), "--port", "0", *VARIANTS[variant]])
+    # The clients connect, then wait until all 300 are connected before sending a head: more
+    # than the default --head-timeout (10 s) may pass on a busy machine.
+    options = [*VARIANTS[variant], "--head-timeout", "60"]
+    command = Command(["serve", str(tmp_path), "--port", "0", *options])
     try:
         port = command.port()
         command.wait_for("Application startup complete")
