@@ -40,8 +40,10 @@ typecheck: install
 docs: install
 	$(BIN)/mkdocs build --strict --quiet --site-dir $(VENV)/site
 
+## PYTEST_ARGS: passed on to pytest (`.ci/run` gives 3.12 `-m "not load and not slow"`).
+PYTEST_ARGS ?=
 pytest: install
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## The test suite with every dependency zcio declares at its floor (anyio, trio, uvloop,
 ## starlette, uvicorn, httptools, matplotlib), in .venv-lowest(-3.x): see .ci/lowest.py.
