@@ -393,7 +393,9 @@ def _check_command(command: str, folder: Path, shown: list[str]) -> str:
 
 
 def _run(command: str, folder: Path) -> str:
-    done = subprocess.run(
+    """Run ``command`` to its end (two minutes at most). In a session of its own, so that a
+    command still running then is killed with everything it started (a server's workers)."""
+    proc = subprocess.Popen(
         command,
         shell=True,
         cwd=folder,
@@ -401,10 +403,16 @@ def _run(command: str, folder: Path) -> str:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        timeout=120,
+        start_new_session=True,
     )
-    assert done.returncode == 0, f"{command}: exit status {done.returncode}\n{done.stdout}"
-    return done.stdout
+    try:
+        out, _ = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        raise AssertionError(f"{command}: still running after 120 s\n{out}") from None
+    assert proc.returncode == 0, f"{command}: exit status {proc.returncode}\n{out}"
+    return out
 
 
 def _serve_and_probe(
