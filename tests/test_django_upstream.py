@@ -24,6 +24,7 @@ pytest.importorskip("django")
 MODULES = ("asgi", "responses", "staticfiles_tests")
 
 
+@pytest.mark.timeout(420)  # a pip download, then Django's runner in a subprocess (timeout=300)
 def test_django_suites_pass_with_zcio_django() -> None:
     tree = sdist("django")
     swap = Path(__file__).parent / "django_upstream"
