@@ -420,6 +420,41 @@ def build_rows(raw: Mapping[str, Mapping[str, Any] | None]) -> list[Row]:
 # --- Text -------------------------------------------------------------------------------------
 
 
+#: The HTTP scripts' two sections each, nginx their anchor: (script, section prefix, baseline,
+#: what the large section measures, what the small one does).
+_HTTP_SECTIONS = (
+    (
+        "http_files",
+        "http",
+        "stock Starlette `FileResponse`, uvicorn (httptools, asyncio)",
+        "one large cached file over HTTP; CPU: the server's process tree",
+        "4 and 64 KiB files, `wrk -t2 -c32`; x columns: 4 KiB file req/s",
+    ),
+    (
+        "aiohttp_files",
+        "aiohttp",
+        "aiohttp static route on the default asyncio loop (native `loop.sendfile`)",
+        "aiohttp static files, one large cached file; CPU: the server's process tree",
+        "aiohttp static files, 4 and 64 KiB, `wrk -t2 -c32`; x columns: 4 KiB req/s",
+    ),
+    (
+        "django_files",
+        "django",
+        "stock Django `FileResponse`, uvicorn (httptools, asyncio)",
+        "one large cached file from a Django `FileResponse`; CPU: the server's process tree; "
+        "ratios of medians",
+        "4 and 64 KiB Django `FileResponse`s, `wrk -t2 -c32`; x columns: 4 KiB file req/s",
+    ),
+    (
+        "http_litestar",
+        "litestar",
+        "stock Litestar `File`, uvicorn (httptools, asyncio)",
+        "one large cached file, Litestar and servestatic; CPU: the server's process tree",
+        "4 and 64 KiB files, Litestar and servestatic, `wrk -t2 -c32`; x columns: 4 KiB file req/s",
+    ),
+)
+
+
 def sections(raw: Mapping[str, Mapping[str, Any] | None]) -> list[Section]:
     """What each section of the table compares with, named with the versions measured."""
     out: list[Section] = []
@@ -459,88 +494,14 @@ def sections(raw: Mapping[str, Mapping[str, Any] | None]) -> list[Section]:
                 "`zcio.splice_stream` to one receiver, same backend",
             ),
         ]
-    if "http_files" in raw:
-        version = str(_summary(raw["http_files"], "environment").get("nginx", "")) or "?"
-        nginx = "not installed" if version == "not installed" else f"nginx {version}"
-        stock = "stock Starlette `FileResponse`, uvicorn (httptools, asyncio)"
-        out += [
-            Section(
-                "http large",
-                "http_files.py",
-                "one large cached file over HTTP; CPU: the server's process tree",
-                nginx,
-                stock,
-            ),
-            Section(
-                "http small",
-                "http_files.py",
-                "4 and 64 KiB files, `wrk -t2 -c32`; x columns: 4 KiB file req/s",
-                nginx,
-                stock,
-            ),
-        ]
-    if "aiohttp_files" in raw:
-        version = str(_summary(raw["aiohttp_files"], "environment").get("nginx", "")) or "?"
-        nginx = "not installed" if version == "not installed" else f"nginx {version}"
-        base = "aiohttp static route on the default asyncio loop (native `loop.sendfile`)"
-        out += [
-            Section(
-                "aiohttp large",
-                "aiohttp_files.py",
-                "aiohttp static files, one large cached file; CPU: the server's process tree",
-                nginx,
-                base,
-            ),
-            Section(
-                "aiohttp small",
-                "aiohttp_files.py",
-                "aiohttp static files, 4 and 64 KiB, `wrk -t2 -c32`; x columns: 4 KiB req/s",
-                nginx,
-                base,
-            ),
-        ]
-    if "django_files" in raw:
-        version = str(_summary(raw["django_files"], "environment").get("nginx", "")) or "?"
-        nginx = "not installed" if version == "not installed" else f"nginx {version}"
-        stock = "stock Django `FileResponse`, uvicorn (httptools, asyncio)"
-        out += [
-            Section(
-                "django large",
-                "django_files.py",
-                "one large cached file from a Django `FileResponse`; CPU: the server's "
-                "process tree; ratios of medians",
-                nginx,
-                stock,
-            ),
-            Section(
-                "django small",
-                "django_files.py",
-                "4 and 64 KiB Django `FileResponse`s, `wrk -t2 -c32`; x columns: 4 KiB file req/s",
-                nginx,
-                stock,
-            ),
-        ]
-    if "http_litestar" in raw:
-        version = str(_summary(raw["http_litestar"], "environment").get("nginx", "")) or "?"
-        nginx = "not installed" if version == "not installed" else f"nginx {version}"
-        stock = "stock Litestar `File`, uvicorn (httptools, asyncio)"
-        out += [
-            Section(
-                "litestar large",
-                "http_litestar.py",
-                "one large cached file, Litestar and servestatic; CPU: the server's process tree",
-                nginx,
-                stock,
-            ),
-            Section(
-                "litestar small",
-                "http_litestar.py",
-                "4 and 64 KiB files, Litestar and servestatic, `wrk -t2 -c32`; x columns: 4 KiB "
-                "file req/s",
-                nginx,
-                stock,
-            ),
-        ]
+    for script, prefix, baseline, large, small in _HTTP_SECTIONS:
+        if script in raw:
+            version = str(_summary(raw[script], "environment").get("nginx", "")) or "?"
+            nginx = "not installed" if version == "not installed" else f"nginx {version}"
+            out += [
+                Section(f"{prefix} large", f"{script}.py", large, nginx, baseline),
+                Section(f"{prefix} small", f"{script}.py", small, nginx, baseline),
+            ]
     return out
 
 
