@@ -83,6 +83,15 @@ FILES = ROOT / "f"
 #: that nothing else in ``bench/`` lands on their import path.
 APP_DIR = BENCH_DIR / "http-app"
 APP_MODULE = Path(__file__).resolve().with_name("http_app.py")
+#: The aiohttp server of ``bench/aiohttp_files.py`` (kind "aiohttp"), run as a script.
+AIOHTTP_APP = Path(__file__).resolve().with_name("aiohttp_app.py")
+#: Every app module a variant may import (``Variant.app``), linked into ``APP_DIR``.
+APP_MODULES = (APP_MODULE, APP_MODULE.with_name("http_litestar_app.py"))
+#: What the printed texts call the integration measured and the stock row (bench/http_litestar.py
+#: sets its own).
+SUBJECT = "zcio_starlette"
+STOCK_TEXT = "Starlette's FileResponse on uvicorn, httptools, asyncio loop"
+IN_MEMORY = "`Response`"
 #: The small files: URL name and size.
 SMALL = (("4k.bin", 4 << 10), ("64k.bin", 64 << 10))
 LARGE = "large.bin"
@@ -254,17 +263,20 @@ class Variant:
 
     key: str
     label: str
-    kind: str  # uvicorn, granian, anycorn, nginx
+    kind: str  # uvicorn, granian, anycorn, nginx, aiohttp
     flavour: str = ""  # the app's FileResponse: stock or zcio ("" for nginx)
-    loop: str = ""  # uvicorn's --loop
+    loop: str = ""  # uvicorn's --loop; aiohttp_app.py's --loop
     http: str = ""  # uvicorn's --http
     worker: str = ""  # anycorn's -k
     needs: tuple[str, ...] = ()  # Python modules it cannot run without
     command: str = ""  # a program it cannot run without
+    app: str = "http_app:app"  # the ASGI app the server imports (from APP_DIR)
 
     @property
     def zcio(self) -> bool:
-        return self.flavour == "zcio"
+        """The app's files go out by zero-copy messages where the server offers them (zcio's
+        integration, or an app that sends them by itself: servestatic)."""
+        return self.flavour in ("zcio", "servestatic")
 
     @property
     def has_app(self) -> bool:
@@ -381,11 +393,15 @@ def _version(argv: Sequence[str], pattern: str) -> str:
     return found.group(1) if found else "unknown"
 
 
+#: The Python distributions whose versions the report names.
+VERSIONS_OF: tuple[str, ...] = ("starlette", "uvicorn", "httptools", "h11", "granian", "anycorn")
+
+
 def versions() -> dict[str, str]:
     from importlib import metadata
 
     out: dict[str, str] = {}
-    for name in ("starlette", "uvicorn", "httptools", "h11", "granian", "anycorn"):
+    for name in VERSIONS_OF:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -403,7 +419,8 @@ def prepare_files(large: Path) -> None:
     FILES.mkdir(parents=True, exist_ok=True)
     for name, size in SMALL:
         ensure_file(FILES / name, size)
-    for link, target in ((FILES / LARGE, large), (APP_DIR / "http_app.py", APP_MODULE)):
+    links = [(FILES / LARGE, large), *((APP_DIR / m.name, m) for m in APP_MODULES)]
+    for link, target in links:
         link.parent.mkdir(parents=True, exist_ok=True)
         if link.is_symlink() and link.resolve() == target.resolve():
             continue
@@ -442,7 +459,7 @@ class Server:
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "http_app:app",
+                v.app,
                 "--host",
                 HOST,
                 "--port",
@@ -470,7 +487,7 @@ class Server:
                 "1",
                 "--log-level",
                 "warning",
-                "http_app:app",
+                v.app,
             ]
         if v.kind == "anycorn":
             return [
@@ -481,7 +498,12 @@ class Server:
                 v.worker,
                 "--graceful-timeout",
                 "2",
-                "http_app:app",
+                v.app,
+            ]
+        if v.kind == "aiohttp":
+            return [
+                *(sys.executable, str(AIOHTTP_APP), "--host", HOST, "--port", str(port)),
+                *("--loop", v.loop),
             ]
         if v.kind == "nginx":
             config = BENCH_DIR / "http-nginx.conf"
@@ -1209,10 +1231,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(main_table)
         print()
         print(
-            f"Targets (printed, never asserted) for zcio_starlette: >= {TARGET_X_NGINX_GBPS}x "
+            f"Targets (printed, never asserted) for {SUBJECT}: >= {TARGET_X_NGINX_GBPS}x "
             f"nginx's GB/s, <= {TARGET_X_NGINX_CPU}x nginx's server CPU per GiB, >= "
-            f"{TARGET_X_STOCK_GBPS}x stock's GB/s. Stock is the first row (Starlette's "
-            "FileResponse on uvicorn, httptools, asyncio loop). The client sends one GET and "
+            f"{TARGET_X_STOCK_GBPS}x stock's GB/s. Stock is the first row ({STOCK_TEXT}). "
+            "The client sends one GET and "
             "splices the body into /dev/null; the clock runs from the request to the last "
             "byte. Server CPU: user + system of the server's whole process tree "
             "(/proc/PID/stat, 10 ms ticks) over the same time. The x columns are medians of "
@@ -1245,14 +1267,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(main_table)
         print()
         print(
-            f"Target (printed, never asserted) for zcio_starlette: a file's requests/s >= "
-            f"{TARGET_SMALL}x the same server's in-memory `Response` of the same bytes, "
+            f"Target (printed, never asserted) for {SUBJECT}: a file's requests/s >= "
+            f"{TARGET_SMALL}x the same server's in-memory {IN_MEMORY} of the same bytes, "
             "measured by the same server process in the same run (file / memory is the median "
             "of the per-run ratios). Each run is a fresh server process: four requests and a "
             f"{WRK_WARMUP_S} s wrk warm-up on the 4 KiB file first (not counted), then the "
             "file and memory URLs one after the other (which kind goes first alternates by "
-            "round). nginx has no in-memory route. x stock: per-round ratio to stock "
-            "Starlette's 4 KiB file requests/s."
+            "round). nginx has no in-memory route. x stock: per-round ratio to the stock "
+            "row's 4 KiB file requests/s."
         )
         print()
         print(detail_table)

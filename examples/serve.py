@@ -211,7 +211,11 @@ def main() -> None:
     except OSError as exc:  # most likely: the port is taken
         parser.exit(1, f"cannot serve on {args.host}:{args.port}: {exc}\n")
     stats = zcio.stats()
-    moved = [f"{name} {m.bytes:,} bytes in {m.calls:,} calls" for name, m in stats.methods.items()]
+    moved = [
+        f"{name} {m.bytes:,} bytes in {m.calls:,} calls"
+        for name, m in stats.methods.items()
+        if m.bytes
+    ]
     fallbacks = f"; fallbacks: {dict(stats.fallbacks)}" if stats.fallbacks else ""
     print(f"stopped; zcio sent: {', '.join(moved) or 'nothing'}{fallbacks}")
 

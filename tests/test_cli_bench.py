@@ -1,7 +1,8 @@
 """``zcio bench``: the combined table, the scripts' location and options, and real runs.
 
-The table tests read ``data/bench_results.json``: what the four scripts wrote with ``--json``
-in one ``--smoke`` run (their summaries and environments; the per-run lists left out), so they
+The table tests read ``data/bench_results.json``: what the five scripts wrote with ``--json``
+in one ``--smoke`` run (aiohttp_files.py: its one full run; their summaries and environments;
+the per-run lists left out), so they
 are fast and deterministic. The run tests start fake scripts (small Python files that write a
 given JSON and exit with a given status) in place of the real ones; one test runs the real
 scripts end to end, in the smallest mode, as a user would.
@@ -31,8 +32,8 @@ REPO = Path(__file__).resolve().parent.parent
 def _matplotlib_fonts(tmp_path_factory: pytest.TempPathFactory) -> None:
     """matplotlib keeps the font files it has drawn with open for the life of the process:
     draw once now, so that the fd leak check does not blame the test that draws first."""
-    row = Row("s", "p", gbps=1.0, cpu_s_per_gib=1.0)
-    _bench_chart.write_chart([row], tmp_path_factory.mktemp("chart") / "chart.png", "warm-up")
+    rows = build_rows(json.loads(RECORDED.read_text()))  # every kind of panel: every font
+    _bench_chart.write_chart(rows, tmp_path_factory.mktemp("chart") / "chart.png", "warm-up")
 
 
 @pytest.fixture
@@ -43,13 +44,6 @@ def raw() -> dict[str, Any]:
 
 def _rows(raw: dict[str, Any], section: str) -> list[Row]:
     return [r for r in build_rows(raw) if r.section == section]
-
-
-def _plain(rows: list[Row]) -> list[dict[str, Any]]:
-    """Rows as their JSON form (NaN as None), to compare: a dataclass's ``==`` on NaN fields
-    depends on the Python version (3.11 compares tuples, where ``nan is nan`` counts as equal;
-    3.13 compares field by field, where ``nan != nan``)."""
-    return [r.as_json() for r in rows]
 
 
 def _only(rows: list[Row], text: str) -> Row:
@@ -72,6 +66,10 @@ def test_every_summary_becomes_a_row_in_script_order(raw: dict[str, Any]) -> Non
         "tee",
         "http large",
         "http small",
+        "aiohttp large",
+        "aiohttp small",
+        "django large",
+        "django small",
     ]
     expected = (
         len(raw["send_file"]["hot"]["summary"])
@@ -80,6 +78,10 @@ def test_every_summary_becomes_a_row_in_script_order(raw: dict[str, Any]) -> Non
         + len(raw["relay"]["tee"]["summary"])
         + len(raw["http_files"]["summary"]["large"])
         + len(raw["http_files"]["summary"]["small"])
+        + len(raw["aiohttp_files"]["summary"]["large"])
+        + len(raw["aiohttp_files"]["summary"]["small"])
+        + len(raw["django_files"]["summary"]["large"])
+        + len(raw["django_files"]["summary"]["small"])
     )
     assert len(rows) == expected  # every anchor was installed: no extra rows
 
@@ -121,18 +123,51 @@ def test_rows_carry_the_scripts_figures_and_ratios(raw: dict[str, Any]) -> None:
     ratios = [entry[name]["file_x_memory"] for name in ("4k.bin", "64k.bin")]
     assert row.note.endswith(f"x memory {ratios[0]:.2f} / {ratios[1]:.2f}"), (key, row.note)
 
+    # aiohttp: nginx is the anchor, aiohttp on the default loop the baseline; the zcio_uvloop
+    # row carries its ratio to stock uvloop (issue 12's other comparison) in the note.
+    aio = raw["aiohttp_files"]["summary"]
+    large = _rows(raw, "aiohttp large")
+    assert _only(large, "nginx").note == "anchor"
+    assert _only(large, "default asyncio loop").note == "baseline"
+    zcio_uvloop = aio["large"]["aiohttp_zcio_uvloop"]
+    row = _only(large, "`zcio_uvloop`")
+    assert (row.gbps, row.x_baseline) == (zcio_uvloop["gbps"], zcio_uvloop["x_asyncio_gbps"])
+    assert f"x uvloop {zcio_uvloop['x_uvloop_gbps']:.2f}" in row.note
+    small_row = _only(_rows(raw, "aiohttp small"), "`zcio_uvloop`")
+    assert small_row.rps_4k == aio["small"]["aiohttp_zcio_uvloop"]["4k.bin"]["file_rps"]
 
-def test_markdown_has_one_line_per_row_and_every_column(raw: dict[str, Any]) -> None:
+
+def test_markdown_is_a_small_table_per_section(raw: dict[str, Any]) -> None:
     rows = build_rows(raw)
-    lines = markdown(rows).splitlines()
-    assert len(lines) == 2 + len(rows)
-    assert [c.strip() for c in lines[0].strip("|").split(" | ")] == list(HEADERS)
-    assert all(line.count(" | ") == len(HEADERS) - 1 for line in lines)
-    assert all(len(line) == len(lines[0]) for line in lines)  # padded: reads as plain text
-    nginx_small = next(line for line in lines if "http small" in line and "nginx" in line)
+    text = markdown(rows, raw)
+    tables = text.split("### ")[1:]
+    assert [t.split(":")[0] for t in tables] == list(dict.fromkeys(r.section for r in rows))
+    for part in tables:
+        lines = [line for line in part.splitlines() if line.startswith("| ")]
+        section = part.split(":")[0]
+        assert len(lines) == 2 + len([r for r in rows if r.section == section])
+        headers = [c.strip() for c in lines[0].strip("|").split(" | ")]
+        assert headers[0] == "path" and 3 <= len(headers) <= 7, headers
+        assert set(headers) <= set(HEADERS)
+        assert all(len(line) == len(lines[0]) for line in lines)  # padded: reads as plain text
+        assert "`--http " not in part and "--loop" not in part  # paths shortened
+    small = tables[-1]
+    assert "req/s 4 / 64 KiB" in small and "GB/s |" not in small  # only columns with figures
+    nginx_small = next(line for line in small.splitlines() if "nginx" in line)
     assert " / " in nginx_small  # req/s of the 4 KiB and 64 KiB files
-    # NaN is shown as "-", never as "nan".
-    assert "nan" not in markdown(rows).lower()
+    relay = next(t for t in tables if t.startswith("relay"))
+    assert "**" in next(line for line in relay.splitlines() if "splice_stream` relay, trio" in line)
+    # NaN is shown as "-", never as "nan"; a CPU time under one tick is said so, not 0.000.
+    assert "nan" not in text.lower()
+    assert "0.000" not in text and "< 1 tick" in text
+
+
+def test_smoke_report_is_labelled_and_judges_nothing(raw: dict[str, Any]) -> None:
+    full, _ = _bench.report(raw, "t")
+    smoke, _ = _bench.report(raw, "t", smoke=True)
+    assert "target" in full.split("x anchor / x baseline")[0]
+    assert "SMOKE RUN" in smoke and "SMOKE RUN" not in full
+    assert "target met" not in smoke and "target MISSED" not in smoke
 
 
 def test_rows_as_json_have_no_nan(raw: dict[str, Any]) -> None:
@@ -174,14 +209,15 @@ def test_without_wrk_the_small_file_figure_is_one_row(raw: dict[str, Any]) -> No
     raw = copy.deepcopy(raw)
     raw["http_files"]["summary"]["small"] = {}
     raw["http_files"]["environment"]["wrk"] = "not installed"
-    assert _plain(_rows(raw, "http small")) == _plain(
-        [Row("http small", "small files (`wrk`)", note="not installed (wrk)")]
-    )
+    # as_json: NaN fields compare as None (3.13's dataclass __eq__ compares NaN field by field)
+    assert [r.as_json() for r in _rows(raw, "http small")] == [
+        Row("http small", "small files (`wrk`)", note="not installed (wrk)").as_json()
+    ]
 
 
 def test_a_script_without_results_is_one_failed_row(raw: dict[str, Any]) -> None:
     rows = build_rows({"send_file": raw["send_file"], "relay": None})
-    assert _plain(rows[-1:]) == _plain([Row("relay", "relay.py", note="failed: no results")])
+    assert rows[-1].as_json() == Row("relay", "relay.py", note="failed: no results").as_json()
     assert {r.section for r in rows} == {"send_file", "relay"}
 
 
@@ -199,7 +235,8 @@ def test_report_names_the_anchors_and_the_lag(raw: dict[str, Any]) -> None:
 
 
 def test_groups_cover_every_script() -> None:
-    assert set(GROUPS["primitives"] + GROUPS["relay"] + GROUPS["http"]) == set(SCRIPTS)
+    groups = ("primitives", "relay", "http", "aiohttp", "django", "litestar")
+    assert {s for g in groups for s in GROUPS[g]} == set(SCRIPTS)
     assert GROUPS["all"] == SCRIPTS
     assert _bench._scripts(["http", "primitives"]) == ["send_file", "streams", "http_files"]
     assert _bench._scripts([]) == list(SCRIPTS)
@@ -267,7 +304,8 @@ def _fake_scripts(
         (folder / name).write_text("")
     for name in SCRIPTS:
         code = status.get(name, 0)
-        data = json.dumps(raw[name]) if code == 0 else None
+        # A script the recorded results do not hold (a newer one) writes nothing.
+        data = json.dumps(raw[name]) if code == 0 and name in raw else None
         (folder / f"{name}.py").write_text(FAKE.format(name=name, data=data, status=code))
     monkeypatch.setattr(_bench, "CANDIDATES", (folder,))
     return folder
@@ -284,7 +322,8 @@ def test_run_writes_the_table_and_the_files(
     assert main(["bench", "relay", "primitives", "--smoke", "--out", str(out)]) == 0
     captured = capsys.readouterr()
     assert captured.out.startswith("# zcio bench relay, primitives (smoke sizes, ")
-    assert "| send_file " in captured.out and "| relay " in captured.out
+    assert "### send_file" in captured.out and "### relay" in captured.out
+    assert "SMOKE RUN" in captured.out and "target MISSED" not in captured.out
     assert "http large" not in captured.out  # http was not asked for
     assert "[3/3] relay.py: done in" in captured.err
     assert "fake relay: measuring" not in captured.err  # only with --verbose
@@ -295,7 +334,8 @@ def test_run_writes_the_table_and_the_files(
     assert set(results["raw"]) == {"send_file", "streams", "relay"}
     assert results["scripts"]["relay"]["status"] == 0
     table_lines = [line for line in captured.out.splitlines() if line.startswith("| ")]
-    assert len(results["table"]) == len(table_lines) - 2  # the header and the rule
+    tables = captured.out.count("### ")
+    assert len(results["table"]) == len(table_lines) - 2 * tables  # headers and rules
     assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "scripts" / "relay.log").read_text() == "fake relay: measuring\n"
 
@@ -312,9 +352,9 @@ def test_a_failed_script_gives_its_exit_status(
     assert "send_file.py: FAILED (exit status 3)" in captured.err
     assert "send_file.py exited with status 3; the end of its output:" in captured.err
     assert "fake streams: measuring" in captured.err  # --verbose streams the output
-    assert "| send_file | send_file.py " in captured.out
+    assert "### send_file" in captured.out and "| send_file.py " in captured.out
     assert "failed: no results" in captured.out
-    assert "| streams a " in captured.out  # the next script still ran
+    assert "### streams a" in captured.out  # the next script still ran
 
 
 def test_without_matplotlib_the_chart_is_one_line(
@@ -367,9 +407,10 @@ def test_real_smoke_run_without_haproxy(tmp_path: Path) -> None:
     assert "[3/3] relay.py: done in" in done.stderr
     table = done.stdout
     for section in ("send_file", "streams a", "streams b", "relay", "tee"):
-        assert f"| {section} " in table
-    haproxy = next(line for line in table.splitlines() if "| relay " in line and "HAProxy" in line)
+        assert f"### {section}:" in table
+    haproxy = next(line for line in table.splitlines() if line.startswith("| HAProxy"))
     assert "not installed (haproxy)" in haproxy
+    assert "SMOKE RUN" in table and "target MISSED" not in table
     assert "Anchor: not installed." in table
     results = json.loads((out / "results.json").read_text())
     assert {name: s["status"] for name, s in results["scripts"].items()} == {
@@ -381,3 +422,32 @@ def test_real_smoke_run_without_haproxy(tmp_path: Path) -> None:
     assert zcio_rows and all(r["gbps"] > 0 for r in zcio_rows)
     assert (out / "results.md").read_text() == table
     assert (out / "chart.png").stat().st_size > 1000
+
+
+def test_chart_labels_are_distinct_and_there_is_a_legend(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The four zcio HTTP rows were cut to one label once; a legend says what colours mean."""
+    import matplotlib.pyplot as plt
+
+    rows = build_rows(json.loads(RECORDED.read_text()))
+    for section in {r.section for r in rows}:
+        labels = [_bench_chart._label(r) for r in rows if r.section == section]
+        assert len(set(labels)) == len(labels), labels
+    figures: list[Any] = []
+    close = plt.close
+
+    def keep(fig: Any) -> None:
+        figures.append(fig)
+        close(fig)
+
+    monkeypatch.setattr(plt, "close", keep)
+    _bench_chart.write_chart(rows, tmp_path / "chart.png", "t")
+    (fig,) = figures
+    (legend,) = fig.legends
+    assert {t.get_text().split(" ")[0] for t in legend.get_texts()} == {
+        "zcio",
+        "anchor",
+        "baseline",
+        "other,",
+    }

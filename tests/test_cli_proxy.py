@@ -166,6 +166,7 @@ def test_relays_both_ways_with_half_close(backend: str, proxy_env: dict[str, str
         assert command.stop(signal.SIGTERM) == 0
     out = command.output
     assert "Traceback" not in out, out
+    assert f"relaying to 127.0.0.1:{target.port} ({backend})" in out  # which backend runs
     assert out.count(": done, ") == 2, out
     assert "exit: 2 connection(s), 0 active" in out
     assert_moved_by(out, not proxy_env, "splice", 4 * len(DATA))

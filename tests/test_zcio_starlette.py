@@ -1055,5 +1055,6 @@ def test_public_names() -> None:
         "FileResponse",
         "NoZeroCopyMiddleware",
         "StaticFiles",
+        "ZcioStats",
         "why_not_zerocopy",
     ]

@@ -1,21 +1,26 @@
 """Zero-copy file responses for Starlette: ``http.response.zerocopysend`` for whole files,
 single ranges and every part of multipart ranges.
 
-Change one import and an existing app is zero-copy wherever its server allows::
+Change the import, and run the app on a server that advertises the extension
+(``uvicorn app:app --http zcio_uvicorn:HttpToolsProtocol``)::
 
     from zcio_starlette import FileResponse, StaticFiles
 
+``ZcioStats`` is an endpoint showing zcio's counters (Prometheus text), and whether zero-copy
+is on for its route.
+
 The classes are subclasses of Starlette's, with the same constructors and the same observable
 behaviour; without a server that advertises the extension they are Starlette's own code path.
-Uses no private name of zcio (and, today, no zcio API at all: the server does the sending).
+Uses no private name of zcio: the server does the sending.
 """
 
 from ._middleware import NoZeroCopyMiddleware as NoZeroCopyMiddleware
 from ._responses import FileResponse as FileResponse
 from ._sendpath import why_not_zerocopy as why_not_zerocopy
 from ._staticfiles import StaticFiles as StaticFiles
+from ._stats import ZcioStats as ZcioStats
 
-__all__ = ["FileResponse", "NoZeroCopyMiddleware", "StaticFiles", "why_not_zerocopy"]
+__all__ = ["FileResponse", "NoZeroCopyMiddleware", "StaticFiles", "ZcioStats", "why_not_zerocopy"]
 
 for _name in __all__:
     _obj = globals()[_name]

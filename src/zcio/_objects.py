@@ -87,8 +87,15 @@ def unwrap(obj: object) -> Target:
     if hasattr(obj, "fileno"):
         if isinstance(obj, io.TextIOBase):
             raise TypeError("file must be opened in binary mode, not text mode")
+        if getattr(obj, "closed", False) is True:
+            return Target(obj, Owner.FILE, closed=True)
         fd = _fileno(obj)
-        return Target(obj, Owner.FILE, fd=fd, closed=fd < 0)
+        if fd < 0:  # open, but nothing under it: io.BytesIO, a wrapper of a stream, ...
+            raise TypeError(
+                f"{type(obj).__qualname__} has no file descriptor (its fileno() fails): zcio "
+                "moves bytes between file descriptors; pass a real file, socket or stream"
+            )
+        return Target(obj, Owner.FILE, fd=fd)
     raise TypeError(
         "expected a file descriptor, file object, socket, path, anyio or trio stream, asyncio "
         f"transport or StreamWriter; got {type(obj).__qualname__}"

@@ -104,7 +104,7 @@ class Plan:
 
     def __str__(self) -> str:
         lines = [f"{self.src} -> {self.dst}: {self.method}"]
-        lines += [f"  also: {m}" for m in self.candidates[1:]]
+        lines += [f"  then, if the kernel refuses: {m}" for m in self.candidates[1:]]
         lines += [f"  not {s.method}: {s.why}" for s in self.passed_over]
         return "\n".join(lines)
 
@@ -150,8 +150,6 @@ def _against(
 ) -> Skipped | None:
     if method is Method.USERSPACE:
         return None  # always possible once both sides are open the right way
-    if method not in offered:
-        return Skipped(method, Reason.NOT_OFFERED, f"{method} is {Reason.NOT_OFFERED}")
     for side, info, methods in (
         ("source", src, src.sources),
         ("destination", dst, dst.destinations),
@@ -171,9 +169,18 @@ def _against(
         return Skipped(
             method, Reason.NOT_SUPPORTED, "copy_file_range needs regular files on both sides"
         )
+    # The ``why`` texts follow "not METHOD: " wherever they are shown: they do not repeat it.
+    if method not in offered:
+        return Skipped(method, Reason.NOT_OFFERED, _not_offered(method, src, offered))
     if method in disabled:
         reason = disabled[method]
-        return Skipped(method, reason, f"{method} is {reason}")
+        return Skipped(method, reason, str(reason))
     if pair_key(method, src, dst) in refused_pairs:
-        return Skipped(method, Reason.REFUSED_FOR_PAIR, f"{method} was {Reason.REFUSED_FOR_PAIR}")
+        return Skipped(method, Reason.REFUSED_FOR_PAIR, str(Reason.REFUSED_FOR_PAIR))
     return None
+
+
+def _not_offered(method: Method, src: FdInfo, offered: Collection[Method]) -> str:
+    if method is Method.SPLICE and src.kind is Kind.REGULAR_FILE and Method.SENDFILE in offered:
+        return "from a regular file, sendfile moves the same bytes without a pipe"
+    return str(Reason.NOT_OFFERED)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -47,12 +48,12 @@ async def open_file_source(file: object) -> AsyncIterator[FileSource]:
     if target.path is not None:
         fd = await anyio.to_thread.run_sync(_open_learning, target.path)
         try:
-            yield _checked(fd, None)
+            yield _checked(fd, None, name=repr(os.fsdecode(target.path)))
         finally:
             os.close(fd)
         return
     if target.closed:
-        raise ValueError(f"file {file!r} is closed")
+        raise ValueError(f"{target.description} is closed")
     try:
         info = describe_fd(target.fd, owner=target.description)
     except OSError as exc:
@@ -60,13 +61,34 @@ async def open_file_source(file: object) -> AsyncIterator[FileSource]:
     yield _checked(target.fd, file if target.owner is Owner.FILE else None, info)
 
 
-def _checked(fd: int, fileobj: Any, info: FdInfo | None = None) -> FileSource:
+def _checked(fd: int, fileobj: Any, info: FdInfo | None = None, *, name: str = "it") -> FileSource:
     info = info or describe_fd(fd, owner="path")
     if info.kind is not Kind.REGULAR_FILE:
-        raise ValueError(f"file must be a regular file, got a {info.kind}")
+        raise ValueError(f"file must be a regular file; {name} is {_what(fd, info.kind)}")
     if not info.readable:
         raise ValueError("file is not open for reading")
     return FileSource(fd, info, fileobj)
+
+
+#: What ``fstat`` says an fd is, for the kinds that :class:`Kind` calls "other".
+_FILE_TYPES = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+)
+
+
+def _what(fd: int, kind: Kind) -> str:
+    """``"a directory"``, ``"a TCP socket"``: what the fd is, with its article."""
+    if kind is Kind.OTHER:
+        try:
+            mode = os.fstat(fd).st_mode
+        except OSError:
+            return "an fd of an unknown type"
+        return next((name for test, name in _FILE_TYPES if test(mode)), "an fd of another type")
+    return f"a {kind}"
 
 
 def _open_learning(path: Any) -> int:

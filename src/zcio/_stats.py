@@ -43,7 +43,12 @@ class MethodStats:
 
 @dataclass(frozen=True, slots=True)
 class Stats:
-    """A snapshot of :func:`zcio.stats`. Subtract two snapshots to get what happened between."""
+    """A snapshot of :func:`zcio.stats`. Subtract two snapshots to get what happened between.
+
+    A snapshot's ``methods`` has a row for every :class:`~zcio.Method`, zeros included, from
+    the first call on; a difference keeps only the rows that changed, and ``fallbacks`` only
+    the reasons that occurred. :meth:`bytes` and :meth:`calls` take any method name.
+    """
 
     methods: MappingProxyType[str, MethodStats] = field(
         default_factory=lambda: MappingProxyType({})
@@ -70,6 +75,42 @@ class Stats:
             MappingProxyType({n: m for n, m in methods.items() if m != MethodStats()}),
             MappingProxyType({r: c for r, c in sorted(fallbacks.items()) if c}),
         )
+
+    def prometheus(self, prefix: str = "zcio") -> str:
+        """This snapshot in the Prometheus text exposition format (version 0.0.4).
+
+        Four counters per method (``{prefix}_transfers_total``, ``_calls_total``,
+        ``_bytes_total``, ``_offloaded_calls_total``, labelled ``method``) and one per fallback
+        reason (``{prefix}_fallbacks_total``, labelled ``reason``), every method and reason
+        listed, zeros included, so a dashboard sees each series from the first scrape. Pure
+        formatting: no I/O, a few microseconds. The counters are per process: behind
+        ``--workers N`` each scrape answers for the worker that served it.
+        """
+        lines: list[str] = []
+        for field_name, metric, help_text in _METRICS:
+            name = f"{prefix}_{metric}"
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
+            for method in Method:
+                row = self.methods.get(str(method), MethodStats())
+                lines.append(f'{name}{{method="{method}"}} {getattr(row, field_name)}')
+        name = f"{prefix}_fallbacks_total"
+        lines += [
+            f"# HELP {name} Transfers that did not use the method their pair prefers, by reason.",
+            f"# TYPE {name} counter",
+        ]
+        every = [r.name.lower() for r in Reason if r is not Reason.NOT_OFFERED]  # never counted
+        reasons = dict.fromkeys(every, 0) | dict(self.fallbacks)
+        lines += [f'{name}{{reason="{r}"}} {c}' for r, c in reasons.items()]
+        return "\n".join(lines) + "\n"
+
+
+#: (MethodStats field, metric name, help) for :meth:`Stats.prometheus`.
+_METRICS = (
+    ("transfers", "transfers_total", "Transfers that ran the method."),
+    ("calls", "calls_total", "Calls that moved bytes (system calls; write rounds in user space)."),
+    ("bytes", "bytes_total", "Bytes moved by the method."),
+    ("offloaded", "offloaded_calls_total", "Calls made in a worker thread."),
+)
 
 
 class _Counters:
@@ -105,7 +146,7 @@ class _Counters:
 
     def snapshot(self) -> Stats:
         with self._lock:
-            methods = {n: MethodStats(*row) for n, row in self._methods.items() if any(row)}
+            methods = {n: MethodStats(*row) for n, row in self._methods.items()}
             fallbacks = dict(self._fallbacks)
         return Stats(MappingProxyType(methods), MappingProxyType(fallbacks))
 
@@ -116,7 +157,8 @@ COUNTERS = _Counters()
 def stats() -> Stats:
     """A snapshot of what zcio moved in this process, per method, and why it fell back.
 
-    ``stats().methods["sendfile"].bytes`` is how many bytes ``sendfile(2)`` moved;
+    ``stats().methods["sendfile"].bytes`` is how many bytes ``sendfile(2)`` moved (every
+    method has its row, zeros included, from the start);
     ``stats().fallbacks`` counts, by reason, the transfers that did not use the first method
     their plan preferred. Snapshots subtract: ``after - before``.
     """

@@ -33,8 +33,17 @@ from typing import IO, Any
 
 import zcio
 
-from ._bench_chart import chart_missing, write_chart
-from ._bench_table import GROUPS, SCRIPTS, build_rows, lag_line, legend, markdown
+from ._bench_chart import chart_missing, write_chart, write_soak_chart
+from ._bench_table import (
+    EXTRA_SCRIPTS,
+    GROUPS,
+    SCRIPTS,
+    build_rows,
+    lag_line,
+    legend,
+    markdown,
+    without_verdicts,
+)
 from ._errors import CliError
 
 __all__ = ["locate_scripts", "register", "report", "run", "script_argv"]
@@ -44,7 +53,14 @@ __all__ = ["locate_scripts", "register", "report", "run", "script_argv"]
 HERE = Path(__file__).resolve().parent
 CANDIDATES = (HERE / "_bench_scripts", HERE.parent.parent / "bench")
 #: Every file the scripts need: themselves, their shared module and the HTTP benchmark's app.
-NEEDED = (*(f"{s}.py" for s in SCRIPTS), "_common.py", "http_app.py")
+NEEDED = (
+    *(f"{s}.py" for s in (*SCRIPTS, *EXTRA_SCRIPTS)),
+    "_common.py",
+    "http_app.py",
+    "aiohttp_app.py",
+    "django_bench_app.py",
+    "http_litestar_app.py",
+)
 
 #: The scripts' sizing options per mode (no options: the scripts' full defaults).
 QUICK = ("--quick",)
@@ -64,12 +80,57 @@ SMOKE: dict[str, tuple[str, ...]] = {
         "--quiet-timeout",
         "0",
     ),
+    "aiohttp_files": (
+        "--size-mib",
+        "8",
+        "--runs",
+        "1",
+        "--wrk-runs",
+        "1",
+        "--wrk-seconds",
+        "1",
+        "--quiet-timeout",
+        "0",
+    ),
+    "django_files": (
+        *("--size-mib", "8", "--runs", "1", "--wrk-runs", "1", "--wrk-seconds", "1"),
+        *("--quiet-timeout", "0"),
+    ),
+    "soak": ("--smoke",),
 }
+SMOKE["http_litestar"] = SMOKE["http_files"]
 #: Rough minutes per script and mode on the 2-core development VM, for the announcement.
 MINUTES = {
-    "full": {"send_file": 2.0, "streams": 4.0, "relay": 1.5, "http_files": 11.0},
-    "quick": {"send_file": 0.3, "streams": 0.7, "relay": 0.3, "http_files": 2.0},
-    "smoke": {"send_file": 0.1, "streams": 0.1, "relay": 0.1, "http_files": 1.0},
+    "full": {
+        "send_file": 2.0,
+        "streams": 4.0,
+        "relay": 1.5,
+        "http_files": 11.0,
+        "aiohttp_files": 5.0,
+        "django_files": 11.0,
+        "http_litestar": 7.0,
+        "soak": 3.3,
+    },
+    "quick": {
+        "send_file": 0.3,
+        "streams": 0.7,
+        "relay": 0.3,
+        "http_files": 2.0,
+        "aiohttp_files": 1.0,
+        "django_files": 1.0,
+        "http_litestar": 1.5,
+        "soak": 0.7,
+    },
+    "smoke": {
+        "send_file": 0.1,
+        "streams": 0.1,
+        "relay": 0.1,
+        "http_files": 1.0,
+        "aiohttp_files": 0.7,
+        "django_files": 0.5,
+        "http_litestar": 0.6,
+        "soak": 0.3,
+    },
 }
 #: Without a terminal, a line every this many seconds says the benchmark is still running.
 HEARTBEAT_S = 60.0
@@ -89,15 +150,20 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "after the other and print one table combining them: GB/s, CPU s/GiB, requests/s, "
         "and ratios against the anchors installed here (nginx, HAProxy, granian, anycorn) "
         "and the baselines the scripts measure. Groups: primitives (send_file.py, "
-        "streams.py), relay (relay.py), http (http_files.py), all (default). A full run "
-        "takes about 20 minutes; --quick about 4, --smoke about 1.",
+        "streams.py), relay (relay.py), http (http_files.py), aiohttp (aiohttp_files.py), "
+        "django (django_files.py), litestar (http_litestar.py), all (default: these seven). "
+        "A full run takes about 40 minutes; --quick about 8, --smoke about 4. soak (soak.py, "
+        "not part of all): 3 minutes of mixed load against zcio serve and zcio proxy "
+        "--mirror, printing requests/s, errors, fds and RSS over time (--quick 30 s, --smoke "
+        "5 s); with --out, soak.png charts them.",
     )
+    # No ``choices=`` here: on Python 3.11 argparse checks an empty ``nargs="*"`` list
+    # against the choices and rejects ``zcio bench`` with no group; run() checks the names.
     parser.add_argument(
         "groups",
         nargs="*",
-        choices=sorted(GROUPS),
         metavar="GROUP",
-        help="primitives, relay, http or all (default: all); several may be given",
+        help="primitives, relay, http, aiohttp, django, litestar, all (default) or soak",
     )
     size = parser.add_mutually_exclusive_group()
     size.add_argument(
@@ -154,7 +220,7 @@ def _mode(args: argparse.Namespace) -> str:
 
 
 #: The scripts that wait for a quiet machine before each run (``--quiet-timeout``).
-WAITING = ("streams", "http_files")
+WAITING = ("streams", "http_files", "aiohttp_files", "django_files", "http_litestar")
 
 
 def script_argv(
@@ -178,7 +244,7 @@ def script_argv(
 
 def _scripts(groups: Sequence[str]) -> list[str]:
     chosen = {s for g in (groups or ["all"]) for s in GROUPS[g]}
-    return [s for s in SCRIPTS if s in chosen]
+    return [s for s in (*SCRIPTS, *EXTRA_SCRIPTS) if s in chosen]
 
 
 def _clock(seconds: float) -> str:
@@ -340,15 +406,42 @@ def _environment(raw: Mapping[str, Mapping[str, Any] | None]) -> str:
 
 
 def report(
-    raw: Mapping[str, Mapping[str, Any] | None], title: str
+    raw: Mapping[str, Mapping[str, Any] | None], title: str, *, smoke: bool = False
 ) -> tuple[str, list[dict[str, Any]]]:
     """The Markdown report (title, environment, the table, its legend, the lag line) and the
-    table's rows as JSON objects."""
+    table's rows as JSON objects. A ``smoke`` run's rows carry no target verdicts."""
     rows = build_rows(raw)
-    parts = [f"# {title}", "", _environment(raw), "", markdown(rows), "", legend(raw)]
+    parts = [f"# {title}", "", _environment(raw)]
+    if smoke:
+        rows = without_verdicts(rows)
+        parts += [
+            "",
+            "SMOKE RUN: the smallest sizes, one run each, to check that everything works; "
+            "the figures are not worth comparing and no target is judged.",
+        ]
+    if any(script in raw for script in SCRIPTS):
+        parts += ["", markdown(rows, raw), "", legend(raw)]
     if lag := lag_line(raw):
         parts += ["", lag]
+    if "soak" in raw:
+        parts += ["", soak_section(raw["soak"])]
     return "\n".join(parts) + "\n", [r.as_json() for r in rows]
+
+
+def soak_section(data: Mapping[str, Any] | None) -> str:
+    """soak.py's own table (it has no rows in the combined one), with what it measured."""
+    if not data or not isinstance(data.get("markdown"), str):
+        return "## Soak\n\nsoak.py: failed, no results"
+    clients = data.get("clients", {})
+    return (
+        f"## Soak: {data.get('seconds', '?')} s of mixed load\n\n{data['markdown']}\n\n"
+        f"{clients.get('http', '?')} HTTP clients ({clients.get('slow', '?')} slow) against "
+        f"zcio serve and {clients.get('proxy', '?')} clients through zcio proxy --mirror, at "
+        "once. x first third: the last third's req/s over the first third's (1.00: steady); "
+        "faults: clients that vanished on purpose; keep-alive closed: requests that met a "
+        "connection the server had just closed as idle (retried on a new one, not errors); "
+        "fds and RSS: the server process, sampled every second. Measured, never asserted."
+    )
 
 
 @contextlib.contextmanager
@@ -367,6 +460,10 @@ def _workdir(out: Path | None) -> Iterator[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
+    unknown = [g for g in args.groups if g not in GROUPS]
+    if unknown:
+        choices = ", ".join(sorted(GROUPS))
+        raise CliError(f"unknown group {unknown[0]!r} (choose from {choices})")
     for name in ("size_mib", "runs"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -409,7 +506,7 @@ def run(args: argparse.Namespace) -> int:
 
     groups = ", ".join(args.groups or ["all"])
     title = f"zcio bench {groups} ({mode} sizes, {_clock(elapsed)})"
-    text, table = report(raw, title)
+    text, table = report(raw, title, smoke=mode == "smoke")
     print(text, end="", flush=True)
     if args.out is not None:
         _write_out(args.out, text, table, raw, outcomes, mode, elapsed, no_chart, title)
@@ -451,7 +548,14 @@ def _write_out(
     }
     (out / "results.json").write_text(json.dumps(_strict(results), indent=1, allow_nan=False))
     written = ["results.md", "results.json"]
-    if not no_chart:
-        write_chart(build_rows(raw), out / "chart.png", title)
+    if not no_chart and any(script in raw for script in SCRIPTS):
+        write_chart(
+            build_rows(raw), out / "chart.png", title + (" SMOKE" if mode == "smoke" else "")
+        )
         written.append("chart.png")
+    soak = raw.get("soak")
+    if not no_chart and soak and soak.get("samples"):
+        end = soak.get("seconds")
+        write_soak_chart(soak["samples"], out / "soak.png", title, end)
+        written.append("soak.png")
     print(f"zcio bench: wrote {', '.join(written)} in {out}", file=sys.stderr)

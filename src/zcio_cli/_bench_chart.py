@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ._bench_table import Row
+from ._bench_table import Row, cpu_text, short_path
 
-__all__ = ["chart_missing", "write_chart"]
+__all__ = ["chart_missing", "write_chart", "write_soak_chart"]
 
 #: Bar colours: the anchor, the baseline, zcio's paths, and everything else (for context).
 _COLOURS = {"anchor": "tab:orange", "baseline": "tab:gray"}
 _ZCIO = "tab:blue"
 _OTHER = "lightsteelblue"
-_LABEL_CHARS = 60
+_LABEL_CHARS = 48
 
 
 def chart_missing() -> str:
@@ -38,12 +39,13 @@ def chart_missing() -> str:
 
 def _colour(row: Row) -> str:
     zcio = "zcio" in row.path or row.note.startswith("target")
-    return _COLOURS.get(row.note) or (_ZCIO if zcio else _OTHER)
+    role = row.note.split(";")[0]  # "baseline; x memory 0.07 / 0.05"
+    return _COLOURS.get(role) or (_ZCIO if zcio else _OTHER)
 
 
 def _label(row: Row) -> str:
-    text = row.path.replace("`", "")
-    return text if len(text) <= _LABEL_CHARS else text[: _LABEL_CHARS - 3] + "..."
+    """The path, wrapped rather than cut: rows differing only at the end keep distinct labels."""
+    return textwrap.fill(short_path(row.path).replace("`", ""), _LABEL_CHARS)
 
 
 def write_chart(rows: Sequence[Row], path: Path, title: str) -> None:
@@ -63,7 +65,7 @@ def write_chart(rows: Sequence[Row], path: Path, title: str) -> None:
     if not sections:
         sections[""] = []
     heights = [max(len(r), 1) for r in sections.values()]
-    inches = 1.2 + 0.32 * sum(heights) + 0.6 * len(sections)
+    inches = 1.7 + 0.36 * sum(heights) + 0.6 * len(sections)
     fig, axes = plt.subplots(
         len(sections),
         2,
@@ -79,13 +81,19 @@ def write_chart(rows: Sequence[Row], path: Path, title: str) -> None:
             speeds = [r.rps_4k if small else r.gbps for r in members]
             cpus = [r.cpu_s_per_gib for r in members]
             ys = list(range(len(members)))
+            shown = [v for v in speeds if not math.isnan(v) and v > 0]
+            if small and shown and max(shown) > 20 * min(shown):  # nginx dwarfs the others
+                speed_ax.set_xscale("log")
             speed_ax.barh(ys, [0.0 if math.isnan(v) else v for v in speeds], color=colours)
             speed_ax.set_yticks(ys, labels, fontsize=7)
             speed_ax.invert_yaxis()
-            speed_ax.set_title(f"{name}: {'4 KiB file req/s' if small else 'GB/s'}", fontsize=9)
+            unit = "4 KiB file req/s" if small else "GB/s"
+            scale = " (log scale)" if speed_ax.get_xscale() == "log" else ""
+            speed_ax.set_title(f"{name}: {unit}{scale}", fontsize=9)
+            left = speed_ax.get_xlim()[0]  # 0, or the log scale's own left end
             for y, v, r in zip(ys, speeds, members, strict=True):
                 text = r.note if math.isnan(v) else (f"{v:.0f}" if small else f"{v:.2f}")
-                speed_ax.text(0, y, " " + text, va="center", fontsize=6)
+                speed_ax.text(left, y, " " + text, va="center", fontsize=6)
             if all(math.isnan(v) for v in cpus):
                 cpu_ax.axis("off")
                 continue
@@ -95,9 +103,77 @@ def write_chart(rows: Sequence[Row], path: Path, title: str) -> None:
             cpu_ax.set_title(f"{name}: CPU s/GiB", fontsize=9)
             for y, v in zip(ys, cpus, strict=True):
                 if not math.isnan(v):
-                    cpu_ax.text(0, y, f" {v:.3f}", va="center", fontsize=6)
+                    cpu_ax.text(0, y, f" {cpu_text(v)}", va="center", fontsize=6)
+        from matplotlib.patches import Patch
+
+        fig.legend(
+            handles=[
+                Patch(color=_ZCIO, label="zcio"),
+                Patch(color=_COLOURS["anchor"], label="anchor (what a user would deploy)"),
+                Patch(color=_COLOURS["baseline"], label="baseline (the script's reference)"),
+                Patch(color=_OTHER, label="other, for context"),
+            ],
+            loc="lower center",
+            ncol=4,
+            fontsize=8,
+            frameon=False,
+        )
         fig.suptitle(title, fontsize=10)
-        fig.tight_layout(rect=(0.0, 0.0, 1.0, 1.0 - 0.4 / inches))  # room for the title
+        # Room for the title above and the legend below.
+        fig.tight_layout(rect=(0.0, 0.5 / inches, 1.0, 1.0 - 0.4 / inches))
         fig.savefig(path, dpi=110, bbox_inches="tight", pad_inches=0.2)  # long labels
+    finally:
+        plt.close(fig)
+
+
+#: The soak chart's panels: (title, unit divisor, the sample keys of serve and proxy).
+_SOAK_PANELS = (
+    ("requests/s", 1.0, ("serve_requests", "proxy_requests")),
+    ("errors (cumulative)", 1.0, ("serve_errors", "proxy_errors")),
+    ("open fds", 1.0, ("serve_fds", "proxy_fds")),
+    ("RSS MiB", 1024.0, ("serve_rss_kib", "proxy_rss_kib")),
+)
+
+
+def write_soak_chart(
+    samples: Sequence[Mapping[str, float]], path: Path, title: str, end: float | None = None
+) -> None:
+    """Draw ``bench/soak.py``'s samples (one a second: cumulative requests and errors, fds and
+    RSS of ``zcio serve`` and ``zcio proxy``) as four panels over time into ``path`` (PNG).
+    Requests become a rate between consecutive samples; ``end``: when the load stopped (a
+    dotted line; what comes after is the last requests finishing and connections closing).
+
+    Uses the Agg backend (no display needed) and closes its figure, also on error.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    times = [float(s["t"]) for s in samples]
+    fig, axes = plt.subplots(len(_SOAK_PANELS), 1, figsize=(10, 9), sharex=True, squeeze=False)
+    try:
+        for (name, divisor, keys), (ax,) in zip(_SOAK_PANELS, axes, strict=True):
+            for key, label in zip(keys, ("zcio serve", "zcio proxy --mirror"), strict=True):
+                values = [float(s[key]) / divisor for s in samples]
+                if name == "requests/s":
+                    values = [
+                        (b - a) / (tb - ta) if tb > ta else 0.0
+                        for a, b, ta, tb in zip(values, values[1:], times, times[1:], strict=False)
+                    ]
+                    xs = times[1:]
+                else:
+                    xs = times
+                ax.plot(xs, values, label=label)
+            if end is not None:
+                ax.axvline(end, color="gray", linestyle=":", linewidth=1)
+            ax.set_ylabel(name, fontsize=8)
+            ax.set_ylim(bottom=0)
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=7, loc="upper left")
+        axes[-1][0].set_xlabel("seconds", fontsize=8)
+        fig.suptitle(title, fontsize=10)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
     finally:
         plt.close(fig)

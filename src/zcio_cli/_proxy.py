@@ -10,6 +10,8 @@ spliced into ``/dev/null``.
 Shutdown (SIGINT or SIGTERM): stop accepting, give the active connections ``--grace`` seconds
 to finish, then cancel them (each closes its sockets; bytes already taken from one side are
 flushed to the other for at most a second, by zcio). A second signal cancels them at once.
+A relay that ends in an error (a peer's reset) resets both sides: a plain close would tell the
+other peer that its stream ended whole.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import logging
 import os
 import signal
 import socket
+import struct
 import sys
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
@@ -67,7 +70,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--listen", required=True, metavar="HOST:PORT", help="where to accept")
     parser.add_argument("--target", required=True, metavar="HOST:PORT", help="where to relay")
     parser.add_argument("--mirror", metavar="HOST:PORT", help="where to copy client bytes")
-    parser.add_argument("--backend", choices=["asyncio", "uvloop", "trio"], default="asyncio")
+    parser.add_argument(
+        "--backend",
+        choices=["asyncio", "uvloop", "trio"],
+        default="asyncio",
+        help="the event loop the proxy runs on (default: asyncio)",
+    )
     for flag, kind, default, metavar, what in _TUNING:
         parser.add_argument(
             flag, type=kind, default=default, metavar=metavar, help=f"{what} (default {default})"
@@ -85,6 +93,7 @@ class Options:
     mirror_lag: float
     grace: float
     stats_interval: float
+    backend: str = "asyncio"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         mirror_lag=args.mirror_lag,
         grace=args.grace,
         stats_interval=args.stats_interval,
+        backend=args.backend,
     )
     backend, backend_options = _backend(args.backend)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
@@ -180,7 +190,10 @@ class Proxy:
         if self.options.mirror:
             to += f" (mirror {format_address(self.options.mirror)})"
         log.info("%s", active_methods(("splice", "tee") if self.options.mirror else ("splice",)))
-        print(f"zcio proxy: listening on {bound}, relaying to {to}", flush=True)
+        print(
+            f"zcio proxy: listening on {bound}, relaying to {to} ({self.options.backend})",
+            flush=True,
+        )
         async with anyio.create_task_group() as top:
             top.start_soon(self.watch_signals)
             async with anyio.create_task_group() as connections:
@@ -265,7 +278,17 @@ class Proxy:
                     if mirror is not None:
                         stack.enter_context(mirror)
                 log.info("#%d %s: relaying", conn.number, conn.peer)
-                await self.pump_both(conn, client, target, mirror)
+                try:
+                    await self.pump_both(conn, client, target, mirror)
+                except* ENDED:
+                    # Ended by an error (a peer's reset, a broken pipe): both sides get a
+                    # reset, as a relay must pass it on. A plain close would tell the client
+                    # that the answer ended whole when it was cut short. (Left: the kernel
+                    # reports a reset to one call only; when the other direction's write
+                    # takes it, the read ends as at a FIN, and that FIN may go out first.)
+                    _reset_on_close(client)
+                    _reset_on_close(target)
+                    raise
             log.info("#%d %s: done, %s up, %s down", conn.number, conn.peer, human(conn.taken_up),
                      human(conn.down.taken))  # fmt: skip
         except* ENDED as group:
@@ -323,7 +346,10 @@ class Proxy:
         await zcio.tee_stream(client, target, mirrors=[mirror], mirror_lag=lag, progress=progress)
         target.shutdown(socket.SHUT_WR)
         if not progress.dropped:
-            mirror.shutdown(socket.SHUT_WR)
+            # The mirror may have died after taking the last bytes (the tee did not see it;
+            # _discard may have shut it down already): its trouble, never the connection's.
+            with suppress(OSError):
+                mirror.shutdown(socket.SHUT_WR)
 
     async def watch(
         self, conn: Connection, scope: anyio.CancelScope, mirror: socket.socket | None
@@ -373,6 +399,12 @@ async def _discard(mirror: socket.socket) -> None:
         log.debug("mirror's answers: %s: %s", type(exc).__name__, exc)
         with suppress(OSError):
             mirror.shutdown(socket.SHUT_RDWR)
+
+
+def _reset_on_close(sock: socket.socket) -> None:
+    """Make ``close`` send an RST (``SO_LINGER`` on, 0 s) instead of a FIN."""
+    with suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 def _reason(group: BaseExceptionGroup[BaseException]) -> str:

@@ -28,12 +28,33 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "zero-copy (sendfile), with Range requests, ETags and folder listings. Nothing outside "
         "DIR is reachable; hidden files are neither listed nor served.",
     )
-    parser.add_argument("dir", nargs="?", default=".", metavar="DIR")
-    parser.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
+    parser.add_argument(
+        "dir", nargs="?", default=".", metavar="DIR", help="the folder to serve (default: .)"
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
     parser.add_argument("--port", type=int, default=8000, help="default: 8000 (0: any free)")
-    parser.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto")
-    parser.add_argument("--http", choices=["h11", "httptools"], default="httptools")
-    parser.add_argument("--workers", type=int, default=1, metavar="N")
+    parser.add_argument(
+        "--loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default="auto",
+        help="the event loop (default: auto, uvloop when installed)",
+    )
+    parser.add_argument(
+        "--http",
+        choices=["h11", "httptools"],
+        default="httptools",
+        help="uvicorn's HTTP parser, through zcio_uvicorn.H11Protocol or HttpToolsProtocol "
+        "(default: httptools)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes sharing the listening socket (default: 1)",
+    )
     parser.add_argument(
         "--demo", action="store_true", help="serve a folder of sample files (ignores DIR)"
     )
@@ -182,11 +203,24 @@ def _config(
 def _bind(host: str, port: int) -> socket.socket:
     if not 0 <= port <= 65535:
         raise CliError(f"--port must be 0 to 65535, not {port}")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        return socket.create_server((host, port), family=family, backlog=2048)
+        # Resolved first: create_server's own message for a bad name repeats the address.
+        address = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)[0][4]
     except OSError as exc:
+        raise CliError(f"cannot listen on {host}:{port}: unknown host ({exc.strerror})", 1) from exc
+    # Not socket.create_server: its errors append "(while attempting to bind on ...)".
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:  # as create_server: IPv6 only, never dual-stack
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
         raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 1) from exc
+    return sock
 
 
 def demo_folder() -> str:
