@@ -16,7 +16,7 @@ import re
 __all__ = ["SUPPORTED", "UnsupportedUvicorn", "check", "describe"]
 
 # [lowest supported, first unsupported): the uvicorn releases tested, by (major, minor, patch).
-SUPPORTED: tuple[tuple[int, int, int], tuple[int, int, int]] = ((0, 31, 0), (0, 55, 0))
+SUPPORTED: tuple[tuple[int, int, int], tuple[int, int, int]] = ((0, 36, 0), (0, 55, 0))
 
 
 class UnsupportedUvicorn(ImportError):
@@ -24,7 +24,7 @@ class UnsupportedUvicorn(ImportError):
 
 
 def describe() -> str:
-    """The supported range as a pip requirement, e.g. ``uvicorn>=0.31,<0.55``."""
+    """The supported range as a pip requirement, e.g. ``uvicorn>=0.36,<0.55``."""
     low, high = (".".join(map(str, v[: 3 if v[2] else 2])) for v in SUPPORTED)
     return f"uvicorn>={low},<{high}"
 
