@@ -17,6 +17,7 @@ from ._errors import (
     ZeroCopyUnavailable as ZeroCopyUnavailable,
 )
 from ._folder import Folder as Folder, OutsideFolder as OutsideFolder
+from ._inspect import plan as plan, probe as probe
 from ._kinds import Kind as Kind, Method as Method
 from ._open import (
     learn_filesystem as learn_filesystem,
@@ -25,16 +26,11 @@ from ._open import (
 )
 from ._pipes import PipePool as PipePool, default_pipe_pool as default_pipe_pool
 from ._plan import Plan as Plan, Reason as Reason, Skipped as Skipped
-from ._probe import FdInfo as FdInfo, probe as probe
+from ._probe import FdInfo as FdInfo
 from ._progress import Progress as Progress
 from ._stats import MethodStats as MethodStats, Stats as Stats, stats as stats
 from ._tee import TeeProgress as TeeProgress, tee_stream as tee_stream
-from ._transfer import (
-    copy as copy,
-    plan as plan,
-    send_file as send_file,
-    splice_stream as splice_stream,
-)
+from ._transfer import copy as copy, send_file as send_file, splice_stream as splice_stream
 
 __version__ = "0.1.0.dev0"
 

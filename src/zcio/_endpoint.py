@@ -4,18 +4,39 @@ from __future__ import annotations
 
 import threading
 from contextlib import ExitStack
+from enum import Enum
 from types import TracebackType
 from typing import ClassVar, Self
 
-from ._errors import BusyError
+from ._errors import BusyError, ClosedDestination
 from ._kinds import Kind
-from ._objects import Target
-from ._probe import FdInfo
+from ._probe import FdInfo, describe_fd, describe_target
+from ._target import Target
 
-__all__ = ["Endpoint", "claim_key", "is_claimed"]
+__all__ = [
+    "Action",
+    "ClaimKey",
+    "Endpoint",
+    "claim_key",
+    "describe",
+    "is_claimed",
+    "require_nonblocking",
+]
+
+
+class Action(Enum):
+    """What a transfer does to an endpoint; the value is the phrase :class:`BusyError` shows."""
+
+    USE = "using"
+    SEND = "sending to"
+    RECEIVE = "reading from"
+
+
+#: ``(action, st_dev, st_ino, fd or -1)``: see :func:`claim_key`.
+ClaimKey = tuple[Action, int, int, int]
 
 _busy_lock = threading.Lock()
-_busy: set[tuple[str, int, int, int]] = set()
+_busy: set[ClaimKey] = set()
 
 
 class Endpoint:
@@ -26,7 +47,7 @@ class Endpoint:
     puts what the transfer holds on a stack and ``_prepare`` readies the fd; leaving releases
     everything, in reverse order."""
 
-    action: ClassVar[str] = "using"
+    action: ClassVar[Action] = Action.USE
 
     def __init__(self, target: Target, info: FdInfo) -> None:
         self.target = target
@@ -76,13 +97,13 @@ class Endpoint:
             return stack
         with _busy_lock:
             if key in _busy:
-                raise BusyError(self.target.description, self.action)
+                raise BusyError(self.target.description, self.action.value)
             _busy.add(key)
         stack.callback(_release, key)
         return stack
 
 
-def claim_key(action: str, info: FdInfo, fd: int) -> tuple[str, int, int, int] | None:
+def claim_key(action: Action, info: FdInfo, fd: int) -> ClaimKey | None:
     """What a transfer that does ``action`` to ``info`` (open at ``fd``) claims; ``None`` for
     nothing. A claim exists so that two zcio transfers never interleave their bytes in one
     ordered stream (see docs/design.md, "Claims"):
@@ -101,12 +122,12 @@ def claim_key(action: str, info: FdInfo, fd: int) -> tuple[str, int, int, int] |
     return (action, *info.identity, fd if kind is Kind.REGULAR_FILE else -1)
 
 
-def _release(key: tuple[str, int, int, int]) -> None:
+def _release(key: ClaimKey) -> None:
     with _busy_lock:
         _busy.discard(key)
 
 
-def is_claimed(action: str, identity: tuple[int, int]) -> bool:
+def is_claimed(action: Action, identity: tuple[int, int]) -> bool:
     """Whether a running zcio transfer holds the stream (socket, pipe) ``identity`` for
     ``action``.
 
@@ -114,3 +135,30 @@ def is_claimed(action: str, identity: tuple[int, int]) -> bool:
     atomic). A claim by another thread can begin right after; a caller that must exclude it
     claims instead."""
     return (action, identity[0], identity[1], -1) in _busy
+
+
+def describe(target: Target) -> FdInfo:
+    """Describe an endpoint's target. Raises :class:`~zcio.ClosedDestination` if its fd is not
+    open (for sources too: the message was always this one)."""
+    if target.fd < 0:
+        return describe_target(target)
+    try:
+        return describe_fd(target.fd, tls=target.tls, owner=target.description)
+    except OSError as exc:
+        raise ClosedDestination(f"{target.description} is not open: {exc}", 0) from exc
+
+
+#: Kinds that report EAGAIN, so must be non-blocking to be used on an event loop.
+_MUST_NOT_BLOCK = frozenset({Kind.TCP, Kind.UNIX_STREAM, Kind.DATAGRAM, Kind.PIPE, Kind.TLS})
+
+
+def require_nonblocking(info: FdInfo, target: Target) -> None:
+    """``ValueError`` for a blocking socket or pipe.
+
+    It would stall the event loop inside write(2); asyncio's sock_sendfile refuses them the
+    same way. Regular files and devices never report EAGAIN."""
+    if info.kind in _MUST_NOT_BLOCK and not info.nonblocking:
+        raise ValueError(
+            f"{target.description} must be non-blocking "
+            "(sock.setblocking(False) or os.set_blocking(fd, False))"
+        )

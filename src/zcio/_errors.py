@@ -1,4 +1,4 @@
-"""zcio's exceptions, and the one place where OS errors become them.
+"""zcio's exceptions, and the one place where OS errors become them (:func:`map_exceptions`).
 
 Every transfer failure after arguments were accepted is a :class:`TransferError` carrying how
 many bytes reached the destination, so an HTTP server that promised a Content-Length can decide
@@ -9,7 +9,9 @@ written against anyio streams catches them without knowing zcio.
 from __future__ import annotations
 
 import errno
-import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Protocol
 
 import anyio
 
@@ -24,6 +26,8 @@ __all__ = [
     "TransferError",
     "ZcioError",
     "ZeroCopyUnavailable",
+    "map_exceptions",
+    "register_resource_errors",
 ]
 
 
@@ -114,21 +118,30 @@ class SourceFailed(Exception):
         self.exc = exc
 
 
+#: What each loaded adapter calls "closed on our side" and "broken by the peer or the OS",
+#: beyond ``OSError``: anyio's from the start, trio's once the trio adapter is loaded (see
+#: ``_adapters``). Tuples, replaced whole, so a reader never sees one half-updated.
+_closed_types: tuple[type[BaseException], ...] = (anyio.ClosedResourceError,)
+_broken_types: tuple[type[BaseException], ...] = (anyio.BrokenResourceError, ConnectionError)
+
+
+def register_resource_errors(
+    closed: tuple[type[BaseException], ...], broken: tuple[type[BaseException], ...]
+) -> None:
+    """Add an adapter's closed and broken exception types (called by ``_adapters`` when it
+    loads one); the types already known are not added twice."""
+    global _closed_types, _broken_types
+    _closed_types += tuple(t for t in closed if t not in _closed_types)
+    _broken_types += tuple(t for t in broken if t not in _broken_types)
+
+
 def _is_closed(exc: BaseException) -> bool:
-    trio = sys.modules.get("trio")
-    return (
-        isinstance(exc, anyio.ClosedResourceError)
-        or (isinstance(exc, OSError) and exc.errno == errno.EBADF)
-        or (trio is not None and isinstance(exc, trio.ClosedResourceError))
-    )
+    return isinstance(exc, _closed_types) or (isinstance(exc, OSError) and exc.errno == errno.EBADF)
 
 
 def _is_broken(exc: BaseException) -> bool:
-    trio = sys.modules.get("trio")
-    return (
-        isinstance(exc, anyio.BrokenResourceError | ConnectionError)
-        or (isinstance(exc, OSError) and exc.errno in _BROKEN_ERRNOS)
-        or (trio is not None and isinstance(exc, trio.BrokenResourceError))
+    return isinstance(exc, _broken_types) or (
+        isinstance(exc, OSError) and exc.errno in _BROKEN_ERRNOS
     )
 
 
@@ -153,3 +166,36 @@ def translate(exc: BaseException, sent: int, taken: int) -> BaseException | None
     if _is_broken(exc):
         return BrokenDestination(f"destination broken after {sent} bytes: {exc}", sent, taken)
     return None
+
+
+class Counts(Protocol):
+    """What :func:`map_exceptions` reports: bytes delivered and bytes taken from the source."""
+
+    @property
+    def sent(self) -> int: ...
+
+    @property
+    def taken(self) -> int: ...
+
+
+@contextmanager
+def map_exceptions(
+    counts: Counts, only: tuple[type[BaseException], ...] = (Exception,)
+) -> Iterator[None]:
+    """Turn what escapes the block into zcio's exception for it, with ``counts``' numbers.
+
+    The one place errors are translated (httpcore's ``map_exceptions`` is the model): an
+    exception of one of the ``only`` types is given to :func:`translate`; what it maps is
+    raised from the original (kept as ``__cause__``), a :class:`SourceFailed` it does not map
+    is unwrapped, and anything else goes on unchanged. Cancellation is never touched.
+    """
+    try:
+        yield
+    except only as exc:
+        cause = exc.exc if isinstance(exc, SourceFailed) else exc
+        mapped = translate(exc, counts.sent, counts.taken)
+        if mapped is None:
+            raise
+        if mapped is cause:
+            raise cause.with_traceback(cause.__traceback__) from None
+        raise mapped from cause

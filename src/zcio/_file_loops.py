@@ -8,26 +8,17 @@ regular files always run in worker threads.
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable
 
 import anyio
 
+from ._constants import DATAGRAM_CHUNK, FILE_CHUNK, SENDFILE_CHUNK, USER_CHUNK
 from ._job import Job, deliver
 from ._kinds import Kind, Method
 from ._knowledge import Refusal
 from ._syscalls import at_end, cached, read_nowait
 
-__all__ = ["RUNNERS", "SENDFILE_CHUNK"]
-
-#: Largest slice handed to one sendfile on the event loop (nginx's ``sendfile_max_chunk``
-#: default). It bounds how long one call holds the loop when the peer is fast: about 1 ms here,
-#: against 2-3 ms for 4 MiB, for the same throughput (bench/send_file.py, lag table).
-SENDFILE_CHUNK = 2 << 20
-#: Slice for file-to-file copies, each one a worker-thread round trip.
-FILE_CHUNK = 16 << 20
-#: Buffer for user-space copies.
-USER_CHUNK = 256 << 10
-#: A datagram socket sends each write as one message, and refuses messages over ~64 KiB.
-DATAGRAM_CHUNK = 32 << 10
+__all__ = ["file_runners", "userspace_from_file"]
 
 
 async def _sendfile_to_stream(job: Job, src_fd: int) -> None:
@@ -119,8 +110,17 @@ async def _copy_file_range(job: Job, src_fd: int) -> None:
     await _into_regular_file(job, src_fd, Method.COPY_FILE_RANGE)
 
 
-RUNNERS = {
+_RUNNERS = {
     Method.COPY_FILE_RANGE: _copy_file_range,
     Method.SENDFILE: _sendfile,
     Method.USERSPACE: userspace_from_file,
 }
+
+
+def file_runners(src_fd: int) -> dict[Method, Callable[[Job], Awaitable[None]]]:
+    """The loops that can move the bytes of the regular file ``src_fd``, by method."""
+
+    def bind(loop: Callable[[Job, int], Awaitable[None]]) -> Callable[[Job], Awaitable[None]]:
+        return lambda job: loop(job, src_fd)
+
+    return {method: bind(loop) for method, loop in _RUNNERS.items()}

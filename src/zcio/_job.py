@@ -1,12 +1,18 @@
-"""The state of one running transfer, shared by every transfer loop."""
+"""The state of one running transfer, shared by every transfer loop.
+
+:class:`Running` is what the driver (``_driver``) and the loops shared with ``tee_stream``
+need of a transfer; :class:`Job` is the one-destination kind, ``_tee.Fanout`` the other.
+"""
 
 from __future__ import annotations
 
 import os
+from typing import Protocol
 
 import anyio
 from anyio.lowlevel import checkpoint
 
+from ._constants import STRANDED_FLUSH, UNBOUNDED
 from ._kinds import Kind, Method
 from ._knowledge import KNOWLEDGE, Refusal
 from ._probe import FdInfo
@@ -14,12 +20,39 @@ from ._progress import Progress
 from ._sinks import Sink
 from ._stats import COUNTERS
 
-__all__ = ["STRANDED_FLUSH", "UNBOUNDED", "Job", "deliver"]
+__all__ = ["STRANDED_FLUSH", "UNBOUNDED", "Job", "Running", "deliver", "deliver_unshielded"]
 
-UNBOUNDED = 1 << 62
-#: Seconds a cancelled transfer may spend delivering bytes it already took from its source
-#: (in a pipe, or in a user-space buffer) before it gives up and reports them as stranded.
-STRANDED_FLUSH = 1.0
+
+class Running(Protocol):
+    """A running transfer, as the driver and the shared transfer loops see it."""
+
+    #: Bytes taken from the source that a refused method left in user space.
+    carry: bytes
+    #: Whether the transfer has waited (or let other tasks run) at least once.
+    yielded: bool
+    #: Bytes still to move (``UNBOUNDED`` for "to the end").
+    remaining: int
+
+    @property
+    def sent(self) -> int: ...
+
+    @property
+    def taken(self) -> int: ...
+
+    def started(self, method: Method) -> None:
+        """``method`` is about to run."""
+
+    def took(self, n: int) -> None:
+        """``n`` bytes were taken from the source."""
+
+    def raise_if_refused(self, method: Method, exc: OSError) -> None:
+        """Raise ``Refusal`` if ``exc`` means ``method`` cannot work here."""
+
+    async def pause(self) -> None:
+        """A checkpoint between two full slices."""
+
+    async def deliver(self, data: memoryview) -> None:
+        """Write all of ``data`` (already counted as taken) to the destination(s)."""
 
 
 class Job:
@@ -76,6 +109,9 @@ class Job:
         left = self.src.size - self.pos
         return min(n, left) if self.to_eof and self.src.size >= 0 and left > 0 else n
 
+    def started(self, method: Method) -> None:
+        self.progress.method = method
+
     def took(self, n: int) -> None:
         self.pos += n
         self.remaining -= n
@@ -106,6 +142,9 @@ class Job:
         self.yielded = True
         await checkpoint()
 
+    async def deliver(self, data: memoryview) -> None:
+        await deliver(self, data)
+
 
 async def deliver(job: Job, data: memoryview, *, offloaded: bool = False) -> None:
     """Write all of ``data`` (already counted as taken) to the sink, counting what arrives.
@@ -116,16 +155,16 @@ async def deliver(job: Job, data: memoryview, *, offloaded: bool = False) -> Non
     record, so repeating it could duplicate bytes; those stay reported as stranded.
     """
     try:
-        await _deliver(job, data, offloaded)
+        await deliver_unshielded(job, data, offloaded)
     except anyio.get_cancelled_exc_class():
         left = job.taken - job.sent
         if 0 < left <= len(data) and not job.sink.tls:
             with anyio.CancelScope(shield=True), anyio.move_on_after(STRANDED_FLUSH):
-                await _deliver(job, data[len(data) - left :], False)
+                await deliver_unshielded(job, data[len(data) - left :], False)
         raise
 
 
-async def _deliver(job: Job, data: memoryview, offloaded: bool) -> None:
+async def deliver_unshielded(job: Job, data: memoryview, offloaded: bool) -> None:
     sink = job.sink
     if sink.info.kind is Kind.REGULAR_FILE:
         await anyio.to_thread.run_sync(_write_all, sink.fd, data)

@@ -30,7 +30,7 @@ from typing import NamedTuple
 from ._kinds import Kind, Method
 from ._probe import FdInfo
 
-__all__ = ["ORDER", "Plan", "Reason", "Skipped", "choose", "pair_key"]
+__all__ = ["ORDER", "Plan", "Reason", "Skipped", "choose", "pair_key", "static_reason"]
 
 #: Preference order: the most specialised method first, the user-space copy last.
 ORDER: tuple[Method, ...] = (
@@ -184,3 +184,10 @@ def _not_offered(method: Method, src: FdInfo, offered: Collection[Method]) -> st
     if method is Method.SPLICE and src.kind is Kind.REGULAR_FILE and Method.SENDFILE in offered:
         return "from a regular file, sendfile moves the same bytes without a pipe"
     return str(Reason.NOT_OFFERED)
+
+
+def static_reason(plan: Plan) -> Reason:
+    """Why a plan that starts with the user-space copy could not do better."""
+    reasons = [s.reason for s in plan.passed_over if s.reason is not Reason.NOT_OFFERED]
+    interesting = [r for r in reasons if r is not Reason.NOT_SUPPORTED]
+    return (interesting or reasons or [Reason.NOT_SUPPORTED])[0]

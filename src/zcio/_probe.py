@@ -1,6 +1,7 @@
 """What an fd is and what it can do: fstat, fcntl and getsockopt, never awaiting.
 
-``probe(obj)`` unwraps whatever it is given (see ``_objects``) down to an fd and describes it.
+``describe_target`` describes what an adapter reduced the caller's object to (``_target``);
+``zcio.probe`` (in ``_inspect``) is that after the adapters' ``unwrap``.
 The capability table here says which methods each kind supports as a source and as a
 destination; which method is chosen for a *pair* is ``_plan``'s business.
 """
@@ -14,31 +15,30 @@ import stat
 from dataclasses import dataclass
 
 from ._kinds import Kind, Method
+from ._target import Target
 
-__all__ = ["FdInfo", "describe_fd", "probe"]
+__all__ = ["CAPABILITIES", "FdInfo", "describe_fd", "describe_path", "describe_target"]
 
-_S, _P, _T, _C, _U = (
-    Method.SENDFILE,
-    Method.SPLICE,
-    Method.TEE,
-    Method.COPY_FILE_RANGE,
-    Method.USERSPACE,
-)
+SENDFILE, SPLICE, TEE = Method.SENDFILE, Method.SPLICE, Method.TEE
+COPY_FILE_RANGE, USERSPACE = Method.COPY_FILE_RANGE, Method.USERSPACE
 
 # kind -> (methods it supports as a source, methods it supports as a destination).
 # sendfile(2) reads through the page cache, so only regular files are its sources; splice(2)
 # needs a pipe on one side, which zcio provides when neither end is one; tee(2) is pipe to pipe.
 CAPABILITIES: dict[Kind, tuple[frozenset[Method], frozenset[Method]]] = {
-    Kind.REGULAR_FILE: (frozenset({_C, _S, _P, _U}), frozenset({_C, _S, _P, _U})),
-    Kind.PIPE: (frozenset({_P, _T, _U}), frozenset({_S, _P, _T, _U})),
-    Kind.TCP: (frozenset({_P, _U}), frozenset({_S, _P, _U})),
-    Kind.UNIX_STREAM: (frozenset({_P, _U}), frozenset({_S, _P, _U})),
-    Kind.CHAR_DEVICE: (frozenset({_P, _U}), frozenset({_S, _P, _U})),
+    Kind.REGULAR_FILE: (
+        frozenset({COPY_FILE_RANGE, SENDFILE, SPLICE, USERSPACE}),
+        frozenset({COPY_FILE_RANGE, SENDFILE, SPLICE, USERSPACE}),
+    ),
+    Kind.PIPE: (frozenset({SPLICE, TEE, USERSPACE}), frozenset({SENDFILE, SPLICE, TEE, USERSPACE})),
+    Kind.TCP: (frozenset({SPLICE, USERSPACE}), frozenset({SENDFILE, SPLICE, USERSPACE})),
+    Kind.UNIX_STREAM: (frozenset({SPLICE, USERSPACE}), frozenset({SENDFILE, SPLICE, USERSPACE})),
+    Kind.CHAR_DEVICE: (frozenset({SPLICE, USERSPACE}), frozenset({SENDFILE, SPLICE, USERSPACE})),
     # Datagram and seqpacket sockets keep message boundaries that splice would not; user-space
     # TLS must encrypt every byte in Python; the kernel has nothing for the rest.
-    Kind.DATAGRAM: (frozenset({_U}), frozenset({_U})),
-    Kind.TLS: (frozenset({_U}), frozenset({_U})),
-    Kind.OTHER: (frozenset({_U}), frozenset({_U})),
+    Kind.DATAGRAM: (frozenset({USERSPACE}), frozenset({USERSPACE})),
+    Kind.TLS: (frozenset({USERSPACE}), frozenset({USERSPACE})),
+    Kind.OTHER: (frozenset({USERSPACE}), frozenset({USERSPACE})),
 }
 
 _NONE: frozenset[Method] = frozenset()
@@ -197,18 +197,9 @@ def _with_capabilities(
     )
 
 
-def probe(obj: object) -> FdInfo:
-    """Describe ``obj``: what it is, whether it is non-blocking, and what it supports.
-
-    ``obj`` may be an int fd, anything with ``fileno()`` (sockets, file objects), an
-    ``ssl.SSLSocket``, an ``os.PathLike``/``str``/``bytes`` path, an anyio ``SocketStream`` or
-    ``TLSStream``, a trio ``SocketStream`` or ``SSLStream``, an asyncio transport or
-    ``StreamWriter``. Nothing is read, written or awaited. Raises ``TypeError`` for other
-    objects and ``ValueError`` for a closed one.
-    """
-    from ._objects import unwrap
-
-    target = unwrap(obj)
+def describe_target(target: Target) -> FdInfo:
+    """Describe what an adapter reduced an object to (see ``zcio.probe``). Raises
+    ``ValueError`` for a closed object and ``OSError`` for an fd that is not open."""
     if target.path is not None:
         return describe_path(target.path)
     if target.closed:

@@ -11,10 +11,11 @@ from typing import Any
 
 import anyio
 
+from ._adapters import unwrap
 from ._kinds import Kind
-from ._objects import Owner, unwrap
 from ._open import learn_filesystem
 from ._probe import FdInfo, describe_fd
+from ._target import Owner
 
 __all__ = ["FileSource", "open_file_source"]
 

@@ -4,32 +4,40 @@ splice(2) needs a pipe on one side. Between two sockets the bytes go socket -> p
 the pipe is emptied before the source is read again, because EAGAIN from socket -> pipe cannot
 say whether the socket was empty or the pipe full (HAProxy's rule). When one side is already a
 pipe, one splice moves the bytes and ``FIONREAD`` on the source tells which side to wait for.
+
+``splice_in``, ``drain_pipe`` and ``userspace_from_tap`` are shared with ``tee_stream``, which
+fills one pipe, tees it into one pipe per destination and drains each.
 """
 
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 from array import array
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import anyio
 from anyio.lowlevel import checkpoint
 
+from ._constants import DIRECT_CHUNK, MAX_CALL, SPLICE_FLAGS, STRANDED_FLUSH, USER_CHUNK
 from ._errors import SourceFailed
-from ._file_loops import USER_CHUNK
-from ._job import STRANDED_FLUSH, Job, deliver
+from ._job import Job, Running, deliver
 from ._kinds import Kind, Method
 from ._knowledge import Refusal
 from ._pipes import Pipe, PipePool, pending
 from ._plan import Reason
-from ._syscalls import MAX_CALL
 from ._taps import Tap
 
-__all__ = ["at_urgent_mark", "read_past_mark", "stream_runners"]
-
-_FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
-DIRECT_CHUNK = 1 << 20
+__all__ = [
+    "at_urgent_mark",
+    "drain_pipe",
+    "read_past_mark",
+    "splice_in",
+    "stream_runners",
+    "userspace_from_tap",
+]
 
 
 async def _wait_either(tap: Tap, job: Job) -> None:
@@ -49,7 +57,7 @@ async def splice_direct(job: Job, tap: Tap) -> None:
     src_is_file = tap.info.kind is Kind.REGULAR_FILE
     while job.remaining > 0:
         try:
-            n = os.splice(tap.fd, job.sink.fd, min(job.remaining, DIRECT_CHUNK), flags=_FLAGS)
+            n = os.splice(tap.fd, job.sink.fd, min(job.remaining, DIRECT_CHUNK), flags=SPLICE_FLAGS)
         except BlockingIOError:
             job.yielded = True
             if at_urgent_mark(tap):
@@ -98,49 +106,81 @@ async def splice_via_pipe(job: Job, tap: Tap, pool: PipePool) -> None:
 
 
 async def _pump(job: Job, tap: Tap, pipe: Pipe) -> None:
-    src, dst = tap.fd, job.sink.fd
     while True:
         if not pipe.held:
             if job.remaining <= 0:
                 return
-            try:
-                n = os.splice(src, pipe.w, min(job.remaining, pipe.size, MAX_CALL), flags=_FLAGS)
-            except BlockingIOError:  # the pipe is empty, so the source is (or at a mark)
-                job.yielded = True
-                if at_urgent_mark(tap):
-                    if not await _past_mark(job, tap):
-                        return
-                    continue
-                await tap.wait_readable()
-                continue
-            except OSError as exc:
-                job.raise_if_refused(Method.SPLICE, exc)
-                raise SourceFailed(exc) from exc
+            n = await splice_in(job, tap, pipe, min(job.remaining, pipe.size))
             if n == 0:
                 if at_urgent_mark(tap) and await _past_mark(job, tap):
                     continue
                 return
-            job.took(n)
-            pipe.held = n
+        full = pipe.held == pipe.size
         try:
-            m = os.splice(pipe.r, dst, pipe.held, flags=_FLAGS)
-        except BlockingIOError:
-            await job.wait_writable()
-            continue
+            drained = drain_pipe(pipe, job.sink.fd, job)
         except OSError as exc:
             if job.sent == 0:
-                try:
-                    job.raise_if_refused(Method.SPLICE, exc)
-                except Refusal:
-                    # Taken but not delivered: hand the bytes to the next method, in order.
-                    job.carry = _read_exactly(pipe.r, pipe.held)
-                    pipe.held = 0
-                    raise
+                _carry_if_refused(job, pipe, exc)
             raise
-        job.delivered(m, Method.SPLICE)
-        pipe.held -= m
-        if not pipe.held and m == pipe.size:
+        if not drained:
+            await job.wait_writable()
+        elif full:
             await job.pause()  # a full pipe went through without waiting: let others run
+
+
+async def splice_in(job: Running, tap: Tap, pipe: Pipe, limit: int) -> int:
+    """Splice up to ``limit`` bytes from the source into the empty ``pipe``, waiting for the
+    source; count them as taken. 0 at the end of the source or at an urgent mark (the caller
+    tells which with :func:`at_urgent_mark`). A first call the kernel refuses raises
+    ``Refusal``; other errors come wrapped in ``SourceFailed``."""
+    splice = functools.partial(os.splice, tap.fd, pipe.w, min(limit, MAX_CALL), flags=SPLICE_FLAGS)
+    while True:
+        try:
+            if tap.info.kind is Kind.REGULAR_FILE:  # may wait for the disk: not on the loop
+                n = await anyio.to_thread.run_sync(splice)
+            else:
+                n = splice()
+        except BlockingIOError:  # the pipe is empty, so the source is (or at a mark)
+            job.yielded = True
+            if at_urgent_mark(tap):
+                return 0
+            await tap.wait_readable()
+            continue
+        except OSError as exc:
+            job.raise_if_refused(Method.SPLICE, exc)
+            raise SourceFailed(exc) from exc
+        job.took(n)
+        pipe.held = n
+        return n
+
+
+class _Delivered(Protocol):
+    def delivered(self, n: int, method: Method) -> None: ...
+
+
+def drain_pipe(pipe: Pipe, fd: int, job: _Delivered) -> bool:
+    """Splice what the destination ``fd`` takes now out of ``pipe``, counting it in ``job``;
+    True once the pipe is empty, False when the destination is full. Errors of the
+    destination propagate as ``OSError``."""
+    while pipe.held:
+        try:
+            m = os.splice(pipe.r, fd, pipe.held, flags=SPLICE_FLAGS)
+        except BlockingIOError:
+            return False
+        pipe.held -= m
+        job.delivered(m, Method.SPLICE)
+    return True
+
+
+def _carry_if_refused(job: Job, pipe: Pipe, exc: OSError) -> None:
+    """If the kernel refused the first splice out, hand the bytes taken to the next method,
+    in order (``job.carry``), and raise ``Refusal``."""
+    try:
+        job.raise_if_refused(Method.SPLICE, exc)
+    except Refusal:
+        job.carry = _read_exactly(pipe.r, pipe.held)
+        pipe.held = 0
+        raise
 
 
 _SIOCATMARK = 0x8905
@@ -204,45 +244,46 @@ def _read_exactly(fd: int, n: int) -> bytes:
 async def _flush_stranded(job: Job, pipe: Pipe) -> None:
     """After a cancel, try for a bounded time to deliver the bytes already in the pipe."""
     with anyio.CancelScope(shield=True), anyio.move_on_after(STRANDED_FLUSH):
-        while pipe.held:
-            try:
-                m = os.splice(pipe.r, job.sink.fd, pipe.held, flags=_FLAGS)
-            except BlockingIOError:
+        try:
+            while not drain_pipe(pipe, job.sink.fd, job):
                 await job.sink.wait_writable()
-                continue
-            except OSError:
-                return  # the destination is gone: the bytes stay reported as stranded
-            job.delivered(m, Method.SPLICE)
-            pipe.held -= m
+        except OSError:
+            return  # the destination is gone: the bytes stay reported as stranded
 
 
-async def userspace_from_tap(job: Job, tap: Tap) -> None:
-    """Read a buffer's worth, write it out, again."""
+async def userspace_from_tap(job: Running, tap: Tap) -> None:
+    """Read a buffer's worth, deliver it (to every destination, for a tee), again."""
     buf = memoryview(bytearray(max(1, min(job.remaining, USER_CHUNK))))
     while job.remaining > 0:
         limit = min(job.remaining, len(buf))
+        if tap.tls:
+            job.yielded = True
         try:
-            if tap.tls:
-                job.yielded = True
-                data = memoryview(await tap.read_stream(limit))
-                n = len(data)
-            else:
-                n = tap.read_fd(buf[:limit])
-                data = buf[:n]
+            data = await _read_some(tap, buf[:limit])
         except BlockingIOError:
             job.yielded = True
             await tap.wait_readable()
             continue
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             raise SourceFailed(exc) from exc
+        n = len(data)
         if n == 0:
             return
         job.took(n)
-        await deliver(job, data)
+        await job.deliver(data)
         if n == limit:
             await job.pause()
         else:
             await checkpoint()
+
+
+async def _read_some(tap: Tap, buf: memoryview) -> memoryview:
+    """One read from the source into ``buf`` (or through the wrapper, for TLS)."""
+    if tap.tls:
+        return memoryview(await tap.read_stream(len(buf)))
+    if tap.info.kind is Kind.REGULAR_FILE:  # may wait for the disk: not on the loop
+        return buf[: await anyio.to_thread.run_sync(tap.read_fd, buf)]
+    return buf[: tap.read_fd(buf)]
 
 
 def stream_runners(tap: Tap, pool: PipePool) -> dict[Method, Callable[[Job], Awaitable[None]]]:

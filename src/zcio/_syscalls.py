@@ -11,9 +11,10 @@ import ctypes
 import errno
 import os
 
-__all__ = ["MAX_CALL", "PAGE", "cached", "read_nowait", "tee"]
+from ._constants import MAX_CALL
 
-MAX_CALL = 0x7FFFF000
+__all__ = ["MAX_CALL", "PAGE", "at_end", "cached", "read_nowait", "tee"]
+
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -96,7 +97,15 @@ _libc.tee.restype = ctypes.c_ssize_t
 
 
 def tee(fd_in: int, fd_out: int, count: int, flags: int = 0) -> int:
-    """``tee(2)``: duplicate up to ``count`` bytes from one pipe into another, consuming none."""
+    """``tee(2)``, the call ``os`` lacks beside ``os.splice``: duplicate up to ``count`` bytes
+    from the pipe ``fd_in`` into the pipe ``fd_out``, consuming none; return how many.
+
+    ``count`` is clamped to the most Linux moves in one call; ``flags`` are ``os.SPLICE_F_*``
+    (``os.SPLICE_F_NONBLOCK`` for non-blocking pipes). A plain system call: it does not await,
+    so there is nothing to cancel. Errors are the kernel's, as ``OSError`` with its ``errno``
+    (``EAGAIN`` when ``fd_in`` is empty or ``fd_out`` full with ``SPLICE_F_NONBLOCK``,
+    ``EINVAL`` when either is not a pipe).
+    """
     n = _libc.tee(fd_in, fd_out, min(count, MAX_CALL), flags)
     if n < 0:
         code = ctypes.get_errno()

@@ -18,7 +18,6 @@ by at most ``mirror_lag``, once.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
@@ -26,29 +25,34 @@ from typing import Any, Literal
 
 import anyio
 
-from ._errors import (
-    IncompleteTransfer,
-    SourceFailed,
-    TransferError,
-    ZeroCopyUnavailable,
-    translate,
-)
-from ._file_loops import USER_CHUNK
-from ._job import Job, _deliver, deliver
-from ._kinds import Kind, Method
+from ._adapters import open_sink, open_tap
+from ._checks import check_count
+from ._constants import UNBOUNDED
+from ._driver import Refusals, run
+from ._errors import IncompleteTransfer, TransferError, ZeroCopyUnavailable, map_exceptions
+from ._inspect import choose_now
+from ._job import Job, deliver, deliver_unshielded
+from ._kinds import Method
 from ._knowledge import KNOWLEDGE, Refusal
 from ._pipes import Pipe, PipePool, default_pipe_pool
-from ._plan import Plan, Reason, choose
+from ._plan import Plan, Reason, static_reason
 from ._progress import Progress
-from ._sinks import Sink, open_sink
+from ._sinks import Sink
 from ._stats import COUNTERS
-from ._stream_loops import at_urgent_mark, read_past_mark
+from ._stream_loops import (
+    at_urgent_mark,
+    drain_pipe,
+    read_past_mark,
+    splice_in,
+    userspace_from_tap,
+)
 from ._syscalls import tee
-from ._taps import Tap, open_tap
+from ._taps import Tap
 
 __all__ = ["TeeProgress", "tee_stream"]
 
-_FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
+#: What a destination may fail with: it is then dropped, or its error raised (``on_error``).
+_LANE_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
 
 
 class TeeProgress:
@@ -67,6 +71,11 @@ class TeeProgress:
         self.dropped: dict[int, BaseException] = {}
         self._lanes: list[Progress] = []
         self._mirrors = 0
+
+    def _follow(self, lanes: list[Progress], mirrors: int) -> None:
+        """Report the counts of ``lanes``, the last ``mirrors`` of them mirrors."""
+        self._lanes = lanes
+        self._mirrors = mirrors
 
     @property
     def sent_to(self) -> list[int]:
@@ -95,7 +104,37 @@ class _Lane:
         self.error: BaseException | None = None
 
 
-class _Tee:
+class TeeRoute:
+    """The tee's candidates for the driver: tee(2) when every destination can take a splice
+    and tee is not disabled, then the user-space copy."""
+
+    def __init__(self, plans: list[Plan]) -> None:
+        self.plans = plans
+        native = all(p.zero_copy for p in plans) and Method.TEE not in KNOWLEDGE.disabled()
+        self.zero_copy = native
+        self.candidates = (Method.TEE, Method.USERSPACE) if native else (Method.USERSPACE,)
+
+    def static_reason(self) -> Reason:
+        worst = next((p for p in self.plans if not p.zero_copy), None)
+        return Reason.DISABLED if worst is None else static_reason(worst)
+
+    def unavailable(self) -> ZeroCopyUnavailable:
+        return ZeroCopyUnavailable(
+            "tee_stream: no zero-copy path:\n" + "\n".join(map(str, self.plans))
+        )
+
+    def refused(self, refusals: Refusals) -> ZeroCopyUnavailable:
+        refusal = refusals[-1][1]
+        exc = ZeroCopyUnavailable(f"tee_stream: {refusal}")
+        exc.__cause__ = refusal
+        return exc
+
+
+class Fanout:
+    """A running tee: one source, every destination (a lane each). What the driver and the
+    shared loops see as the transfer (``_job.Running``): taking bytes counts them for every
+    live lane; delivering writes them to every live lane."""
+
     def __init__(
         self,
         tap: Tap,
@@ -107,14 +146,27 @@ class _Tee:
     ) -> None:
         self.tap = tap
         self.lanes = lanes
-        self.remaining = count if count is not None else 1 << 62
+        self.remaining = count if count is not None else UNBOUNDED
         self.progress = progress
         self.on_error = on_error
         self.mirror_lag = mirror_lag
+        self.carry = b""
+        self.yielded = False
+
+    @property
+    def sent(self) -> int:
+        return self.progress.sent
+
+    @property
+    def taken(self) -> int:
+        return self.progress.taken
 
     @property
     def live(self) -> list[_Lane]:
         return [lane for lane in self.lanes if lane.index not in self.progress.dropped]
+
+    def started(self, method: Method) -> None:
+        """Nothing to note: a tee's progress has no ``method``."""
 
     def took(self, n: int) -> None:
         self.remaining -= n
@@ -122,16 +174,29 @@ class _Tee:
         for lane in self.live:
             lane.job.took(n)
 
+    def raise_if_refused(self, method: Method, exc: OSError) -> None:
+        """A first splice from the source refused: judged against the first destination."""
+        if self.taken == 0 and KNOWLEDGE.is_refusal(
+            method, exc, self.tap.info, self.lanes[0].sink.info
+        ):
+            raise Refusal(method, exc) from exc
+
+    async def pause(self) -> None:
+        await anyio.lowlevel.checkpoint()
+
+    async def deliver(self, data: memoryview) -> None:
+        await self.deliver_all(data)
+
+    # -- failing destinations -------------------------------------------------------------
+
     def fail(self, lane: _Lane, exc: BaseException) -> None:
-        """A destination failed: record it; drop it, or let ``check`` raise."""
-        mapped = translate(exc, lane.job.sent, lane.job.taken) or exc
-        if mapped is not exc:
-            mapped.__cause__ = exc
-        if isinstance(mapped, TransferError):
-            mapped.args = (f"destination {lane.index}: {mapped}",)
-        lane.error = mapped
+        """A destination failed (``exc`` as ``map_exceptions`` left it): record it; drop it,
+        or let ``check`` raise."""
+        if isinstance(exc, TransferError):
+            exc.args = (f"destination {lane.index}: {exc}",)
+        lane.error = exc
         if self.on_error == "drop" or lane.mirror:
-            self.progress.dropped[lane.index] = mapped
+            self.progress.dropped[lane.index] = exc
 
     def stalled(self, lane: _Lane) -> None:
         """A mirror fell more than ``mirror_lag`` behind: drop it, with what its pipe held."""
@@ -148,6 +213,8 @@ class _Tee:
                 raise lane.error
         if all(lane.index in self.progress.dropped for lane in mains):
             raise next(lane.error for lane in mains if lane.error is not None)
+
+    # -- every lane at once ---------------------------------------------------------------
 
     async def together(
         self, work: Callable[[_Lane], Coroutine[Any, Any, None]], lanes: list[_Lane]
@@ -175,13 +242,17 @@ class _Tee:
                 scope.deadline = deadline
 
     async def deliver_all(self, data: memoryview) -> None:
+        """Write ``data`` (taken already) to every live lane; then raise a failure that
+        ``on_error`` makes fatal."""
+
         async def deliver_one(lane: _Lane) -> None:
             try:
-                if lane.mirror:  # no shielded flush after a cancel: a stalled mirror is dropped
-                    await _deliver(lane.job, data, False)
-                else:
-                    await deliver(lane.job, data)
-            except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+                with map_exceptions(lane.job, only=_LANE_ERRORS):
+                    if lane.mirror:  # no shielded flush after a cancel: a stalled mirror is dropped
+                        await deliver_unshielded(lane.job, data, False)
+                    else:
+                        await deliver(lane.job, data)
+            except _LANE_ERRORS as exc:
                 self.fail(lane, exc)
 
         live = self.live
@@ -192,55 +263,18 @@ class _Tee:
                 await deliver_one(lane)
         self.check()
 
-    # -- user space ------------------------------------------------------------------------
-
-    async def userspace(self) -> None:
-        tap = self.tap
-        buf = memoryview(bytearray(USER_CHUNK))
-        while self.remaining > 0:
-            limit = min(self.remaining, len(buf))
-            try:
-                if tap.tls:
-                    data = memoryview(await tap.read_stream(limit))
-                elif tap.info.kind is Kind.REGULAR_FILE:  # may wait for the disk: not here
-                    data = buf[: await anyio.to_thread.run_sync(tap.read_fd, buf[:limit])]
-                else:
-                    data = buf[: tap.read_fd(buf[:limit])]
-            except BlockingIOError:
-                await tap.wait_readable()
-                continue
-            except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
-                raise SourceFailed(exc) from exc
-            if not data:
-                return
-            self.took(len(data))
-            await self.deliver_all(data)
-            await anyio.lowlevel.checkpoint()
-
-    # -- splice and tee ----------------------------------------------------------------------
+    # -- splice and tee ---------------------------------------------------------------------
 
     async def native(self, pool: PipePool) -> None:
+        """The tee(2) runner: fill one pipe from the source, tee it into every lane's pipe,
+        drain them all; again. ``Refusal`` if the pipes cannot be had, or the first splice
+        is refused."""
         async with AsyncExitStack() as stack:
-            pipes = [pool.acquire() for _ in range(len(self.lanes) + 1)]
-            for pipe in pipes:
-                if pipe is not None:
-                    stack.callback(pool.release, pipe)
-            if any(pipe is None for pipe in pipes):
-                raise Refusal(Method.TEE, None, Reason.NO_PIPE.value, Reason.NO_PIPE)
-            head, *rest = [p for p in pipes if p is not None]
-            for lane, pipe in zip(self.lanes, rest, strict=True):
-                lane.pipe = pipe
+            head, unit = self._pipes(pool, stack)
             null = os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC)
             stack.callback(os.close, null)
-            # tee(2) copies pipe buffers, not bytes: an empty pipe takes all of another's
-            # buffers only if it has as many slots. So every pipe gets the smallest size (an
-            # empty pipe can always shrink); pipes of the pool can differ (a pool resized
-            # while one was lent, or new pipes held to one page past the per-user limit).
-            unit = min(p.size for p in (head, *rest))
-            if not all(pipe.shrink(unit) for pipe in (head, *rest)):
-                raise Refusal(Method.TEE, None, Reason.NO_PIPE.value, Reason.NO_PIPE)
             while self.remaining > 0:
-                n = await self.fill(head, min(self.remaining, unit))
+                n = await splice_in(self, self.tap, head, min(self.remaining, unit))
                 if n == 0:
                     if not at_urgent_mark(self.tap):
                         return
@@ -255,29 +289,26 @@ class _Tee:
                 await self.drain_all()
                 self.check()
 
-    async def fill(self, head: Pipe, limit: int) -> int:
-        first = self.progress.taken == 0
-        splice_in = functools.partial(os.splice, self.tap.fd, head.w, limit, flags=_FLAGS)
-        while True:
-            try:
-                if self.tap.info.kind is Kind.REGULAR_FILE:  # may wait for the disk: not here
-                    n = await anyio.to_thread.run_sync(splice_in)
-                else:
-                    n = splice_in()
-            except BlockingIOError:
-                if at_urgent_mark(self.tap):
-                    return 0  # native() reads past the mark
-                await self.tap.wait_readable()
-                continue
-            except OSError as exc:
-                if first and KNOWLEDGE.is_refusal(
-                    Method.SPLICE, exc, self.tap.info, self.lanes[0].sink.info
-                ):
-                    raise Refusal(Method.SPLICE, exc) from exc
-                raise SourceFailed(exc) from exc
-            head.held = n
-            self.took(n)
-            return n
+    def _pipes(self, pool: PipePool, stack: AsyncExitStack) -> tuple[Pipe, int]:
+        """A pipe for the source and one per lane, all of one size (returned), released when
+        ``stack`` closes."""
+        pipes = [pool.acquire() for _ in range(len(self.lanes) + 1)]
+        for pipe in pipes:
+            if pipe is not None:
+                stack.callback(pool.release, pipe)
+        if any(pipe is None for pipe in pipes):
+            raise Refusal(Method.TEE, None, Reason.NO_PIPE.value, Reason.NO_PIPE)
+        head, *rest = [p for p in pipes if p is not None]
+        for lane, pipe in zip(self.lanes, rest, strict=True):
+            lane.pipe = pipe
+        # tee(2) copies pipe buffers, not bytes: an empty pipe takes all of another's
+        # buffers only if it has as many slots. So every pipe gets the smallest size (an
+        # empty pipe can always shrink); pipes of the pool can differ (a pool resized
+        # while one was lent, or new pipes held to one page past the per-user limit).
+        unit = min(p.size for p in (head, *rest))
+        if not all(pipe.shrink(unit) for pipe in (head, *rest)):
+            raise Refusal(Method.TEE, None, Reason.NO_PIPE.value, Reason.NO_PIPE)
+        return head, unit
 
     def duplicate(self, head: Pipe, n: int) -> None:
         for lane in self.live:
@@ -297,19 +328,13 @@ class _Tee:
 
     def drain_some(self, lane: _Lane) -> bool:
         """Splice what the destination takes now; True when the lane's pipe is empty."""
-        pipe = lane.pipe
-        assert pipe is not None
-        while pipe.held:
-            try:
-                m = os.splice(pipe.r, lane.sink.fd, pipe.held, flags=_FLAGS)
-            except BlockingIOError:
-                return False
-            except OSError as exc:
-                self.fail(lane, exc)
-                return True
-            pipe.held -= m
-            lane.job.delivered(m, Method.SPLICE)
-        return True
+        assert lane.pipe is not None
+        try:
+            with map_exceptions(lane.job, only=_LANE_ERRORS):
+                return drain_pipe(lane.pipe, lane.sink.fd, lane.job)
+        except _LANE_ERRORS as exc:
+            self.fail(lane, exc)
+            return True
 
     async def drain(self, lane: _Lane) -> None:
         while not self.drain_some(lane):
@@ -359,9 +384,7 @@ async def tee_stream(
     (a :class:`TeeProgress`): ``taken`` from the source and ``sent_to`` each destination; bytes
     still in a destination's pipe are not delivered, and that pipe is closed.
     """
-    from ._transfer import _check_count
-
-    _check_count(count)
+    check_count(count)
     if not dsts:
         raise TypeError("tee_stream needs at least one destination")
     if on_error not in ("raise", "drop"):
@@ -370,68 +393,49 @@ async def tee_stream(
         raise ValueError(f"mirror_lag must be >= 0 seconds, not {mirror_lag!r}")
     progress = progress if progress is not None else TeeProgress()
     await anyio.lowlevel.checkpoint_if_cancelled()
-    tap = open_tap(src)
-    sinks = [open_sink(dst) for dst in (*dsts, *mirrors)]
-    idents = [s.info.identity for s in sinks if s.info.identity != (0, 0)]
-    if len(set(idents)) != len(idents):
-        raise ValueError("the same destination appears twice")
-    lanes = [_Lane(i, sink, tap, count, i >= len(dsts)) for i, sink in enumerate(sinks)]
-    progress._lanes = [lane.progress for lane in lanes]
-    progress._mirrors = len(mirrors)
-    tee_run = _Tee(tap, lanes, count, progress, on_error, mirror_lag)
-    plans = [
-        choose(
-            tap.info,
-            sink.info,
-            offered={Method.SPLICE, Method.USERSPACE},
-            disabled=KNOWLEDGE.disabled(),
-            refused_pairs=KNOWLEDGE.refused_pairs(),
-        )
-        for sink in sinks
-    ]
-    native = all(p.zero_copy for p in plans) and Method.TEE not in KNOWLEDGE.disabled()
+    tap, lanes = _open(src, [*dsts, *mirrors], len(dsts), count)
+    progress._follow([lane.progress for lane in lanes], len(mirrors))
+    fanout = Fanout(tap, lanes, count, progress, on_error, mirror_lag)
+    route = TeeRoute([choose_now(tap.info, lane.sink.info, _OFFERED) for lane in lanes])
+    runners = _runners(tap, pool or default_pipe_pool())
     async with AsyncExitStack() as stack:
-        for sink in sinks:
-            await stack.enter_async_context(sink)
+        for lane in lanes:
+            await stack.enter_async_context(lane.sink)
         await stack.enter_async_context(tap)
-        buffered = tap.take_buffered(tee_run.remaining)
+        buffered = tap.take_buffered(fanout.remaining)
         if buffered:
-            tee_run.took(len(buffered))
-            await tee_run.deliver_all(memoryview(buffered))
-        if tee_run.remaining > 0 and not tap.at_eof:
-            await _run(tee_run, native, fallback, pool or default_pipe_pool(), plans)
+            fanout.took(len(buffered))
+            await fanout.deliver_all(memoryview(buffered))
+        if fanout.remaining > 0 and not tap.at_eof:
+            with map_exceptions(fanout):
+                await run(route, fanout, runners, fallback)
     sent = progress.sent
     if count is not None and sent < count:
         raise IncompleteTransfer(sent, count)
     return sent
 
 
-async def _run(
-    tee_run: _Tee, native: bool, fallback: bool, pool: PipePool, plans: list[Plan]
-) -> None:
-    from ._transfer import _static_reason
-
-    if native:
-        COUNTERS.transfer(Method.TEE)
-        try:
-            await _translated(tee_run, tee_run.native(pool))
-            return
-        except Refusal as refusal:
-            COUNTERS.fallback(refusal.reason)
-            if not fallback:
-                raise ZeroCopyUnavailable(f"tee_stream: {refusal}") from refusal
-    elif not fallback:
-        raise ZeroCopyUnavailable("tee_stream: no zero-copy path:\n" + "\n".join(map(str, plans)))
-    else:
-        worst = next((p for p in plans if not p.zero_copy), None)
-        COUNTERS.fallback(Reason.DISABLED if worst is None else _static_reason(worst))
-    COUNTERS.transfer(Method.USERSPACE)
-    await _translated(tee_run, tee_run.userspace())
+_OFFERED = frozenset({Method.SPLICE})
 
 
-async def _translated(tee_run: _Tee, work: Awaitable[None]) -> None:
-    try:
-        await work
-    except SourceFailed as exc:
-        mapped = translate(exc, tee_run.progress.sent, tee_run.progress.taken) or exc.exc
-        raise mapped from exc.exc
+def _open(
+    src: object, dsts: list[object], mains: int, count: int | None
+) -> tuple[Tap, list[_Lane]]:
+    """The tap and one lane per destination (the first ``mains`` of them not mirrors).
+    ``ValueError`` if a destination appears twice."""
+    tap = open_tap(src)
+    sinks = [open_sink(dst) for dst in dsts]
+    idents = [s.info.identity for s in sinks if s.info.identity != (0, 0)]
+    if len(set(idents)) != len(idents):
+        raise ValueError("the same destination appears twice")
+    return tap, [_Lane(i, sink, tap, count, i >= mains) for i, sink in enumerate(sinks)]
+
+
+def _runners(tap: Tap, pool: PipePool) -> dict[Method, Callable[[Fanout], Awaitable[None]]]:
+    async def native(fanout: Fanout) -> None:
+        await fanout.native(pool)
+
+    async def userspace(fanout: Fanout) -> None:
+        await userspace_from_tap(fanout, tap)
+
+    return {Method.TEE: native, Method.USERSPACE: userspace}

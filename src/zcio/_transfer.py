@@ -1,195 +1,42 @@
-"""The public transfer functions, and the one place where a method falls back to the next.
+"""The public transfer functions: each reads as "unwrap -> plan -> run".
 
-Each function resolves its arguments (``_source``, ``_taps``, ``_sinks``), asks ``_plan`` for
-candidates, and hands a :class:`~zcio._job.Job` to ``_run``, which tries the candidates in order.
-Errors are translated once, here, with the exact counts attached.
+* unwrap: the adapters (``_adapters``) turn the caller's objects into a sink and a tap (or a
+  file source, ``_source``), and the arguments are checked (``_checks``);
+* plan: ``_inspect.choose_now`` asks ``_plan`` for the candidate methods;
+* run: ``_driver.run`` tries them in order with the transfer loops (``_file_loops``,
+  ``_stream_loops``), inside ``_errors.map_exceptions``, which turns what fails into zcio's
+  exceptions with the exact counts.
+
+``send_file`` first tries the small-send path (``_small_send``).
 """
 
 from __future__ import annotations
 
-import functools
-import io
 import os
-import stat
-import sys
-from collections.abc import Awaitable, Callable, Mapping
 
 from anyio.lowlevel import cancel_shielded_checkpoint, checkpoint_if_cancelled
 
-from ._endpoint import is_claimed
-from ._errors import IncompleteTransfer, SourceFailed, ZeroCopyUnavailable, translate
-from ._file_loops import RUNNERS as FILE_RUNNERS
-from ._job import Job, deliver
-from ._kinds import Kind, Method
-from ._knowledge import KNOWLEDGE, Refusal
-from ._objects import Owner, unwrap
+from ._adapters import open_sink, open_tap, unwrap
+from ._checks import check_count, check_distinct, check_range
+from ._constants import SMALL_SEND_MAX
+from ._driver import PlanRoute, run
+from ._errors import IncompleteTransfer, map_exceptions
+from ._file_loops import file_runners
+from ._inspect import FILE_METHODS, STREAM_METHODS, choose_now, plan
+from ._job import Job
+from ._kinds import Kind
 from ._open import open_cached_fd
 from ._pipes import PipePool, default_pipe_pool
-from ._plan import Plan, Reason, choose
-from ._probe import FdInfo, describe_fd, probe
+from ._probe import describe_fd
 from ._progress import Progress
-from ._sinks import Sink, open_sink
+from ._sinks import Sink
+from ._small_send import send_small
 from ._source import FileSource, open_file_source
-from ._stats import COUNTERS
 from ._stream_loops import stream_runners
-from ._syscalls import at_end, cached
-from ._taps import open_tap
+from ._taps import Tap
+from ._target import Owner
 
 __all__ = ["copy", "plan", "send_file", "splice_stream"]
-
-Runner = Callable[[Job], Awaitable[None]]
-
-_FILE_METHODS = frozenset({Method.COPY_FILE_RANGE, Method.SENDFILE})
-_STREAM_METHODS = frozenset({Method.SPLICE})
-
-
-def _choose(src: FdInfo, dst: FdInfo, offered: frozenset[Method]) -> Plan:
-    return choose(
-        src,
-        dst,
-        offered=offered | {Method.USERSPACE},
-        disabled=KNOWLEDGE.disabled(),
-        refused_pairs=KNOWLEDGE.refused_pairs(),
-    )
-
-
-def plan(src: object, dst: object) -> Plan:
-    """Which method :func:`copy` would use to move bytes from ``src`` to ``dst``, and why every
-    other method was passed over.
-
-    Probes both (``fstat``, ``fcntl``, ``getsockopt``); moves nothing, awaits nothing. Takes into
-    account ``ZCIO_DISABLE`` and what the kernel refused earlier in this process.
-    """
-    src_info = probe(src)
-    offered = _FILE_METHODS if src_info.kind is Kind.REGULAR_FILE else _STREAM_METHODS
-    return _choose(src_info, probe(dst), offered)
-
-
-def _static_reason(plan: Plan) -> Reason:
-    """Why a plan that starts with the user-space copy could not do better."""
-    reasons = [s.reason for s in plan.passed_over if s.reason is not Reason.NOT_OFFERED]
-    interesting = [r for r in reasons if r is not Reason.NOT_SUPPORTED]
-    return (interesting or reasons or [Reason.NOT_SUPPORTED])[0]
-
-
-async def _run(plan: Plan, job: Job, runners: Mapping[Method, Runner], fallback: bool) -> None:
-    """The one fallback site: try each candidate in order until one runs to the end."""
-    if not plan.zero_copy:
-        if not fallback:
-            raise ZeroCopyUnavailable(
-                f"no zero-copy method from a {plan.src} to a {plan.dst}:\n{plan}",
-                tuple((str(s.method), s.why) for s in plan.passed_over),
-            )
-        COUNTERS.fallback(_static_reason(plan))
-    refusals: list[tuple[str, str]] = []
-    for method in plan.candidates:
-        if job.carry:  # bytes a refused splice had taken: they go first, whatever comes next
-            carry, job.carry = job.carry, b""
-            await deliver(job, memoryview(carry))
-        if method is Method.USERSPACE and not fallback:
-            raise ZeroCopyUnavailable(
-                f"no zero-copy method could move bytes from a {plan.src} to a {plan.dst}",
-                tuple(refusals),
-            )
-        job.progress.method = method
-        COUNTERS.transfer(method)
-        try:
-            await runners[method](job)
-        except Refusal as refusal:
-            COUNTERS.fallback(refusal.reason)
-            refusals.append((str(method), str(refusal)))
-            continue
-        return
-
-
-def _check_count(count: object) -> None:
-    if count is not None:
-        if not isinstance(count, int) or isinstance(count, bool):
-            raise TypeError(f"count must be an int or None, got {type(count).__name__}")
-        if count < 0:
-            raise ValueError(f"count must be >= 0 or None, got {count}")
-
-
-#: The largest file offset (``off_t``): an offset, or an offset plus a count, past it is no
-#: position in any file.
-MAX_OFFSET = (1 << 63) - 1
-
-
-def _check_range(offset: object, count: object) -> None:
-    if not isinstance(offset, int) or isinstance(offset, bool):
-        raise TypeError(f"offset must be an int, got {type(offset).__name__}")
-    if offset < 0:
-        raise ValueError(f"offset must be >= 0, got {offset}")
-    _check_count(count)
-    if offset + (count if isinstance(count, int) else 0) > MAX_OFFSET:
-        raise ValueError(f"offset + count must be at most 2**63 - 1, got {offset} + {count}")
-
-
-# Kinds whose source and destination must differ: a file sent into itself grows for ever (and
-# overlapping copy_file_range ranges are EINVAL), a pipe spliced into itself is EINVAL. A
-# socket may be both (an echo: what the peer sends goes back to it).
-_NOT_INTO_ITSELF = frozenset({Kind.REGULAR_FILE, Kind.PIPE})
-
-
-def _check_distinct(src: FdInfo, dst: FdInfo) -> None:
-    """``ValueError`` if ``src`` and ``dst`` are the same file or pipe (by ``st_dev, st_ino``,
-    so other fds of it too): the call's own mistake, raised before any byte moves, and never
-    taken for what the kernel can or cannot do."""
-    if dst.kind in _NOT_INTO_ITSELF and src.identity == dst.identity != (0, 0):
-        raise ValueError(f"the source and the destination are the same {dst.kind}")
-
-
-def _raise_translated(exc: Exception, job: Job) -> None:
-    cause = exc.exc if isinstance(exc, SourceFailed) else exc
-    mapped = translate(exc, job.sent, job.taken)
-    if mapped is None:
-        return
-    if mapped is cause:
-        raise cause.with_traceback(cause.__traceback__) from None
-    raise mapped from cause
-
-
-async def _finish(job: Job, count: int | None) -> int:
-    if count is not None and job.sent < count:
-        raise IncompleteTransfer(job.sent, count)
-    if not job.yielded:
-        await cancel_shielded_checkpoint()
-    return job.sent
-
-
-async def _from_file(
-    src: FileSource,
-    sink: Sink,
-    offset: int,
-    count: int | None,
-    fallback: bool,
-    progress: Progress,
-    *,
-    set_position: bool,
-    already: int = 0,
-) -> int:
-    """Run a file-sourced transfer; put the file's position at ``offset + sent`` afterwards.
-
-    ``already``: bytes from ``offset`` on that :func:`_send_now` sent before (counted in
-    ``progress``); the transfer goes on after them and reports them as sent."""
-    _check_distinct(src.info, sink.info)
-    job = Job(src.info, sink, count, progress, offset=offset, already=already)
-    the_plan = _choose(src.info, sink.info, _FILE_METHODS)
-    fd = src.fd
-    runners = {m: (lambda job, run=run: run(job, fd)) for m, run in FILE_RUNNERS.items()}
-    try:
-        if job.remaining > 0:
-            async with sink:
-                await _run(the_plan, job, runners, fallback)
-    except Exception as exc:
-        _raise_translated(exc, job)
-        raise
-    finally:
-        if src.fileobj is not None:
-            src.fileobj.seek(offset + job.sent)
-        elif set_position:
-            os.lseek(fd, offset + job.sent, os.SEEK_SET)
-    return await _finish(job, count)
 
 
 async def send_file(
@@ -230,17 +77,17 @@ async def send_file(
     the bytes; pass a :class:`Progress` to learn exactly how many reached ``dst`` (for a TLS
     stream: were handed to its ``send``; the stream itself is then usually unusable).
     """
-    _check_range(offset, count)
+    check_range(offset, count)
     progress = progress if progress is not None else Progress()
     # A path the kernel can open from its caches is opened here, not in a worker thread.
     opened = open_cached_fd(file) if isinstance(file, str | bytes | os.PathLike) else None
     source, known = (file, None) if opened is None else opened
     try:
         already = 0
-        if (count is None or 0 < count <= QUICK_MAX) and "asyncio" in sys.modules:
+        if count is None or 0 < count <= SMALL_SEND_MAX:
             # Made before the cancellation check: it never waits, so a call it completes is
             # one that finished before noticing a cancellation, as any call that never waits.
-            already, done = _send_now(dst, source, offset, count, progress, known)
+            already, done = send_small(dst, source, offset, count, progress, known)
             if done:
                 return already
         await checkpoint_if_cancelled()
@@ -254,84 +101,67 @@ async def send_file(
             os.close(opened[0])
 
 
-#: Sends of up to this many bytes into an asyncio transport first try :func:`_send_now`.
-QUICK_MAX = 256 << 10
-
-
-@functools.cache
-def _quick_destination() -> Callable[[object], tuple[int, FdInfo] | None]:
-    # Imported on first use: the asyncio backend is loaded only where asyncio runs.
-    from ._backends._asyncio import quick_destination
-
-    return quick_destination
-
-
-def _send_now(
-    dst: object,
-    file: object,
+async def _from_file(
+    src: FileSource,
+    sink: Sink,
     offset: int,
     count: int | None,
+    fallback: bool,
     progress: Progress,
-    known: os.stat_result | None = None,
-) -> tuple[int, bool]:
-    """The shortcut for small sends into an idle asyncio transport (an HTTP response body, say):
-    one ``sendfile(2)``, made only when the general path would make exactly that call first and
-    could not wait before it. Returns the bytes it sent (counted in ``progress`` and in
-    ``zcio.stats()`` as sendfile) and whether that was the whole transfer; ``(0, False)`` when
-    it sent nothing, and the general path then does everything as if this had not been tried.
+    *,
+    set_position: bool,
+    already: int = 0,
+) -> int:
+    """Run a file-sourced transfer; put the file's position at ``offset + sent`` afterwards.
 
-    It goes ahead only if: ``dst`` is an asyncio transport or ``StreamWriter`` over a plaintext
-    stream socket with nothing buffered (see ``quick_destination``), no other zcio transfer
-    holds that socket, ``file`` is an fd or an unbuffered or buffered reader of a regular file,
-    sendfile is neither disabled nor refused for the pair, the range (``count``, or with
-    ``count=None`` the file's size from ``offset``) is at most :data:`QUICK_MAX` and in the page
-    cache (``_syscalls.cached``). With ``count=None`` the transfer is whole once a read at its
-    end returns nothing (``_syscalls.at_end``); a file that grew meanwhile is followed by the
-    general path. Any error, ``EAGAIN`` included, is left to the general path, which repeats
-    the call and reports it. Nothing here awaits, so no other task can write to the socket in
-    between: no fence is needed. ``known``: ``file``'s stat, made a moment ago by the caller.
-    """
-    dest = _quick_destination()(dst)
-    if dest is None:
-        return 0, False
-    sock_fd, sock_info = dest
-    if isinstance(file, int):
-        if isinstance(file, bool) or file < 0:
-            return 0, False
-        src_fd = file
-    elif isinstance(file, io.FileIO | io.BufferedReader) and not file.closed:
-        src_fd = file.fileno()
-    else:
-        return 0, False
+    ``already``: bytes from ``offset`` on that the small-send path sent before (counted in
+    ``progress``); the transfer goes on after them and reports them as sent."""
+    check_distinct(src.info, sink.info)
+    job = Job(src.info, sink, count, progress, offset=offset, already=already)
+    route = PlanRoute(choose_now(src.info, sink.info, FILE_METHODS))
     try:
-        st = known if known is not None else os.fstat(src_fd)
-    except OSError:
-        return 0, False
-    if not stat.S_ISREG(st.st_mode):
-        return 0, False
-    want = st.st_size - offset if count is None else count
-    if not 0 < want <= QUICK_MAX:
-        return 0, False
-    key = (Method.SENDFILE, Kind.REGULAR_FILE, st.st_dev, sock_info.kind, 0)
-    if not KNOWLEDGE.allows(key) or is_claimed(Sink.action, sock_info.identity):
-        return 0, False
-    try:
-        if not cached(src_fd, offset, want):
-            return 0, False
-        sent = os.sendfile(sock_fd, src_fd, offset, want)
-    except OSError:
-        return 0, False
-    if sent <= 0:
-        return 0, False
-    progress.taken += sent
-    progress.sent += sent
-    if sent < want or (count is None and not at_end(src_fd, offset + sent)):
-        COUNTERS.moved(Method.SENDFILE, sent)  # the general path sends the rest, and counts
-        return sent, False
-    COUNTERS.moved_whole(Method.SENDFILE, sent)
-    if not isinstance(file, int):
-        file.seek(offset + sent)  # a file object's position, as the general path leaves it
-    return sent, True
+        with map_exceptions(job):
+            if job.remaining > 0:
+                async with sink:
+                    await run(route, job, file_runners(src.fd), fallback)
+    finally:
+        if src.fileobj is not None:
+            src.fileobj.seek(offset + job.sent)
+        elif set_position:
+            os.lseek(src.fd, offset + job.sent, os.SEEK_SET)
+    return await _finish(job, count)
+
+
+async def _from_stream(
+    tap: Tap,
+    sink: Sink,
+    count: int | None,
+    fallback: bool,
+    progress: Progress,
+    pool: PipePool | None,
+) -> int:
+    """Run a stream-sourced transfer: the bytes the source's wrapper read ahead go first."""
+    check_distinct(tap.info, sink.info)
+    job = Job(tap.info, sink, count, progress)
+    route = PlanRoute(choose_now(tap.info, sink.info, STREAM_METHODS))
+    runners = stream_runners(tap, pool or default_pipe_pool())
+    with map_exceptions(job):
+        async with sink, tap:
+            buffered = tap.take_buffered(job.remaining)
+            if buffered:  # read ahead by the wrapper before we came: it goes first
+                job.took(len(buffered))
+                await job.deliver(memoryview(buffered))
+            if job.remaining > 0 and not tap.at_eof:
+                await run(route, job, runners, fallback)
+    return await _finish(job, count)
+
+
+async def _finish(job: Job, count: int | None) -> int:
+    if count is not None and job.sent < count:
+        raise IncompleteTransfer(job.sent, count)
+    if not job.yielded:
+        await cancel_shielded_checkpoint()
+    return job.sent
 
 
 def _is_regular_file(obj: object) -> bool:
@@ -354,7 +184,7 @@ async def _copy(
     progress: Progress | None,
     pool: PipePool | None,
 ) -> int:
-    _check_count(count)
+    check_count(count)
     progress = progress if progress is not None else Progress()
     await checkpoint_if_cancelled()
     sink = open_sink(dst)
@@ -362,23 +192,7 @@ async def _copy(
         async with open_file_source(src) as file:
             start = file.fileobj.tell() if file.fileobj else os.lseek(file.fd, 0, os.SEEK_CUR)
             return await _from_file(file, sink, start, count, fallback, progress, set_position=True)
-    tap = open_tap(src)
-    _check_distinct(tap.info, sink.info)
-    job = Job(tap.info, sink, count, progress)
-    the_plan = _choose(tap.info, sink.info, _STREAM_METHODS)
-    runners = stream_runners(tap, pool or default_pipe_pool())
-    try:
-        async with sink, tap:
-            buffered = tap.take_buffered(job.remaining)
-            if buffered:  # read ahead by the wrapper before we came: it goes first
-                job.took(len(buffered))
-                await deliver(job, memoryview(buffered))
-            if job.remaining > 0 and not tap.at_eof:
-                await _run(the_plan, job, runners, fallback)
-    except Exception as exc:
-        _raise_translated(exc, job)
-        raise
-    return await _finish(job, count)
+    return await _from_stream(open_tap(src), sink, count, fallback, progress, pool)
 
 
 async def splice_stream(

@@ -30,7 +30,7 @@ import zcio
 import zcio_uvloop
 
 _ZCIO_SENDFILE_ON_LOOP = [
-    ("zcio/_transfer.py", "_send_now"),
+    ("zcio/_small_send.py", "_sendfile_cached"),
     ("zcio/_file_loops.py", "_sendfile_to_stream"),
 ]
 

@@ -1,0 +1,140 @@
+"""The adapter for anyio streams (``SocketStream``, ``TLSStream``, on either backend).
+
+Always loaded: zcio runs on anyio. Recognised by anyio's typed attributes (the raw socket,
+the TLS object). On the asyncio backend a socket stream writes through an asyncio transport,
+so its sink and tap are the transport ones (``_transport``) plus anyio's own guard; on the
+trio backend, and for TLS over anything, the stream's guard is held and TLS bytes go through
+its ``send``/``receive``.
+
+The private state read here, each read guarded: ``_transport`` (the asyncio backend's
+transport), ``_send_guard``/``_receive_guard`` (so a concurrent ``send()``/``receive()`` is
+refused as two concurrent sends would be), and ``_protocol`` with its ``read_queue``,
+``read_event`` and ``is_at_eof`` (the asyncio backend's read-ahead, handed over first).
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from typing import Any
+
+import anyio
+from anyio.abc import SocketAttribute
+from anyio.streams.tls import TLSAttribute
+
+from .._endpoint import describe
+from .._sinks import Sink
+from .._taps import Tap
+from .._target import Owner, Target, fileno
+from ._transport import TransportSink, TransportTap
+
+__all__ = [
+    "BROKEN_ERRORS",
+    "CLOSED_ERRORS",
+    "AnyioSink",
+    "AnyioTap",
+    "open_sink",
+    "open_tap",
+    "unwrap",
+]
+
+CLOSED_ERRORS: tuple[type[BaseException], ...] = (anyio.ClosedResourceError,)
+BROKEN_ERRORS: tuple[type[BaseException], ...] = (anyio.BrokenResourceError,)
+
+
+def unwrap(obj: object) -> Target | None:
+    if not isinstance(obj, anyio.TypedAttributeProvider):
+        return None
+    tls = obj.extra(TLSAttribute.ssl_object, None) is not None
+    raw = obj.extra(SocketAttribute.raw_socket, None)
+    if raw is None:
+        return Target(obj, Owner.ANYIO, tls=tls)  # e.g. TLS over a memory stream
+    fd = fileno(raw)
+    # anyio's asyncio SocketStream writes through a transport; its trio one through the socket.
+    transport = getattr(obj, "_transport", None)
+    return Target(obj, Owner.ANYIO, fd=fd, tls=tls, closed=fd < 0, transport=transport)
+
+
+def _hold(obj: object, name: str, stack: ExitStack) -> None:
+    """Enter ``obj``'s guard ``name`` until ``stack`` closes, if it has one."""
+    guard = getattr(obj, name, None)
+    if guard is not None and hasattr(guard, "__enter__"):
+        stack.enter_context(guard)
+
+
+class AnyioSink(Sink):
+    """An anyio stream on the trio backend, or any anyio TLS stream.
+
+    Holds the stream's own send guard, so ``stream.send()`` from another task is refused with
+    ``anyio.BusyResourceError`` while zcio writes, exactly as two concurrent sends would be.
+    """
+
+    def _fence(self, stack: ExitStack) -> None:
+        _hold(self.target.obj, "_send_guard", stack)
+
+    async def write_stream(self, data: bytes) -> None:
+        stream: Any = self.target.obj
+        await stream.send(data)
+
+
+class AnyioTransportSink(TransportSink):
+    """anyio's ``SocketStream`` on asyncio: a transport's socket, behind anyio's send guard."""
+
+    def _fence(self, stack: ExitStack) -> None:
+        _hold(self.target.obj, "_send_guard", stack)
+        super()._fence(stack)
+
+    async def write_stream(self, data: bytes) -> None:
+        stream: Any = self.target.obj
+        await stream.send(data)
+
+
+class AnyioTap(Tap):
+    """An anyio stream without read-ahead: holds its receive guard; TLS through ``receive``."""
+
+    def _take(self, stack: ExitStack) -> None:
+        _hold(self.target.obj, "_receive_guard", stack)
+
+    async def read_stream(self, limit: int) -> bytes:
+        stream: Any = self.target.obj
+        try:
+            return bytes(await stream.receive(limit))
+        except anyio.EndOfStream:
+            return b""
+
+
+class AnyioTransportTap(TransportTap):
+    """anyio's ``SocketStream`` on asyncio: its protocol keeps a queue of received chunks."""
+
+    def _take(self, stack: ExitStack) -> None:
+        _hold(self.target.obj, "_receive_guard", stack)
+        super()._take(stack)
+
+    def take_buffered(self, limit: int) -> bytes:
+        protocol: Any = getattr(self.target.obj, "_protocol", None)
+        queue = getattr(protocol, "read_queue", None)
+        if queue is None:
+            return b""
+        out = bytearray()
+        while queue and len(out) < limit:
+            chunk = queue.popleft()
+            take = limit - len(out)
+            if len(chunk) > take:
+                queue.appendleft(chunk[take:])
+                chunk = chunk[:take]
+            out += chunk
+        if not queue:
+            protocol.read_event.clear()
+            self.at_eof = bool(getattr(protocol, "is_at_eof", False))
+        return bytes(out)
+
+
+def open_sink(target: Target) -> Sink:
+    if target.transport is not None:
+        return AnyioTransportSink.create(target)
+    return AnyioSink(target, describe(target))
+
+
+def open_tap(target: Target) -> Tap:
+    if target.transport is not None:
+        return AnyioTransportTap.create(target)
+    return AnyioTap(target, describe(target))
