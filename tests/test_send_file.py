@@ -139,7 +139,7 @@ async def test_to_the_end_follows_a_file_that_grows(
 ) -> None:
     """``count=None``: a file that grows after the quick path's one sendfile is followed to
     its new end by the general path, every byte counted once."""
-    from zcio import _syscalls, _transfer
+    from zcio import _small_send, _syscalls
 
     skip_unsupported(flavour)
     path = file_of(tmp_path, DATA[:4096])
@@ -157,7 +157,7 @@ async def test_to_the_end_follows_a_file_that_grows(
         grow(offset)
         return real(fd, offset)
 
-    monkeypatch.setattr(_transfer, "at_end", growing)
+    monkeypatch.setattr(_small_send, "at_end", growing)
     if mode == "fallback":  # no quick path without sendfile: the file grows before the call
         grow(0)
     lsock, port = tcp_listener()
