@@ -24,7 +24,9 @@ import contextlib
 import functools
 import os
 import weakref
+from collections.abc import Callable
 from contextlib import ExitStack
+from types import TracebackType
 from typing import Any
 
 import anyio
@@ -187,7 +189,30 @@ class TransportSink(Sink):
         if guard is not None and hasattr(guard, "__enter__"):
             stack.enter_context(guard)
         for holder in (obj, self.transport) if obj is not self.transport else (obj,):
-            _shadow_writes(holder, stack)
+            _shadow_writes(holder, stack, closing=self._closed_by_anyio)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await super().__aexit__(exc_type, exc, tb)
+        if isinstance(exc, BrokenPipeError) and self._closed_by_anyio():
+            raise anyio.ClosedResourceError from exc
+
+    def _closed_by_anyio(self) -> bool:
+        """Whether ``aclose()`` was called on the anyio stream we write through.
+
+        anyio before 4.16 closes a ``SocketStream`` with ``shutdown(SHUT_WR)`` first, so a
+        send running in another task meets ``EPIPE``, which alone reads as the peer's doing.
+        anyio sets its private ``_closed`` flag first; the stream's own ``send`` would then
+        raise ``ClosedResourceError``, and so does zcio. (anyio 4.16 aborts the transport, which
+        our waits notice as a closed transport.)
+        """
+        return (
+            self.target.owner is Owner.ANYIO and getattr(self.target.obj, "_closed", False) is True
+        )
 
     async def _flush(self) -> None:
         transport = self.transport
@@ -242,15 +267,32 @@ def _refuse(*args: object, **kwargs: object) -> None:
     raise RuntimeError("unable to write: a zcio zero-copy send is in progress on this stream")
 
 
-def _shadow_writes(holder: object, stack: ExitStack) -> None:
-    """Make ``holder.write`` & co. raise until ``stack`` closes; skip objects without a dict."""
+def _shadow_writes(holder: object, stack: ExitStack, closing: Callable[[], bool]) -> None:
+    """Make ``holder.write`` & co. raise until ``stack`` closes; skip objects without a dict.
+
+    Closing wins over the fence: ``write_eof`` goes through once ``closing()`` says the owner
+    is being closed (anyio before 4.16 closes a stream with ``write_eof`` first).
+    """
     if not hasattr(holder, "__dict__"):
         return  # uvloop's transports: read-only attributes
     for name in _FENCED:
         if name in vars(holder):
             continue  # someone else shadows it already; leave theirs alone
-        setattr(holder, name, _refuse)
+        refuse = _refuse
+        original = getattr(holder, name, None)
+        if name == "write_eof" and callable(original):
+            refuse = _refuse_unless(closing, original)
+        setattr(holder, name, refuse)
         stack.callback(delattr, holder, name)
+
+
+def _refuse_unless(closing: Callable[[], bool], original: Callable[[], object]) -> Any:
+    def write_eof() -> None:
+        if not closing():
+            _refuse()
+        original()
+
+    return write_eof
 
 
 class _TransportTap(Tap):
