@@ -183,10 +183,10 @@ async def destination(
         try:
             yield sock
         finally:
-            with suppress(OSError):
-                if isinstance(sock, ssl.SSLSocket):
-                    sock.unwrap()
-                else:
+            if isinstance(sock, ssl.SSLSocket):
+                await close_tls(sock)
+            else:
+                with suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
             sock.close()
     elif flavour == "anyio":
@@ -219,6 +219,27 @@ async def destination(
                 await writer.wait_closed()
     else:
         raise AssertionError(flavour)
+
+
+async def close_tls(sock: ssl.SSLSocket) -> None:
+    """Close TLS on a non-blocking ``SSLSocket``: send close_notify and wait for the peer's.
+
+    One ``unwrap()`` is not enough: it gives up when the socket is full (a slow receiver), and
+    a session ticket that arrives after it stays unread, so ``close()`` would send an RST and
+    the kernel would drop every byte still in the send buffer; the receiver then sees an early
+    end of stream. Bounded by ``TIMEOUT``; a peer that closes without answering ends it too.
+    """
+    with anyio.move_on_after(TIMEOUT):
+        while True:
+            try:
+                sock.unwrap()
+                return
+            except ssl.SSLWantReadError:
+                await anyio.wait_readable(sock.fileno())
+            except ssl.SSLWantWriteError:
+                await anyio.wait_writable(sock.fileno())
+            except OSError:
+                return
 
 
 async def write_header(flavour: str, dst: Any, header: bytes) -> None:

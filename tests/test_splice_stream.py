@@ -152,8 +152,10 @@ async def test_full_duplex_proxy_with_half_close(mode: str) -> None:
     server_sock, server_port = tcp_listener()
     seen: dict[str, bytes] = {}
     answer_after_eof(server_sock, response, seen)
-    listening, port = tcp_listener()
-    listener = await anyio.abc.SocketListener.from_socket(listening)
+    # create_tcp_listener, not SocketListener.from_socket: that needs anyio >= 4.10.
+    (listener,) = (await anyio.create_tcp_listener(local_host="127.0.0.1")).listeners
+    assert isinstance(listener, anyio.abc.SocketListener)
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
 
     def client() -> None:
         with socket.create_connection(("127.0.0.1", port), timeout=20) as c:

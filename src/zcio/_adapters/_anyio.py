@@ -7,9 +7,11 @@ trio backend, and for TLS over anything, the stream's guard is held and TLS byte
 its ``send``/``receive``.
 
 The private state read here, each read guarded: ``_transport`` (the asyncio backend's
-transport), ``_send_guard``/``_receive_guard`` (so a concurrent ``send()``/``receive()`` is
-refused as two concurrent sends would be), and ``_protocol`` with its ``read_queue``,
-``read_event`` and ``is_at_eof`` (the asyncio backend's read-ahead, handed over first).
+transport), ``_closed`` (set by ``aclose()`` before it shuts the socket down, so an ``EPIPE``
+then is our side's doing), ``_send_guard``/``_receive_guard`` (so a concurrent
+``send()``/``receive()`` is refused as two concurrent sends would be), and ``_protocol``
+with its ``read_queue``, ``read_event`` and ``is_at_eof`` (the asyncio backend's read-ahead,
+handed over first).
 """
 
 from __future__ import annotations
@@ -82,6 +84,17 @@ class AnyioTransportSink(TransportSink):
     def _fence(self, stack: ExitStack) -> None:
         _hold(self.target.obj, "_send_guard", stack)
         super()._fence(stack)
+
+    def _closing(self) -> bool:
+        """Whether ``aclose()`` was called on the anyio stream we write through.
+
+        anyio before 4.16 closes a ``SocketStream`` with ``shutdown(SHUT_WR)`` first, so a
+        send running in another task meets ``EPIPE``, which alone reads as the peer's doing.
+        anyio sets its private ``_closed`` flag first; the stream's own ``send`` would then
+        raise ``ClosedResourceError``, and so does zcio. (anyio 4.16 aborts the transport, which
+        our waits notice as a closed transport.)
+        """
+        return getattr(self.target.obj, "_closed", False) is True
 
     async def write_stream(self, data: bytes) -> None:
         stream: Any = self.target.obj

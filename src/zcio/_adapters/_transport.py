@@ -27,6 +27,7 @@ import os
 import weakref
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
+from types import TracebackType
 from typing import Any
 
 import anyio
@@ -98,7 +99,23 @@ class TransportSink(Sink):
     def _fence(self, stack: ExitStack) -> None:
         obj = self.target.obj
         for holder in (obj, self.transport) if obj is not self.transport else (obj,):
-            _shadow_writes(holder, stack)
+            _shadow_writes(holder, stack, closing=self._closing)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await super().__aexit__(exc_type, exc, tb)
+        if isinstance(exc, BrokenPipeError) and self._closing():
+            raise anyio.ClosedResourceError from exc
+
+    def _closing(self) -> bool:
+        """Whether the wrapper's owner is closing it (so ``EPIPE`` is our side's doing, and
+        ``write_eof`` may pass the fence). A bare transport or a ``StreamWriter`` never tells:
+        see the anyio adapter."""
+        return False
 
     async def _flush(self) -> None:
         transport = self.transport
@@ -150,15 +167,32 @@ def _refuse(*args: object, **kwargs: object) -> None:
     raise RuntimeError("unable to write: a zcio zero-copy send is in progress on this stream")
 
 
-def _shadow_writes(holder: object, stack: ExitStack) -> None:
-    """Make ``holder.write`` & co. raise until ``stack`` closes; skip objects without a dict."""
+def _shadow_writes(holder: object, stack: ExitStack, closing: Callable[[], bool]) -> None:
+    """Make ``holder.write`` & co. raise until ``stack`` closes; skip objects without a dict.
+
+    Closing wins over the fence: ``write_eof`` goes through once ``closing()`` says the owner
+    is being closed (anyio before 4.16 closes a stream with ``write_eof`` first).
+    """
     if not hasattr(holder, "__dict__"):
         return  # uvloop's transports: read-only attributes
     for name in _FENCED:
         if name in vars(holder):
             continue  # someone else shadows it already; leave theirs alone
-        setattr(holder, name, _refuse)
+        refuse = _refuse
+        original = getattr(holder, name, None)
+        if name == "write_eof" and callable(original):
+            refuse = _refuse_unless(closing, original)
+        setattr(holder, name, refuse)
         stack.callback(delattr, holder, name)
+
+
+def _refuse_unless(closing: Callable[[], bool], original: Callable[[], object]) -> Any:
+    def write_eof() -> None:
+        if not closing():
+            _refuse()
+        original()
+
+    return write_eof
 
 
 class TransportTap(Tap):
