@@ -19,6 +19,7 @@ from ._errors import (
 from ._folder import Folder as Folder, OutsideFolder as OutsideFolder
 from ._inspect import plan as plan, probe as probe
 from ._kinds import Kind as Kind, Method as Method
+from ._knowledge import disabled_methods as disabled_methods
 from ._open import (
     learn_filesystem as learn_filesystem,
     open_cached as open_cached,
@@ -29,6 +30,7 @@ from ._plan import Plan as Plan, Reason as Reason, Skipped as Skipped
 from ._probe import FdInfo as FdInfo
 from ._progress import Progress as Progress
 from ._stats import MethodStats as MethodStats, Stats as Stats, stats as stats
+from ._syscalls import tee as tee
 from ._tee import TeeProgress as TeeProgress, tee_stream as tee_stream
 from ._transfer import copy as copy, send_file as send_file, splice_stream as splice_stream
 
@@ -60,6 +62,7 @@ __all__ = [
     "__version__",
     "copy",
     "default_pipe_pool",
+    "disabled_methods",
     "learn_filesystem",
     "open_cached",
     "open_cached_stat",
@@ -68,6 +71,7 @@ __all__ = [
     "send_file",
     "splice_stream",
     "stats",
+    "tee",
     "tee_stream",
 ]
 

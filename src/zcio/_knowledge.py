@@ -18,7 +18,7 @@ from ._kinds import Method
 from ._plan import PairKey, Reason, pair_key
 from ._probe import FdInfo
 
-__all__ = ["KNOWLEDGE", "Knowledge", "Refusal"]
+__all__ = ["KNOWLEDGE", "Knowledge", "Refusal", "disabled_methods"]
 
 ENV = "ZCIO_DISABLE"
 
@@ -80,6 +80,10 @@ class Knowledge:
         out.update(dict.fromkeys(self._env, Reason.DISABLED))
         return out
 
+    def switched_off(self) -> frozenset[Method]:
+        """The methods ``ZCIO_DISABLE`` names, as read at the last :meth:`reset`."""
+        return self._env
+
     def refused_pairs(self) -> frozenset[PairKey]:
         return frozenset(self._refused)
 
@@ -107,3 +111,16 @@ class Knowledge:
 
 
 KNOWLEDGE = Knowledge()
+
+
+def disabled_methods() -> frozenset[Method]:
+    """The zero-copy methods that ``ZCIO_DISABLE`` turns off in this process.
+
+    ``ZCIO_DISABLE`` is a comma-separated list of method names (``sendfile``, ``splice``,
+    ``tee``, ``copy_file_range``) or ``all``; it is read once, when zcio is imported, and
+    unknown names are ignored with a ``RuntimeWarning`` then. This returns what every transfer
+    honours, so a tool can report it without parsing the variable again. Methods the kernel
+    refused are not included (see :func:`zcio.plan` for those). Nothing is awaited, so there
+    is nothing to cancel, and it raises nothing.
+    """
+    return KNOWLEDGE.switched_off()

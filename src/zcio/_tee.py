@@ -384,6 +384,20 @@ async def tee_stream(
     (a :class:`TeeProgress`): ``taken`` from the source and ``sent_to`` each destination; bytes
     still in a destination's pipe are not delivered, and that pipe is closed.
     """
+    _check(count, dsts, on_error, mirror_lag)
+    progress = progress if progress is not None else TeeProgress()
+    await anyio.lowlevel.checkpoint_if_cancelled()
+    tap, lanes = _open(src, [*dsts, *mirrors], len(dsts), count)
+    progress._follow([lane.progress for lane in lanes], len(mirrors))
+    fanout = Fanout(tap, lanes, count, progress, on_error, mirror_lag)
+    await _run(fanout, fallback, pool or default_pipe_pool())
+    sent = progress.sent
+    if count is not None and sent < count:
+        raise IncompleteTransfer(sent, count)
+    return sent
+
+
+def _check(count: object, dsts: tuple[object, ...], on_error: str, mirror_lag: float) -> None:
     check_count(count)
     if not dsts:
         raise TypeError("tee_stream needs at least one destination")
@@ -391,13 +405,13 @@ async def tee_stream(
         raise ValueError(f"on_error must be 'raise' or 'drop', not {on_error!r}")
     if not mirror_lag >= 0:
         raise ValueError(f"mirror_lag must be >= 0 seconds, not {mirror_lag!r}")
-    progress = progress if progress is not None else TeeProgress()
-    await anyio.lowlevel.checkpoint_if_cancelled()
-    tap, lanes = _open(src, [*dsts, *mirrors], len(dsts), count)
-    progress._follow([lane.progress for lane in lanes], len(mirrors))
-    fanout = Fanout(tap, lanes, count, progress, on_error, mirror_lag)
+
+
+async def _run(fanout: Fanout, fallback: bool, pool: PipePool) -> None:
+    """Enter every endpoint, deliver what the source's wrapper read ahead, then let the driver
+    run the route (tee(2), then the user-space copy) inside ``map_exceptions``."""
+    tap, lanes = fanout.tap, fanout.lanes
     route = TeeRoute([choose_now(tap.info, lane.sink.info, _OFFERED) for lane in lanes])
-    runners = _runners(tap, pool or default_pipe_pool())
     async with AsyncExitStack() as stack:
         for lane in lanes:
             await stack.enter_async_context(lane.sink)
@@ -408,11 +422,7 @@ async def tee_stream(
             await fanout.deliver_all(memoryview(buffered))
         if fanout.remaining > 0 and not tap.at_eof:
             with map_exceptions(fanout):
-                await run(route, fanout, runners, fallback)
-    sent = progress.sent
-    if count is not None and sent < count:
-        raise IncompleteTransfer(sent, count)
-    return sent
+                await run(route, fanout, _runners(tap, pool), fallback)
 
 
 _OFFERED = frozenset({Method.SPLICE})

@@ -7,7 +7,6 @@ a pipe), since a syscall can exist and still be refused (seccomp, an old kernel,
 from __future__ import annotations
 
 import argparse
-import ctypes
 import errno
 import os
 import platform
@@ -95,18 +94,11 @@ def _splice(file: int, r: int, w: int) -> int:
     return os.splice(file, w, 1, offset_src=0)
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
 def _tee(file: int, r: int, w: int) -> int:
     os.write(w, b"z")
     r2, w2 = os.pipe()
     try:
-        n = int(_libc.tee(r, w2, ctypes.c_size_t(1), ctypes.c_uint(os.SPLICE_F_NONBLOCK)))
-        if n < 0:
-            code = ctypes.get_errno()
-            raise OSError(code, os.strerror(code))
-        return n
+        return zcio.tee(r, w2, 1, os.SPLICE_F_NONBLOCK)
     finally:
         os.close(r2)
         os.close(w2)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import zcio
 
 from ._probe import kernel_report
@@ -28,10 +26,10 @@ def active_methods(wanted: tuple[str, ...]) -> str:
     ``ZCIO_DISABLE`` and a kernel refusal both show up, with their reason.
     """
     verdicts = dict(kernel_report())
-    disabled = {m.strip().lower() for m in os.environ.get("ZCIO_DISABLE", "").split(",")}
+    disabled = {str(method) for method in zcio.disabled_methods()}
     on, off = [], []
     for method in wanted:
-        if "all" in disabled or method in disabled:
+        if method in disabled:
             off.append(f"{method} (ZCIO_DISABLE)")
         elif verdicts.get(method, "no") == "yes":
             on.append(method)
