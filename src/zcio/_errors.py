@@ -111,7 +111,7 @@ class ClosedSource(TransferError, anyio.ClosedResourceError):
 
 class SourceFailed(Exception):
     """Internal: wraps an error raised while reading the source, so that the one translation
-    site (``translate``) knows which side it came from."""
+    site (``map_exceptions``) knows which side it came from."""
 
     def __init__(self, exc: BaseException) -> None:
         super().__init__(str(exc))
@@ -145,12 +145,12 @@ def _is_broken(exc: BaseException) -> bool:
     )
 
 
-def translate(exc: BaseException, sent: int, taken: int) -> BaseException | None:
+def _translate(exc: BaseException, sent: int, taken: int) -> BaseException | None:
     """What ``exc``, raised by a transfer, means for a zcio caller; None: leave it as it is.
 
     Destination errors become :class:`BrokenDestination`/:class:`ClosedDestination`, source
     errors (wrapped in :class:`SourceFailed` where they happen) :class:`BrokenSource`; the
-    original is kept as ``__cause__`` by the caller.
+    original is kept as ``__cause__`` by :func:`map_exceptions`.
     """
     if isinstance(exc, TransferError):
         return None
@@ -185,7 +185,7 @@ def map_exceptions(
     """Turn what escapes the block into zcio's exception for it, with ``counts``' numbers.
 
     The one place errors are translated (httpcore's ``map_exceptions`` is the model): an
-    exception of one of the ``only`` types is given to :func:`translate`; what it maps is
+    exception of one of the ``only`` types is given to :func:`_translate`; what it maps is
     raised from the original (kept as ``__cause__``), a :class:`SourceFailed` it does not map
     is unwrapped, and anything else goes on unchanged. Cancellation is never touched.
     """
@@ -193,7 +193,7 @@ def map_exceptions(
         yield
     except only as exc:
         cause = exc.exc if isinstance(exc, SourceFailed) else exc
-        mapped = translate(exc, counts.sent, counts.taken)
+        mapped = _translate(exc, counts.sent, counts.taken)
         if mapped is None:
             raise
         if mapped is cause:
