@@ -32,7 +32,11 @@ from ._progress import Progress as Progress
 from ._stats import MethodStats as MethodStats, Stats as Stats, stats as stats
 from ._syscalls import tee as tee
 from ._tee import TeeProgress as TeeProgress, tee_stream as tee_stream
-from ._transfer import copy as copy, send_file as send_file, splice_stream as splice_stream
+from ._transfer import (
+    copy as copy,
+    send_file as send_file,
+    splice_stream as splice_stream,
+)
 
 __version__ = "0.1.0.dev0"
 
