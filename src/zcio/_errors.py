@@ -119,10 +119,10 @@ class SourceFailed(Exception):
 
 
 #: What each loaded adapter calls "closed on our side" and "broken by the peer or the OS",
-#: beyond ``OSError``: anyio's from the start, trio's once the trio adapter is loaded (see
-#: ``_adapters``). Tuples, replaced whole, so a reader never sees one half-updated.
-_closed_types: tuple[type[BaseException], ...] = (anyio.ClosedResourceError,)
-_broken_types: tuple[type[BaseException], ...] = (anyio.BrokenResourceError, ConnectionError)
+#: beyond ``OSError``'s errnos: anyio's as soon as ``_adapters`` is imported, trio's once the
+#: trio adapter is loaded. Tuples, replaced whole, so a reader never sees one half-updated.
+_closed_types: tuple[type[BaseException], ...] = ()
+_broken_types: tuple[type[BaseException], ...] = (ConnectionError,)
 
 
 def register_resource_errors(
