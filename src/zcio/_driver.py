@@ -17,7 +17,7 @@ from ._knowledge import Refusal
 from ._plan import Plan, Reason, static_reason
 from ._stats import COUNTERS
 
-__all__ = ["PlanRoute", "Route", "Runner", "run"]
+__all__ = ["PlanRoute", "Refusals", "Route", "Runner", "RunningT", "run"]
 
 RunningT = TypeVar("RunningT", bound=Running)
 #: Moves the bytes by one method.
