@@ -39,7 +39,7 @@ from ._bench_table import (
     GROUPS,
     SCRIPTS,
     build_rows,
-    lag_line,
+    footnotes,
     legend,
     markdown,
     without_verdicts,
@@ -421,8 +421,8 @@ def report(
         ]
     if any(script in raw for script in SCRIPTS):
         parts += ["", markdown(rows, raw), "", legend(raw)]
-    if lag := lag_line(raw):
-        parts += ["", lag]
+    if notes := footnotes(raw):
+        parts += ["", notes]
     if "soak" in raw:
         parts += ["", soak_section(raw["soak"])]
     return "\n".join(parts) + "\n", [r.as_json() for r in rows]
