@@ -85,6 +85,7 @@ __all__ = [
     "parse_args",
     "per_gib",
     "percentile",
+    "process_cpu",
     "process_group",
     "program_version",
     "progress",
@@ -648,6 +649,12 @@ def _stat_fields(pid: int) -> list[bytes]:
     with open(f"/proc/{pid}/stat", "rb") as f:
         data = f.read()
     return data[data.rindex(b")") + 2 :].split()
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (all its threads), from ``/proc``."""
+    fields = _stat_fields(pid)
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
 def tree_cpu(pid: int) -> tuple[float, float]:
