@@ -588,7 +588,6 @@ def _serve(idle_timeout: float, rcvlowat: int = 0, count_calls: bool = False) ->
 
 def environment() -> dict[str, str]:
     """What a reader needs to compare two runs: machine, kernel, Python, packages, commit."""
-    from importlib import metadata
 
     env = {
         "kernel": platform.release(),
@@ -596,13 +595,7 @@ def environment() -> dict[str, str]:
         "cpus": str(os.cpu_count()),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
-    for name in ("zcio", "anyio", "trio", "uvloop"):
-        try:
-            env[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            env[name] = "not installed"
-    import importlib.util
-
+    env.update(package_versions(("zcio", "anyio", "trio", "uvloop")))
     with contextlib.suppress(ImportError, ValueError):
         spec = importlib.util.find_spec("zcio")
         if spec is not None and spec.origin:
