@@ -47,6 +47,7 @@ __all__ = [
     "ACK",
     "BENCH_DIR",
     "ChildFailed",
+    "Job",
     "FIGURES",
     "GIB",
     "MAX_CALL",
@@ -62,6 +63,7 @@ __all__ = [
     "add_servers",
     "bench_parser",
     "by_round",
+    "cache_state",
     "cached_pages",
     "calls_per_gib",
     "chosen_servers",
@@ -100,6 +102,7 @@ __all__ = [
     "spread",
     "stats_delta",
     "stats_json_delta",
+    "transfer_result",
     "tree_cpu",
     "wait_quiet",
     "warm",
@@ -581,6 +584,42 @@ def _serve(idle_timeout: float, rcvlowat: int = 0, count_calls: bool = False) ->
             report["error"] = error
         print(json.dumps(report), flush=True)
         idle_since = time.monotonic()
+
+
+# --- A transfer child's job and result -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """What a transfer child is asked to do (from its command line)."""
+
+    worker: str
+    path: Path
+    size: int
+    port: int
+
+
+def transfer_result(
+    sample: Sample, sent: int, acked: int, client_port: int, **extra: Any
+) -> dict[str, Any]:
+    """What a transfer child prints: its clock and CPU, the bytes it sent and the receiver
+    acknowledged, its local port (the receiver's report is found by it), and ``extra``."""
+    return {
+        "wall_s": sample.wall,
+        "user_s": sample.user,
+        "system_s": sample.system,
+        "machine_s": sample.machine,
+        "sent": sent,
+        "acked": acked,
+        "client_port": client_port,
+        **extra,
+    }
+
+
+def cache_state(fd: int) -> dict[str, int]:
+    """The file's pages in the page cache and in all (``{}`` without ``cachestat``)."""
+    state = cached_pages(fd)
+    return {} if state is None else {"cached_pages": state[0], "file_pages": state[1]}
 
 
 # --- The environment --------------------------------------------------------------------------

@@ -44,7 +44,6 @@ from _common import (
     ChildFailed,
     Sizes,
     chosen_servers,
-    cpu_per_gib,
     ensure_file,
     environment,
     fmt,
@@ -75,9 +74,10 @@ from http_files import (
     Variant,
     _available,
     _check_wrk,
+    _cpu_per_gib,
     _missing,
+    _warm_up,
     _zcio_stats,
-    http_get,
     http_parser,
     memory_notes,
     prepare_files,
@@ -163,16 +163,6 @@ def peak_rss_kib(pid: int) -> int:
     return total
 
 
-def _warm_up(srv: Server) -> None:
-    paths = ["/f/64k.bin", "/f/4k.bin"]
-    if srv.v.has_app:
-        paths += ["/m/4k.bin", "/m/64k.bin"]
-    for path in paths:
-        head = http_get(srv.port, path)
-        if head.status != 200 or len(head.rest) != dict(SMALL)[path.rsplit("/", 1)[1]]:
-            raise ChildFailed(f"warm-up GET {path}: status {head.status}, {len(head.rest)} bytes")
-
-
 def large_run(v: Variant, size: int, timeout: float, quiet: float) -> Result:
     wait_quiet(timeout=quiet)
     with DjangoServer(v) as srv:
@@ -239,14 +229,14 @@ def _large_runs(
             results[v.key].append(r)
             progress(
                 f"  [large {i}/{args.runs}] {v.key}: {run_gbps(r):.2f} GB/s, "
-                f"{_cpu_gib(r):.3f} s/GiB, peak RSS +{r['rss_growth_mib']:.0f} MiB"
+                f"{_cpu_per_gib(r):.3f} s/GiB, peak RSS +{r['rss_growth_mib']:.0f} MiB"
             )
     return results
 
 
 def _large_entry(v: Variant, rs: Sequence[Result], refs: dict[str, float]) -> Result:
     """One server's medians and ratios of medians to nginx and stock Django."""
-    gbps, cpu, rss = _med(rs, run_gbps), _med(rs, _cpu_gib), _med(rs, _rss)
+    gbps, cpu, rss = _med(rs, run_gbps), _med(rs, _cpu_per_gib), _med(rs, _rss)
     entry: Result = {
         "label": v.label,
         "runs_ok": len(rs),
@@ -286,8 +276,8 @@ def large_figure(
     refs = {
         "stock": _med(stock, run_gbps),
         "nginx": _med(nginx, run_gbps),
-        "stock_cpu": _med(stock, _cpu_gib),
-        "nginx_cpu": _med(nginx, _cpu_gib),
+        "stock_cpu": _med(stock, _cpu_per_gib),
+        "nginx_cpu": _med(nginx, _cpu_per_gib),
     }
     summary: dict[str, Result] = {}
     rows = []
@@ -296,7 +286,7 @@ def large_figure(
         gbps = _med(rs, run_gbps)
         summary[v.key] = _large_entry(v, rs, refs)
         methods = sorted({m for r in rs for m in r.get("zcio", {}).get("methods", {})})
-        figures = [fmt(gbps), fmt(_med(rs, _cpu_gib), 3), fmt(_med(rs, _rss), 0)]
+        figures = [fmt(gbps), fmt(_med(rs, _cpu_per_gib), 3), fmt(_med(rs, _rss), 0)]
         ratios = [ratio_text(gbps, refs["nginx"]), ratio_text(gbps, refs["stock"])]
         rows.append([v.label, *figures, *ratios, ", ".join(methods) or "-"])
     print(f"## Figure 1: one {size_mib} MiB cached file, one connection")
@@ -380,10 +370,6 @@ def small_figure(
     print(f"Target: zcio_django's file responses >= {TARGET_SMALL_X_STOCK}x stock Django's.")
     print()
     return summary
-
-
-def _cpu_gib(r: Result) -> float:
-    return cpu_per_gib(r, "server")
 
 
 #: The two sections of ``zcio bench``'s table.

@@ -35,7 +35,6 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -76,6 +75,7 @@ from _common import (
     open_fd,
     parse_args,
     per_gib,
+    program_version,
     progress,
     result_row,
     result_section,
@@ -594,15 +594,7 @@ def _haproxy_version() -> str:
     exe = shutil.which("haproxy")
     if exe is None:
         return "not installed"
-    try:
-        out = subprocess.run(
-            [exe, "-v"], capture_output=True, text=True, timeout=10, check=False
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    first = out.splitlines()[0] if out else ""
-    parts = first.split()
-    return parts[2] if len(parts) > 2 and parts[0] == "HAProxy" else first or "unknown"
+    return program_version([exe, "-v"], r"HAProxy version (\S+)")
 
 
 class Bench:

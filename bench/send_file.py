@@ -47,12 +47,13 @@ from _common import (
     MAX_CALL,
     MIB,
     ChildFailed,
+    Job,
     Meter,
     Receiver,
-    Sample,
     Sizes,
     bench_parser,
     by_round,
+    cache_state,
     cached_pages,
     calls_per_gib,
     cpu_per_gib,
@@ -79,6 +80,7 @@ from _common import (
     sizing_text,
     spread,
     stats_delta,
+    transfer_result,
     warm,
 )
 
@@ -97,34 +99,6 @@ Result = dict[str, Any]
 
 
 # === Children: one measured transfer each ======================================================
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """What a child is asked to do (from its command line)."""
-
-    worker: str
-    path: Path
-    size: int
-    port: int
-
-
-def _result(sample: Sample, sent: int, acked: int, client_port: int, **extra: Any) -> Result:
-    return {
-        "wall_s": sample.wall,
-        "user_s": sample.user,
-        "system_s": sample.system,
-        "machine_s": sample.machine,
-        "sent": sent,
-        "acked": acked,
-        "client_port": client_port,
-        **extra,
-    }
-
-
-def _cache_state(fd: int) -> dict[str, int]:
-    state = cached_pages(fd)
-    return {} if state is None else {"cached_pages": state[0], "file_pages": state[1]}
 
 
 def _finish_blocking(sock: socket.socket) -> int:
@@ -169,7 +143,7 @@ def _connect_blocking(port: int) -> socket.socket:
 def hot_sendfile(job: Job) -> Result:
     """The ceiling: a blocking socket, ``os.sendfile`` until the file is sent."""
     with open_fd(job.path) as fd, _connect_blocking(job.port) as sock:
-        cache = _cache_state(fd)
+        cache = cache_state(fd)
         calls = sent = 0
         meter = Meter()
         while sent < job.size:
@@ -180,7 +154,7 @@ def hot_sendfile(job: Job) -> Result:
             calls += 1
         acked = _finish_blocking(sock)
         sample = meter.stop()
-        return _result(sample, sent, acked, sock.getsockname()[1], calls=calls, **cache)
+        return transfer_result(sample, sent, acked, sock.getsockname()[1], calls=calls, **cache)
 
 
 def hot_read_write(job: Job, chunk: int) -> Result:
@@ -189,7 +163,7 @@ def hot_read_write(job: Job, chunk: int) -> Result:
     buf = bytearray(chunk)
     view = memoryview(buf)
     with open_fd(job.path) as fd, _connect_blocking(job.port) as sock:
-        cache = _cache_state(fd)
+        cache = cache_state(fd)
         calls = sent = 0
         meter = Meter()
         while sent < job.size:
@@ -201,7 +175,7 @@ def hot_read_write(job: Job, chunk: int) -> Result:
             calls += 1
         acked = _finish_blocking(sock)
         sample = meter.stop()
-        return _result(sample, sent, acked, sock.getsockname()[1], calls=calls, **cache)
+        return transfer_result(sample, sent, acked, sock.getsockname()[1], calls=calls, **cache)
 
 
 def hot_sock_sendfile(job: Job) -> Result:
@@ -211,13 +185,15 @@ def hot_sock_sendfile(job: Job) -> Result:
         loop = asyncio.get_running_loop()
         with job.path.open("rb") as f, _connect_blocking(job.port) as sock:
             sock.setblocking(False)
-            cache = _cache_state(f.fileno())
+            cache = cache_state(f.fileno())
             meter = Meter()
             sent = await loop.sock_sendfile(sock, f, 0, job.size, fallback=False)
             acked = await _finish_sock(sock)
             sample = meter.stop()
             loop_name = type(loop).__module__ + "." + type(loop).__qualname__
-            return _result(sample, sent, acked, sock.getsockname()[1], loop=loop_name, **cache)
+            return transfer_result(
+                sample, sent, acked, sock.getsockname()[1], loop=loop_name, **cache
+            )
 
     return asyncio.run(main())
 
@@ -244,7 +220,7 @@ def hot_zcio(job: Job, backend: str) -> Result:
 
     async def main() -> Result:
         with open_fd(job.path) as fd:
-            cache = _cache_state(fd)
+            cache = cache_state(fd)
             async with await anyio.connect_tcp(HOST, job.port) as stream:
                 before = zcio.stats()
                 meter = Meter()
@@ -253,7 +229,7 @@ def hot_zcio(job: Job, backend: str) -> Result:
                 sample = meter.stop()
                 stats = stats_delta(before, zcio.stats())
                 port = stream.extra(SocketAttribute.local_port)
-                return _result(
+                return transfer_result(
                     sample,
                     sent,
                     acked,
@@ -284,13 +260,13 @@ def _make_cold(fd: int, size: int, tries: int = 5) -> dict[str, Any]:
         time.sleep(0.05)
         evict(fd)
         if not any(readable):
-            return {"cold_verified": True, "evict_attempts": attempt, **_cache_state(fd)}
+            return {"cold_verified": True, "evict_attempts": attempt, **cache_state(fd)}
         time.sleep(0.2)
     return {
         "cold_verified": False,
         "evict_attempts": tries,
         "still_cached_at": [o for o, r in zip(offsets, readable, strict=True) if r],
-        **_cache_state(fd),
+        **cache_state(fd),
     }
 
 
@@ -363,7 +339,7 @@ def lag_run(job: Job, backend: str, how: str) -> Result:
                     await anyio.sleep(IDLE_SECONDS)
                 sample = meter.stop()
                 stop.set()
-        return _result(
+        return transfer_result(
             sample,
             sent,
             acked,

@@ -43,6 +43,7 @@ from _common import (
     GIB,
     MIB,
     ChildFailed,
+    Job,
     Meter,
     Receiver,
     Run,
@@ -50,6 +51,7 @@ from _common import (
     Sizes,
     bench_parser,
     by_round,
+    cache_state,
     cached_pages,
     calls_per_gib,
     cpu_per_gib,
@@ -74,6 +76,7 @@ from _common import (
     sizing_text,
     spread,
     stats_delta,
+    transfer_result,
     wait_quiet,
     warm,
 )
@@ -99,16 +102,6 @@ Result = dict[str, Any]
 # === Children: one measured transfer each ======================================================
 
 
-@dataclass(frozen=True, slots=True)
-class Job:
-    """What a child is asked to do (from its command line)."""
-
-    worker: str
-    path: Path
-    size: int
-    port: int
-
-
 class Clock:
     """``Meter`` plus this process's voluntary context switches: how often the sender slept
     waiting for the socket (each one a wake-up)."""
@@ -126,22 +119,7 @@ def _result(
     clock: tuple[Sample, int], sent: int, acked: int, client_port: int, **extra: Any
 ) -> Result:
     sample, switches = clock
-    return {
-        "wall_s": sample.wall,
-        "user_s": sample.user,
-        "system_s": sample.system,
-        "machine_s": sample.machine,
-        "switches": switches,
-        "sent": sent,
-        "acked": acked,
-        "client_port": client_port,
-        **extra,
-    }
-
-
-def _cache_state(fd: int) -> dict[str, int]:
-    state = cached_pages(fd)
-    return {} if state is None else {"cached_pages": state[0], "file_pages": state[1]}
+    return transfer_result(sample, sent, acked, client_port, switches=switches, **extra)
 
 
 # --- Warm-up ------------------------------------------------------------------------------------
@@ -229,7 +207,7 @@ def trio_run(job: Job, zero_copy: bool) -> Result:
             return _result(measured, sent, acked, port, **extra)
 
     with job.path.open("rb") as f, _warmup_listener() as warmup_port:
-        cache = _cache_state(f.fileno())
+        cache = cache_state(f.fileno())
         result = trio.run(main, f, warmup_port)
     return {**result, **cache}
 
@@ -324,7 +302,7 @@ def asyncio_run(job: Job, how: str, uvloop: bool) -> Result:
 
         factory = uv.new_event_loop
     with job.path.open("rb") as f, _warmup_listener() as warmup_port:
-        cache = _cache_state(f.fileno())
+        cache = cache_state(f.fileno())
         main: Coroutine[Any, Any, Result] = _asyncio_transfer(job, f, how, warmup_port)
         with asyncio.Runner(loop_factory=factory) as runner:
             result = runner.run(main)
