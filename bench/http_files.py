@@ -858,7 +858,9 @@ def _other(r: Result) -> float:
     return (float(r["machine_s"]) - mine) / run_gib(r)
 
 
-def _large_detail(v: Variant, ok: Sequence[Result], e: dict[str, Any], runs: int) -> list[str]:
+def _large_detail(
+    v: Variant, ok: Sequence[Result], e: dict[str, Any], runs: int, size: int
+) -> list[str]:
     return [
         v.label,
         f"{len(ok)}/{runs}",
@@ -868,11 +870,7 @@ def _large_detail(v: Variant, ok: Sequence[Result], e: dict[str, Any], runs: int
         fmt(median([per_gib(r, "client_cpu_s") for r in ok]), 3),
         fmt(median([per_gib(r, "machine_s") for r in ok]), 3),
         fmt(median([_other(r) for r in ok]), 3),
-        _methods(ok, int(ok[0]["body"]))
-        if v.zcio_sends
-        else "(the server's own)"
-        if v.zcio
-        else "-",
+        _methods(ok, size) if v.zcio_sends else "(the server's own)" if v.zcio else "-",
     ]
 
 
@@ -919,7 +917,7 @@ def large_tables(
         figures = [fmt(e["gbps"]), fmt(e["server_cpu_s_per_gib"], 3)]
         ratios = [fmt(e[k]) for k in _LARGE_FIGURES]
         rows.append([v.label, *figures, *ratios, e.pop("target", "-")])
-        detail.append(_large_detail(v, ok, e, runs))
+        detail.append(_large_detail(v, ok, e, runs, size))
     main = markdown_table(LARGE_HEADERS, rows, "lrrrrrrl")
     return main, markdown_table(LARGE_DETAIL_HEADERS, detail, "lrrrrrrrl"), summary
 

@@ -408,8 +408,8 @@ def _environment(raw: Mapping[str, Mapping[str, Any] | None]) -> str:
 def report(
     raw: Mapping[str, Mapping[str, Any] | None], title: str, *, smoke: bool = False
 ) -> tuple[str, list[dict[str, Any]]]:
-    """The Markdown report (title, environment, the table, its legend, the lag line) and the
-    table's rows as JSON objects. A ``smoke`` run's rows carry no target verdicts."""
+    """The Markdown report (title, environment, the table, its legend, the scripts' footnotes)
+    and the table's rows as JSON objects. A ``smoke`` run's rows carry no target verdicts."""
     rows = build_rows(raw)
     parts = [f"# {title}", "", _environment(raw)]
     if smoke:
