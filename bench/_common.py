@@ -1,5 +1,7 @@
-"""Helpers shared by zcio's benchmarks: test files, page-cache control, CPU accounting, a cheap
-loopback receiver, child processes with time limits, and Markdown tables.
+"""The toolkit of zcio's benchmarks: test files, page-cache control, CPU accounting, a cheap
+loopback receiver, child processes with time limits, Markdown tables, and what every script
+does alike: formatting, per-round ratios, zcio counter deltas, availability checks, the common
+options (:func:`bench_parser`) and the one results schema (:func:`finish`).
 
 The receiver runs in its own process (``python bench/_common.py receive``) so that what it
 costs never lands on the sender's CPU account. It accepts one connection at a time, moves
@@ -18,21 +20,24 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import importlib.util
 import json
 import math
 import mmap
 import os
 import platform
 import queue
+import re
 import resource
 import selectors
+import shutil
 import socket
 import struct
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -41,32 +46,68 @@ from typing import Any, Self
 __all__ = [
     "ACK",
     "BENCH_DIR",
+    "ChildFailed",
+    "Job",
+    "FIGURES",
     "GIB",
     "MAX_CALL",
     "MIB",
-    "ChildFailed",
     "Meter",
     "Receiver",
+    "Run",
+    "SCHEMA",
+    "SMOKE",
     "Sample",
     "Service",
+    "Sizes",
+    "add_servers",
+    "bench_parser",
+    "by_round",
+    "cache_state",
     "cached_pages",
+    "calls_per_gib",
+    "chosen_servers",
+    "cpu_per_gib",
     "ensure_file",
     "environment",
     "evict",
+    "finish",
+    "fmt",
     "free_port",
+    "json_number",
     "listening",
     "locked_in_memory",
     "machine_busy",
     "markdown_table",
     "median",
+    "methods_seen",
+    "missing",
     "open_fd",
+    "package_versions",
+    "parse_args",
+    "per_gib",
     "percentile",
+    "process_cpu",
     "process_group",
+    "program_version",
+    "progress",
+    "ratio_text",
     "read_nowait_blocks",
+    "result_row",
+    "result_section",
     "run_child",
+    "run_gbps",
+    "run_gib",
+    "sizing_text",
+    "spread",
+    "stats_delta",
+    "stats_json_delta",
+    "transfer_result",
     "tree_cpu",
     "wait_quiet",
     "warm",
+    "wrk_sizing_text",
+    "zcio_of",
 ]
 
 MIB = 1 << 20
@@ -545,12 +586,47 @@ def _serve(idle_timeout: float, rcvlowat: int = 0, count_calls: bool = False) ->
         idle_since = time.monotonic()
 
 
+# --- A transfer child's job and result -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """What a transfer child is asked to do (from its command line)."""
+
+    worker: str
+    path: Path
+    size: int
+    port: int
+
+
+def transfer_result(
+    sample: Sample, sent: int, acked: int, client_port: int, **extra: Any
+) -> dict[str, Any]:
+    """What a transfer child prints: its clock and CPU, the bytes it sent and the receiver
+    acknowledged, its local port (the receiver's report is found by it), and ``extra``."""
+    return {
+        "wall_s": sample.wall,
+        "user_s": sample.user,
+        "system_s": sample.system,
+        "machine_s": sample.machine,
+        "sent": sent,
+        "acked": acked,
+        "client_port": client_port,
+        **extra,
+    }
+
+
+def cache_state(fd: int) -> dict[str, int]:
+    """The file's pages in the page cache and in all (``{}`` without ``cachestat``)."""
+    state = cached_pages(fd)
+    return {} if state is None else {"cached_pages": state[0], "file_pages": state[1]}
+
+
 # --- The environment --------------------------------------------------------------------------
 
 
 def environment() -> dict[str, str]:
     """What a reader needs to compare two runs: machine, kernel, Python, packages, commit."""
-    from importlib import metadata
 
     env = {
         "kernel": platform.release(),
@@ -558,13 +634,7 @@ def environment() -> dict[str, str]:
         "cpus": str(os.cpu_count()),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
-    for name in ("zcio", "anyio", "trio", "uvloop"):
-        try:
-            env[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            env[name] = "not installed"
-    import importlib.util
-
+    env.update(package_versions(("zcio", "anyio", "trio", "uvloop")))
     with contextlib.suppress(ImportError, ValueError):
         spec = importlib.util.find_spec("zcio")
         if spec is not None and spec.origin:
@@ -611,6 +681,12 @@ def _stat_fields(pid: int) -> list[bytes]:
     with open(f"/proc/{pid}/stat", "rb") as f:
         data = f.read()
     return data[data.rindex(b")") + 2 :].split()
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (all its threads), from ``/proc``."""
+    fields = _stat_fields(pid)
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
 def tree_cpu(pid: int) -> tuple[float, float]:
@@ -782,6 +858,404 @@ def listening(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
+# === The toolkit every script uses: formatting, ratios, counters, availability, options, results ==
+
+
+def progress(message: str) -> None:
+    """A progress line on stderr (stdout carries the results)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def fmt(x: float | None, digits: int = 2, missing: str = "-") -> str:
+    """A figure with ``digits`` decimals; ``missing`` for NaN or None."""
+    if x is None or math.isnan(x):
+        return missing
+    return f"{x:.{digits}f}"
+
+
+def ratio_text(a: float, b: float) -> str:
+    """``a / b`` as "1.23x", or "-" when either is NaN or ``b`` is 0."""
+    return "-" if math.isnan(a) or math.isnan(b) or b == 0 else f"{a / b:.2f}x"
+
+
+def json_number(x: float) -> float | None:
+    """A figure for strict JSON: ``None`` for NaN or infinity."""
+    return x if math.isfinite(x) else None
+
+
+def run_gib(r: Mapping[str, Any]) -> float:
+    """GiB moved by a run: its ``sent`` bytes (a sender, a relay) or its ``body`` (HTTP)."""
+    return float(r["sent"] if "sent" in r else r["body"]) / GIB
+
+
+def run_gbps(r: Mapping[str, Any]) -> float:
+    """A run's throughput, in 10^9 bytes per second."""
+    return run_gib(r) * GIB / float(r["wall_s"]) / 1e9
+
+
+def cpu_per_gib(r: Mapping[str, Any], who: str = "") -> float:
+    """User + system CPU seconds per GiB of a run; ``who`` picks whose (``relay``, ``server``:
+    the keys ``relay_user_s``...; default: the run's own ``user_s`` and ``system_s``)."""
+    prefix = f"{who}_" if who else ""
+    return (float(r[f"{prefix}user_s"]) + float(r[f"{prefix}system_s"])) / run_gib(r)
+
+
+def per_gib(r: Mapping[str, Any], key: str) -> float:
+    """``r[key]`` (seconds, calls) per GiB the run moved."""
+    return float(r[key]) / run_gib(r)
+
+
+Run = Mapping[str, Any]
+
+
+def by_round(ok: Sequence[Run], ref: Sequence[Run], fn: Callable[[Run], float]) -> float:
+    """Median over rounds of ``fn(run) / fn(the reference's run in the same round)``: the
+    machine drifts between rounds far more than within one. A reference figure of 0 (CPU under
+    one clock tick) gives no ratio."""
+    refs = {int(r["round"]): r for r in ref}
+    pairs = [(fn(r), fn(refs[int(r["round"])])) for r in ok if int(r["round"]) in refs]
+    return median([a / b for a, b in pairs if b > 0])
+
+
+def spread(values: Sequence[float], digits: int = 2) -> str:
+    """ "min-max" of a figure over the runs."""
+    return f"{min(values):.{digits}f}-{max(values):.{digits}f}" if values else "-"
+
+
+def stats_delta(before: Any, after: Any) -> dict[str, Any]:
+    """What ``zcio.stats()`` counted between two snapshots, as JSON: bytes, calls, transfers
+    and offloaded calls per method, and fallbacks."""
+    delta = after - before
+    return {
+        "methods": {
+            name: {
+                "transfers": m.transfers,
+                "calls": m.calls,
+                "bytes": m.bytes,
+                "offloaded": m.offloaded,
+            }
+            for name, m in delta.methods.items()
+        },
+        "fallbacks": dict(delta.fallbacks),
+    }
+
+
+def stats_json_delta(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`stats_delta` of two snapshots already in JSON (another process's counters):
+    the methods that moved anything."""
+    methods: dict[str, Any] = {}
+    for name, m in after.get("methods", {}).items():
+        b = before.get("methods", {}).get(name, {})
+        delta = {k: int(m[k]) - int(b.get(k, 0)) for k in ("transfers", "calls", "bytes")}
+        if any(delta.values()):
+            methods[name] = delta
+    return {"methods": methods}
+
+
+def zcio_of(r: Run) -> Mapping[str, Any]:
+    """A run's zcio counters (``{}`` for a run without zcio)."""
+    stats = r.get("zcio")
+    return stats if isinstance(stats, Mapping) else {}
+
+
+def calls_per_gib(
+    results: Sequence[Run], method: str = "", stats: Callable[[Run], Mapping[str, Any]] = zcio_of
+) -> str:
+    """Transfer system calls per GiB, median over runs: zcio's from its counters (one
+    ``method``'s, or all), else the count a baseline kept of its own loop (``calls``)."""
+    values = []
+    for r in results:
+        methods = stats(r).get("methods", {})
+        if method:
+            calls = methods[method]["calls"] if method in methods else None
+        else:
+            calls = sum(int(m["calls"]) for m in methods.values()) if methods else r.get("calls")
+        if calls is not None:
+            values.append(float(calls) / run_gib(r))
+    return fmt(median(values), 0) if values else "-"
+
+
+def methods_seen(
+    results: Sequence[Run],
+    expected: str,
+    *,
+    stats: Callable[[Run], Mapping[str, Any]] = zcio_of,
+    whole: Callable[[int, int], bool] = int.__eq__,
+) -> str:
+    """Which method(s) ``zcio.stats()`` saw moving the bytes, "+"-joined; flags the runs where
+    ``expected`` did not move the whole transfer (``whole(its bytes, sent)`` false), and any
+    offloaded calls and fallbacks."""
+    seen: set[str] = set()
+    partial = offloaded = fallbacks = 0
+    for r in results:
+        counters = stats(r)
+        methods = counters.get("methods", {})
+        seen.update(name for name, m in methods.items() if int(m["bytes"]))
+        if expected and not whole(int(methods.get(expected, {}).get("bytes", 0)), int(r["sent"])):
+            partial += 1
+        offloaded += sum(int(m.get("offloaded", 0)) for m in methods.values())
+        fallbacks += sum(int(n) for n in counters.get("fallbacks", {}).values())
+    text = "+".join(sorted(seen)) or "-"
+    if partial:
+        text += f" (NOT all {expected} in {partial} runs)"
+    if offloaded:
+        text += f" ({offloaded} calls offloaded)"
+    if fallbacks:
+        text += f" ({fallbacks} fallbacks)"
+    return text
+
+
+# --- Availability ---------------------------------------------------------------------------
+
+
+def missing(modules: Sequence[str] = (), programs: Sequence[str] = ()) -> list[str]:
+    """The Python modules and programs (on ``PATH``) of these that are not installed."""
+    absent = [name for name in modules if name and importlib.util.find_spec(name) is None]
+    return absent + [name for name in programs if name and shutil.which(name) is None]
+
+
+def package_versions(names: Sequence[str]) -> dict[str, str]:
+    """Installed versions of Python distributions, "not installed" for the absent ones."""
+    from importlib import metadata
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def program_version(argv: Sequence[str], pattern: str) -> str:
+    """A program's version from its ``--version``-style output (stdout or stderr): the first
+    group of ``pattern``; "not installed" when it cannot run, "unknown" when nothing matched."""
+    try:
+        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return "not installed"
+    found = re.search(pattern, done.stdout + done.stderr)
+    return found.group(1) if found else "unknown"
+
+
+# --- Options ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """A script's defaults: full and ``--quick`` (``--smoke`` is the same for every script)."""
+
+    size_mib: tuple[int, int] = (1024, 64)
+    runs: tuple[int, int] = (7, 3)
+    #: Scripts with a small-file figure: wrk runs and seconds, full and quick.
+    wrk_runs: tuple[int, int] | None = None
+    wrk_seconds: tuple[int, int] | None = None
+    #: Scripts that wait for a quiet machine before each run: the default wait.
+    quiet_timeout: float | None = None
+
+
+#: ``--smoke``: the smallest real run; it checks that everything works, measures nothing.
+SMOKE = {"size_mib": 8, "runs": 1, "wrk_runs": 1, "wrk_seconds": 1, "quiet_timeout": 0.0}
+
+
+def bench_parser(description: str, sizes: Sizes) -> argparse.ArgumentParser:
+    """The options every benchmark has: ``--size-mib``, ``--runs``, ``--quick``, ``--smoke``,
+    ``--json``; ``--wrk-runs``/``--wrk-seconds`` and ``--quiet-timeout`` where ``sizes`` says.
+    Read them with :func:`parse_args`, which fills in the defaults of the mode."""
+    parser = argparse.ArgumentParser(description=description)
+    size, runs = sizes.size_mib, sizes.runs
+    parser.add_argument("--size-mib", type=int, help=f"file size (default {size[0]})")
+    parser.add_argument("--runs", type=int, help=f"runs per path (default {runs[0]})")
+    if sizes.wrk_runs and sizes.wrk_seconds:
+        parser.add_argument(
+            "--wrk-runs", type=int, help=f"small-file runs (default {sizes.wrk_runs[0]})"
+        )
+        parser.add_argument(
+            "--wrk-seconds", type=int, help=f"each wrk run (default {sizes.wrk_seconds[0]})"
+        )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--quick", action="store_true", help=f"a quick run: {size[1]} MiB, {runs[1]} runs"
+    )
+    mode.add_argument(
+        "--smoke", action="store_true", help="the smallest run: 8 MiB, 1 run, no waiting"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="write every result here")
+    if sizes.quiet_timeout is not None:
+        parser.add_argument(
+            "--quiet-timeout",
+            type=float,
+            help="before each run, wait at most this many seconds for a quiet machine "
+            f"(default {sizes.quiet_timeout:.0f}; 0: do not wait)",
+        )
+    parser.set_defaults(sizes=sizes)
+    return parser
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse, then fill every sizing option left out from the mode's defaults (full,
+    ``--quick`` or ``--smoke``); counts must be at least 1."""
+    args = parser.parse_args(argv)
+    sizes: Sizes = args.sizes
+    pick = 1 if args.quick else 0
+    for name in ("size_mib", "runs", "wrk_runs", "wrk_seconds", "quiet_timeout"):
+        default: Any = getattr(sizes, name)
+        if default is None or getattr(args, name, None) is not None:
+            continue
+        chosen = default if name == "quiet_timeout" else default[pick]
+        setattr(args, name, SMOKE[name] if args.smoke else chosen)
+    counts = [n for n in ("size_mib", "runs", "wrk_runs", "wrk_seconds") if hasattr(args, n)]
+    if any(getattr(args, n) < 1 for n in counts):
+        parser.error(" and ".join(f"--{n.replace('_', '-')}" for n in counts) + " must be >= 1")
+    return args
+
+
+def add_servers(parser: argparse.ArgumentParser) -> None:
+    """The HTTP benchmarks' ``--servers`` and ``--figures``; :func:`chosen_servers` checks."""
+    parser.add_argument("--servers", default="", help="comma-separated server keys (default: all)")
+    parser.add_argument("--figures", choices=["1", "2", "both"], default="both")
+
+
+def chosen_servers(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, known: Sequence[str]
+) -> list[str]:
+    """The keys ``--servers`` named (all known ones), or a usage error."""
+    chosen = [k for k in args.servers.split(",") if k]
+    if unknown := [k for k in chosen if k not in known]:
+        parser.error(f"unknown servers {unknown}; known: {sorted(known)}")
+    return chosen
+
+
+# --- Results: the one schema every script writes and ``zcio bench`` reads ----------------------
+
+#: The version of the results schema (``schema`` in every script's JSON).
+SCHEMA = 1
+
+
+def result_row(
+    section: str,
+    key: str,
+    path: str,
+    *,
+    role: str = "",
+    target_met: bool | None = None,
+    notes: Sequence[str] = (),
+    **figures: float | None,
+) -> dict[str, Any]:
+    """One row of ``zcio bench``'s table: a measured path of one section.
+
+    ``figures``: ``gbps``, ``cpu_s_per_gib``, ``rps_4k``, ``rps_64k`` and the medians of per-round
+    ratios ``x_anchor``, ``x_anchor_cpu``, ``x_baseline``, ``x_baseline_cpu`` (any left out, NaN
+    and None are all "no figure"). ``role``: "anchor", "baseline" or "". ``target_met``: the
+    verdict on the script's target, None where no target applies. ``notes``: more to say."""
+    unknown = set(figures) - set(FIGURES)
+    if unknown:
+        raise TypeError(f"unknown figures {sorted(unknown)}")
+    return {
+        "section": section,
+        "key": key,
+        "path": path,
+        "role": role,
+        **{name: _figure(figures.get(name)) for name in FIGURES},
+        "target_met": target_met,
+        "notes": list(notes),
+    }
+
+
+#: The figures a row may have, in the table's order.
+FIGURES = (
+    "gbps",
+    "cpu_s_per_gib",
+    "rps_4k",
+    "rps_64k",
+    "x_anchor",
+    "x_anchor_cpu",
+    "x_baseline",
+    "x_baseline_cpu",
+)
+
+
+def _figure(x: Any) -> float | None:
+    return json_number(float(x)) if isinstance(x, int | float) else None
+
+
+def result_section(
+    key: str,
+    what: str,
+    *,
+    baseline: str,
+    sizing: str,
+    anchor: str = "-",
+    anchor_program: str = "",
+    optional: Sequence[tuple[str, str, str]] = (),
+    needs: str = "",
+) -> dict[str, Any]:
+    """A section of the table: what it measures, how much (``sizing``), and what its rows are
+    compared with. The anchor is ``anchor`` followed by the version the script's environment
+    names for ``anchor_program`` ("not installed" when it does). ``optional``: (key, path,
+    program) of rows that may be missing (the table shows "not installed (program)" or "no
+    result" in their place); ``needs``: a program without which the whole section is missing
+    (one "not installed" row)."""
+    return {
+        "key": key,
+        "what": what,
+        "anchor": anchor,
+        "anchor_program": anchor_program,
+        "baseline": baseline,
+        "sizing": sizing,
+        "optional": [{"key": k, "path": p, "program": prog} for k, p, prog in optional],
+        "needs": needs,
+    }
+
+
+def sizing_text(size_bytes: int, runs: int) -> str:
+    """How much a section measured: "64 MiB x 3 runs"."""
+    return f"{size_bytes >> 20} MiB x {runs} runs"
+
+
+def wrk_sizing_text(seconds: int, runs: int) -> str:
+    """How much a small-file section measured: "wrk 5 s per URL x 3 runs"."""
+    return f"wrk {seconds} s per URL x {runs} runs"
+
+
+def finish(
+    failures: Sequence[str],
+    json_path: Path | None,
+    results: Mapping[str, Any],
+    *,
+    script: str = "",
+    sections: Sequence[Mapping[str, Any]] = (),
+    rows: Sequence[Mapping[str, Any]] = (),
+    footnotes: Sequence[str] = (),
+) -> int:
+    """End a benchmark: list the failed runs, write the results as JSON if asked, and return
+    the exit status: 1 when a run broke, never because a target was missed.
+
+    The JSON is one schema for every script: ``schema``, ``script``, ``environment`` (from
+    ``results``), ``sections``, ``rows`` (:func:`result_section`, :func:`result_row`),
+    ``footnotes`` (lines under the table) and ``failures``; then the script's own ``results``
+    (its summaries and every run), for people and archives: ``zcio bench`` reads only the
+    common part."""
+    if failures:
+        print()
+        print("FAILED runs (left out of the medians):")
+        for failure in failures:
+            print(f"- {failure}")
+    if json_path:
+        head = {
+            "schema": SCHEMA,
+            "script": script or Path(sys.argv[0]).stem,
+            "environment": results.get("environment", {}),
+            "sections": list(sections),
+            "rows": list(rows),
+            "footnotes": list(footnotes),
+            "failures": list(failures),
+        }
+        json_path.write_text(json.dumps({**results, **head}, indent=1))
+        print(f"Results written to {json_path}.")
+    return 1 if failures else 0
+
+
 def _main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="The benchmarks' splice receiver.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -800,43 +1274,3 @@ def _main(argv: Sequence[str] | None = None) -> None:
 
 if __name__ == "__main__":
     _main()
-
-
-def finish(failures: Sequence[str], json_path: Path | None, results: dict[str, Any]) -> int:
-    """End a benchmark: list the failed runs, write ``results`` (plus the failures) as JSON if
-    asked, and return the exit status: 1 when a run broke, never because a target was missed."""
-    if failures:
-        print()
-        print("FAILED runs (left out of the medians):")
-        for failure in failures:
-            print(f"- {failure}")
-    if json_path:
-        json_path.write_text(json.dumps({**results, "failures": list(failures)}, indent=1))
-        print(f"Results written to {json_path}.")
-    return 1 if failures else 0
-
-
-def run_gib(r: dict[str, Any]) -> float:
-    """GiB moved by a run (its ``sent`` bytes)."""
-    return float(r["sent"]) / GIB
-
-
-def run_gbps(r: dict[str, Any]) -> float:
-    """A run's throughput, in 10^9 bytes per second."""
-    return float(r["sent"]) / float(r["wall_s"]) / 1e9
-
-
-def progress(message: str) -> None:
-    """A progress line on stderr (stdout carries the results)."""
-    print(message, file=sys.stderr, flush=True)
-
-
-def add_quiet_timeout(parser: argparse.ArgumentParser, default: float) -> None:
-    """The ``--quiet-timeout`` option of the benchmarks that wait for a quiet machine."""
-    parser.add_argument(
-        "--quiet-timeout",
-        type=float,
-        default=default,
-        help=f"before each run, wait at most this many seconds for a quiet machine "
-        f"(default {default:.0f}; 0: do not wait)",
-    )

@@ -21,11 +21,11 @@ Targets (issue 12), printed beside the results, never asserted: the large file o
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 import sys
 import time
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import http_files
@@ -33,37 +33,38 @@ from _common import (
     BENCH_DIR,
     GIB,
     MIB,
-    add_quiet_timeout,
+    by_round,
+    chosen_servers,
     ensure_file,
     environment,
-    finish,
+    fmt,
     markdown_table,
     median,
-    progress,
-    warm,
+    package_versions,
+    parse_args,
 )
 from http_files import (
+    HTTP_SIZES,
     NGINX,
-    QUIET_TIMEOUT,
     SMALL,
     WRK_CONNECTIONS,
     WRK_THREADS,
     Bench,
     Result,
+    Sections,
     Variant,
-    _available,
-    _by_round,
     _cpu_per_gib,
-    _fmt,
     _gbps,
     _missing,
-    _order,
     _path_runs,
     _rps,
     _sendfile_share,
-    _with_version,
+    http_parser,
+    measure,
     prepare_files,
+    select,
     versions,
+    write_results,
 )
 
 #: Targets, printed and never asserted.
@@ -103,151 +104,159 @@ def _sendfile_bytes(r: Result) -> int:
     return int(r.get("zcio", {}).get("methods", {}).get("sendfile", {}).get("bytes", 0))
 
 
+def _large_target(e: dict[str, Any], ok: Sequence[Result], size: int) -> str:
+    misses = []
+    if not e["x_asyncio_gbps"] >= TARGET_X_ASYNCIO_GBPS:
+        misses.append(f"GB/s < {TARGET_X_ASYNCIO_GBPS}x asyncio")
+    if not e["x_asyncio_cpu"] <= TARGET_X_ASYNCIO_CPU:
+        misses.append(f"CPU > {TARGET_X_ASYNCIO_CPU}x asyncio")
+    if not e["x_uvloop_gbps"] >= TARGET_X_UVLOOP_GBPS:
+        misses.append(f"GB/s < {TARGET_X_UVLOOP_GBPS}x uvloop")
+    short = sum(1 for r in ok if _sendfile_bytes(r) < size)
+    if short:
+        misses.append(f"not all by sendfile in {short} runs")
+    return "met" if not misses else "MISSED: " + ", ".join(misses)
+
+
+_LARGE_RATIOS = ("asyncio", "uvloop", "nginx")
+
+
+def _references(results: dict[str, list[Result]]) -> dict[str, list[Result]]:
+    """The runs every row is compared with: aiohttp on asyncio and on uvloop, and nginx."""
+    refs = zip(_LARGE_RATIOS, (ASYNCIO, UVLOOP, NGINX), strict=True)
+    return {name: results.get(v.key) or [] for name, v in refs}
+
+
+LARGE_HEADERS = [
+    "server",
+    "GB/s",
+    "server CPU s/GiB",
+    *(f"x {ref} {what}" for ref in _LARGE_RATIOS for what in ("GB/s", "CPU")),
+    "target",
+]
+
+
 def large_table(
     variants: Sequence[Variant], results: dict[str, list[Result]], runs: int, size: int
 ) -> tuple[str, dict[str, Any]]:
-    asyncio_runs = results.get(ASYNCIO.key) or []
-    uvloop_runs = results.get(UVLOOP.key) or []
-    nginx = results.get(NGINX.key) or []
+    refs = _references(results)
     rows: list[list[str]] = []
     summary: dict[str, Any] = {}
     for v in variants:
-        if v.key not in results:
-            rows.append([v.label, "skipped", *[""] * 7, f"({_missing(v)} not installed)"])
-            continue
-        ok = results[v.key]
+        ok = results.get(v.key)
         if not ok:
-            rows.append([v.label, "failed", *[""] * 8])
+            skipped = v.key not in results
+            note = f"({_missing(v)} not installed)" if skipped else ""
+            rows.append([v.label, "skipped" if skipped else "failed", *[""] * 7, note])
             continue
-        gbps, cpu = median([_gbps(r) for r in ok]), median([_cpu_per_gib(r) for r in ok])
-        xa_gbps, xa_cpu = (
-            _by_round(ok, asyncio_runs, _gbps),
-            _by_round(ok, asyncio_runs, _cpu_per_gib),
-        )
-        xu_gbps, xu_cpu = (
-            _by_round(ok, uvloop_runs, _gbps),
-            _by_round(ok, uvloop_runs, _cpu_per_gib),
-        )
-        xn_gbps, xn_cpu = _by_round(ok, nginx, _gbps), _by_round(ok, nginx, _cpu_per_gib)
-        target = "-"
-        entry: dict[str, Any] = {}
-        if v.zcio:
-            misses = []
-            if not xa_gbps >= TARGET_X_ASYNCIO_GBPS:
-                misses.append(f"GB/s < {TARGET_X_ASYNCIO_GBPS}x asyncio")
-            if not xa_cpu <= TARGET_X_ASYNCIO_CPU:
-                misses.append(f"CPU > {TARGET_X_ASYNCIO_CPU}x asyncio")
-            if not xu_gbps >= TARGET_X_UVLOOP_GBPS:
-                misses.append(f"GB/s < {TARGET_X_UVLOOP_GBPS}x uvloop")
-            short = sum(1 for r in ok if _sendfile_bytes(r) < size)
-            if short:
-                misses.append(f"not all by sendfile in {short} runs")
-            target = "met" if not misses else "MISSED: " + ", ".join(misses)
-            entry["target_met"] = not misses
-        rows.append(
-            [
-                v.label,
-                _fmt(gbps),
-                _fmt(cpu, 3),
-                _fmt(xa_gbps),
-                _fmt(xa_cpu),
-                _fmt(xu_gbps),
-                _fmt(xu_cpu),
-                _fmt(xn_gbps),
-                _fmt(xn_cpu),
-                target,
-            ]
-        )
-        summary[v.key] = {
+        e: dict[str, Any] = {
             "label": v.label,
             "runs_ok": len(ok),
-            "gbps": gbps,
-            "server_cpu_s_per_gib": cpu,
-            "x_asyncio_gbps": xa_gbps,
-            "x_asyncio_cpu": xa_cpu,
-            "x_uvloop_gbps": xu_gbps,
-            "x_uvloop_cpu": xu_cpu,
-            "x_nginx_gbps": xn_gbps,
-            "x_nginx_cpu": xn_cpu,
-            **entry,
+            "gbps": median([_gbps(r) for r in ok]),
+            "server_cpu_s_per_gib": median([_cpu_per_gib(r) for r in ok]),
         }
-    table = markdown_table(
-        [
-            "server",
-            "GB/s",
-            "server CPU s/GiB",
-            "x asyncio GB/s",
-            "x asyncio CPU",
-            "x uvloop GB/s",
-            "x uvloop CPU",
-            "x nginx GB/s",
-            "x nginx CPU",
-            "target",
-        ],
-        rows,
-        "lrrrrrrrrl",
-    )
-    return table, summary
+        for name, ref in refs.items():
+            e[f"x_{name}_gbps"] = by_round(ok, ref, _gbps)
+            e[f"x_{name}_cpu"] = by_round(ok, ref, _cpu_per_gib)
+        target = _large_target(e, ok, size) if v.zcio else "-"
+        if v.zcio:
+            e["target_met"] = target == "met"
+        ratios = [fmt(e[f"x_{n}_{w}"]) for n in _LARGE_RATIOS for w in ("gbps", "cpu")]
+        rows.append([v.label, fmt(e["gbps"]), fmt(e["server_cpu_s_per_gib"], 3), *ratios, target])
+        summary[v.key] = e
+    return markdown_table(LARGE_HEADERS, rows, "lrrrrrrrrl"), summary
+
+
+def _small_entry(
+    v: Variant, ok: Sequence[Result], refs: dict[str, list[Result]]
+) -> tuple[dict[str, Any], list[str]]:
+    """One server's small-file summary, and the files that missed the target."""
+    entry: dict[str, Any] = {"label": v.label, "runs_ok": len(ok)}
+    misses = []
+    for name, _size in SMALL:
+        path = f"/f/{name}"
+        entry[name] = {
+            "file_rps": median([_rps(r) for r in _path_runs(ok, path)]),
+            "memory_rps": median([_rps(r) for r in _path_runs(ok, f"/m/{name}")]),
+            "x_uvloop": by_round(_path_runs(ok, path), _path_runs(refs["uvloop"], path), _rps),
+        }
+        if v.zcio and not entry[name]["x_uvloop"] >= TARGET_X_UVLOOP_SMALL:
+            misses.append(name)
+    four = _path_runs(ok, "/f/4k.bin")
+    for name in ("asyncio", "nginx"):
+        entry[f"x_{name}_4k_file_rps"] = by_round(four, _path_runs(refs[name], "/f/4k.bin"), _rps)
+    if v.zcio:
+        entry["target_met"] = not misses
+    return entry, misses
+
+
+SMALL_HEADERS = [
+    "server",
+    "4 KiB file req/s",
+    "x uvloop",
+    "64 KiB file req/s",
+    "x uvloop",
+    "x asyncio (4 KiB)",
+    "x nginx (4 KiB)",
+    "zcio sendfile share 4 / 64 KiB",
+    "target",
+]
 
 
 def small_table(
     variants: Sequence[Variant], results: dict[str, list[Result]], wrk_missing: bool
 ) -> tuple[str, dict[str, Any]]:
-    asyncio_runs = results.get(ASYNCIO.key) or []
-    uvloop_runs = results.get(UVLOOP.key) or []
-    nginx = results.get(NGINX.key) or []
+    refs = _references(results)
     rows: list[list[str]] = []
     summary: dict[str, Any] = {}
     for v in variants:
-        if wrk_missing or v.key not in results:
+        ok = results.get(v.key)
+        if wrk_missing or not ok:
+            skipped = wrk_missing or v.key not in results
             why = "wrk" if wrk_missing else _missing(v)
-            rows.append([v.label, "skipped", *[""] * 6, f"({why} not installed)"])
+            note = f"({why} not installed)" if skipped else ""
+            rows.append([v.label, "skipped" if skipped else "failed", *[""] * 6, note])
             continue
-        ok = results[v.key]
-        if not ok:
-            rows.append([v.label, "failed", *[""] * 7])
-            continue
-        entry: dict[str, Any] = {"label": v.label, "runs_ok": len(ok)}
-        cells = [v.label]
-        misses = []
-        for name, _size in SMALL:
-            path = f"/f/{name}"
-            file_rps = median([_rps(r) for r in _path_runs(ok, path)])
-            mem_rps = median([_rps(r) for r in _path_runs(ok, f"/m/{name}")])
-            xu = _by_round(_path_runs(ok, path), _path_runs(uvloop_runs, path), _rps)
-            entry[name] = {"file_rps": file_rps, "memory_rps": mem_rps, "x_uvloop": xu}
-            cells += [_fmt(file_rps, 0), _fmt(xu)]
-            if v.zcio and not xu >= TARGET_X_UVLOOP_SMALL:
-                misses.append(name)
-        xa = _by_round(_path_runs(ok, "/f/4k.bin"), _path_runs(asyncio_runs, "/f/4k.bin"), _rps)
-        xn = _by_round(_path_runs(ok, "/f/4k.bin"), _path_runs(nginx, "/f/4k.bin"), _rps)
-        entry.update(x_asyncio_4k_file_rps=xa, x_nginx_4k_file_rps=xn)
+        e, misses = _small_entry(v, ok, refs)
+        summary[v.key] = e
+        cells = [c for n, _ in SMALL for c in (fmt(e[n]["file_rps"], 0), fmt(e[n]["x_uvloop"]))]
         share = "-"
         if v.zcio:
             share = " / ".join(
-                _fmt(median([_sendfile_share(r) for r in _path_runs(ok, f"/f/{n}")]))
+                fmt(median([_sendfile_share(r) for r in _path_runs(ok, f"/f/{n}")]))
                 for n, _ in SMALL
             )
-            entry["target_met"] = not misses
         target = "-" if not v.zcio else "met" if not misses else f"MISSED ({', '.join(misses)})"
-        rows.append([*cells, _fmt(xa), _fmt(xn), share, target])
-        summary[v.key] = entry
-    table = markdown_table(
-        [
-            "server",
-            "4 KiB file req/s",
-            "x uvloop",
-            "64 KiB file req/s",
-            "x uvloop",
-            "x asyncio (4 KiB)",
-            "x nginx (4 KiB)",
-            "zcio sendfile share 4 / 64 KiB",
-            "target",
-        ],
-        rows,
-        "lrrrrrrrl",
-    )
-    return table, summary
+        ratios = [fmt(e["x_asyncio_4k_file_rps"]), fmt(e["x_nginx_4k_file_rps"])]
+        rows.append([v.label, *cells, *ratios, share, target])
+    return markdown_table(SMALL_HEADERS, rows, "lrrrrrrrl"), summary
+
+
+#: The two sections of ``zcio bench``'s table.
+SECTIONS = Sections(
+    "aiohttp_files",
+    "aiohttp",
+    "aiohttp static route on the default asyncio loop (native `loop.sendfile`)",
+    "aiohttp static files, one large cached file; CPU: the server's process tree",
+    "aiohttp static files, 4 and 64 KiB, `wrk -t2 -c32`; x columns: 4 KiB req/s",
+    {"nginx": "anchor", ASYNCIO.key: "baseline"},
+    (("nginx", "nginx, `sendfile on`", "nginx"),),
+    ratio_to="asyncio",
+)
+
+
+def uvloop_notes(figure: str, key: str, e: Mapping[str, Any]) -> list[str]:
+    """The zcio_uvloop row's ratio to stock uvloop (the issue's second comparison)."""
+    if "target_met" not in e:
+        return []
+    if figure == "large":
+        x = e.get("x_uvloop_gbps")
+        return [f"x uvloop {x:.2f}"] if isinstance(x, int | float) and math.isfinite(x) else []
+    ratios = [e.get(name, {}).get("x_uvloop") for name in ("4k.bin", "64k.bin")]
+    ratios = [float(r) if isinstance(r, int | float) else math.nan for r in ratios]
+    if not any(math.isfinite(r) for r in ratios):
+        return []
+    return ["x uvloop " + " / ".join(fmt(r) if math.isfinite(r) else "-" for r in ratios)]
 
 
 def _own_folders() -> None:
@@ -264,102 +273,22 @@ def _own_folders() -> None:
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description="Benchmark aiohttp static files on asyncio, uvloop and zcio_uvloop."
+    parser = http_parser(
+        "Benchmark aiohttp static files on asyncio, uvloop and zcio_uvloop.", HTTP_SIZES
     )
-    parser.add_argument("--size-mib", type=int, default=None, help="large file (default 1024)")
-    parser.add_argument("--runs", type=int, default=None, help="large-file runs (default 5)")
-    parser.add_argument("--wrk-runs", type=int, default=None, help="small-file runs (default 3)")
-    parser.add_argument("--wrk-seconds", type=int, default=None, help="each wrk run (default 5)")
-    parser.add_argument("--servers", default="", help="comma-separated server keys (default: all)")
-    parser.add_argument("--figures", choices=["1", "2", "both"], default="both")
-    parser.add_argument("--quick", action="store_true", help="smoke test: 64 MiB, fewer runs")
-    parser.add_argument("--json", type=Path, default=None, help="write every result here")
-    add_quiet_timeout(parser, QUIET_TIMEOUT)
-    args = parser.parse_args(argv)
-    args.size_mib = args.size_mib or (64 if args.quick else 1024)
-    args.runs = args.runs or (3 if args.quick else 5)
-    args.wrk_runs = args.wrk_runs or (1 if args.quick else 3)
-    args.wrk_seconds = args.wrk_seconds or (2 if args.quick else 5)
-    if min(args.size_mib, args.runs, args.wrk_runs, args.wrk_seconds) < 1:
-        parser.error("--size-mib, --runs, --wrk-runs and --wrk-seconds must be at least 1")
-    known = {v.key for v in VARIANTS}
-    args.chosen = [k for k in args.servers.split(",") if k]
-    if unknown := [k for k in args.chosen if k not in known]:
-        parser.error(f"unknown servers {unknown}; known: {sorted(known)}")
+    args = parse_args(parser, argv)
+    args.chosen = chosen_servers(parser, args, [v.key for v in VARIANTS])
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parse(argv)
-    started = time.monotonic()
-    size = args.size_mib * MIB
-    env = environment()
-    env.update(versions())
-    from importlib import metadata
-
-    for name in ("aiohttp", "uvloop"):
-        try:
-            env[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            env[name] = "not installed"
-    selected = [_with_version(v, env) for v in VARIANTS if not args.chosen or v.key in args.chosen]
-    present = [v for v in selected if _available(v)]
-    for v in selected:
-        if v not in present:
-            progress(f"skipping {v.key}: {_missing(v)} not installed")
-    wrk_missing = shutil.which("wrk") is None
-    large = ensure_file(BENCH_DIR / f"send_file-{args.size_mib}MiB.bin", size)
-    _own_folders()
-    prepare_files(large)
-    bench = Bench(large, size, 30.0 + 60.0 * size / GIB, args.quiet_timeout)
-
-    print(
-        f"# aiohttp static files on asyncio, uvloop and zcio_uvloop: {args.size_mib} MiB file "
-        f"x {args.runs} runs; small files `wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} "
-        f"-d{args.wrk_seconds}s` x {args.wrk_runs} runs"
-    )
-    print()
-    print(", ".join(f"{k} {val}" for k, val in env.items()))
-    large_results: dict[str, list[Result]] = {}
-    small_results: dict[str, list[Result]] = {}
-    try:
-        if args.figures in ("1", "both") and present:
-            warm(large)
-            bench.large_run(present[0], 0, "[warm-up]")  # discarded
-            large_results = {v.key: [] for v in present}
-            for i in range(1, args.runs + 1):
-                for v in _order(present, i):
-                    label = f"[large {i}/{args.runs}]"
-                    r = bench.large_run(v, i, label)
-                    if r is not None:
-                        large_results[v.key].append(r)
-                        progress(
-                            f"  {label} {v.key}: {_gbps(r):.2f} GB/s, {_cpu_per_gib(r):.3f} s/GiB"
-                        )
-        if args.figures in ("2", "both") and present and not wrk_missing:
-            small_results = {v.key: [] for v in present}
-            for i in range(1, args.wrk_runs + 1):
-                for v in _order(present, i):
-                    label = f"[small {i}/{args.wrk_runs}]"
-                    r = bench.small_run(v, i, args.wrk_seconds, label)
-                    if r is not None:
-                        small_results[v.key].append(r)
-                        rps = ", ".join(
-                            f"{p} {float(x['rps']):.0f}/s" for p, x in sorted(r["paths"].items())
-                        )
-                        progress(f"  {label} {v.key}: {rps}")
-    except KeyboardInterrupt:
-        progress("interrupted: printing what was measured")
-    elapsed = time.monotonic() - started
-
-    summary: dict[str, Any] = {}
-    if args.figures in ("1", "both"):
-        table, summary["large"] = large_table(selected, large_results, args.runs, size)
+def _print_figures(
+    args: argparse.Namespace, summary: dict[str, Any], tables: dict[str, str]
+) -> None:
+    if "large" in summary:
         print()
         print(f"## A {args.size_mib} MiB cached file over one connection (medians of {args.runs})")
         print()
-        print(table)
+        print(tables["large"])
         print()
         print(
             f"Targets (printed, never asserted) for zcio_uvloop: >= {TARGET_X_ASYNCIO_GBPS}x "
@@ -368,37 +297,52 @@ def main(argv: Sequence[str] | None = None) -> int:
             "counters in the server). The x columns are medians of per-round ratios. The client "
             "splices the body into /dev/null; server CPU is the whole process tree's."
         )
-    if args.figures in ("2", "both"):
-        table, summary["small"] = small_table(selected, small_results, wrk_missing)
+    if "small" in summary:
         print()
         print(
             f"## Small files: `wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{args.wrk_seconds}s` "
             f"(medians of {args.wrk_runs} runs)"
         )
         print()
-        print(table)
+        print(tables["small"])
         print()
         print(
             f"Target (printed, never asserted) for zcio_uvloop: each small file's requests/s >= "
             f"{TARGET_X_UVLOOP_SMALL}x stock uvloop's (x uvloop: per-round ratios)."
         )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse(argv)
+    started = time.monotonic()
+    size = args.size_mib * MIB
+    env = {**environment(), **versions(), **package_versions(("aiohttp", "uvloop"))}
+    selected, present = select(VARIANTS, args, env)
+    wrk_missing = shutil.which("wrk") is None
+    large = ensure_file(BENCH_DIR / f"send_file-{args.size_mib}MiB.bin", size)
+    _own_folders()
+    prepare_files(large)
+    bench = Bench(large, size, 30.0 + 60.0 * size / GIB, args.quiet_timeout)
+    print(
+        f"# aiohttp static files on asyncio, uvloop and zcio_uvloop: {args.size_mib} MiB file "
+        f"x {args.runs} runs; small files `wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} "
+        f"-d{args.wrk_seconds}s` x {args.wrk_runs} runs"
+    )
+    print()
+    print(", ".join(f"{k} {val}" for k, val in env.items()))
+    results = measure(bench, present, args, wrk_missing)
+    elapsed = time.monotonic() - started
+    summary: dict[str, Any] = {}
+    tables: dict[str, str] = {}
+    if args.figures in ("1", "both"):
+        tables["large"], summary["large"] = large_table(selected, results[0], args.runs, size)
+    if args.figures in ("2", "both"):
+        tables["small"], summary["small"] = small_table(selected, results[1], wrk_missing)
+    _print_figures(args, summary, tables)
     print()
     print(f"Total time: {elapsed:.0f} s (waited {bench.waited:.0f} s for a quiet machine).")
-    return finish(
-        bench.failures,
-        args.json,
-        {
-            "environment": env,
-            "size_bytes": size,
-            "runs": args.runs,
-            "wrk_runs": args.wrk_runs,
-            "wrk_seconds": args.wrk_seconds,
-            "elapsed_s": elapsed,
-            "summary": summary,
-            "large": large_results,
-            "small": small_results,
-        },
-    )
+    http_files.SECTIONS = SECTIONS
+    return write_results(args, bench.failures, env, summary, results, elapsed, uvloop_notes)
 
 
 if __name__ == "__main__":

@@ -28,26 +28,36 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+import http_files
 from _common import (
     BENCH_DIR,
     GIB,
     MIB,
     ChildFailed,
-    add_quiet_timeout,
+    Sizes,
+    chosen_servers,
     ensure_file,
     environment,
-    finish,
+    fmt,
+    json_number,
     markdown_table,
     median,
+    package_versions,
+    parse_args,
     process_group,
     progress,
+    ratio_text,
     run_child,
+    run_gbps,
+    stats_json_delta,
     wait_quiet,
     warm,
 )
@@ -59,16 +69,20 @@ from http_files import (
     WRK_CONNECTIONS,
     WRK_THREADS,
     Result,
+    Sections,
     Server,
     Variant,
     _available,
     _check_wrk,
+    _cpu_per_gib,
     _missing,
-    _stats_delta,
+    _warm_up,
     _zcio_stats,
-    http_get,
+    http_parser,
+    memory_notes,
     prepare_files,
     versions,
+    write_results,
     wrk,
 )
 
@@ -149,16 +163,6 @@ def peak_rss_kib(pid: int) -> int:
     return total
 
 
-def _warm_up(srv: Server) -> None:
-    paths = ["/f/64k.bin", "/f/4k.bin"]
-    if srv.v.has_app:
-        paths += ["/m/4k.bin", "/m/64k.bin"]
-    for path in paths:
-        head = http_get(srv.port, path)
-        if head.status != 200 or len(head.rest) != dict(SMALL)[path.rsplit("/", 1)[1]]:
-            raise ChildFailed(f"warm-up GET {path}: status {head.status}, {len(head.rest)} bytes")
-
-
 def large_run(v: Variant, size: int, timeout: float, quiet: float) -> Result:
     wait_quiet(timeout=quiet)
     with DjangoServer(v) as srv:
@@ -171,7 +175,7 @@ def large_run(v: Variant, size: int, timeout: float, quiet: float) -> Result:
         ]
         result = run_child(argv, timeout=timeout)
         result["rss_growth_mib"] = (peak_rss_kib(srv.pid) - rss0) / 1024
-        result["zcio"] = _stats_delta(before, _zcio_stats(srv)) if v.zcio else {}
+        result["zcio"] = stats_json_delta(before, _zcio_stats(srv)) if v.zcio else {}
     if result["status"] != 200 or result["body"] != size:
         raise ChildFailed(f"status {result['status']}, {result['body']} of {size} bytes")
     return result
@@ -195,75 +199,243 @@ def small_run(v: Variant, seconds: int, quiet: float) -> dict[str, Result]:
     return out
 
 
-def _gbps(r: Result) -> float:
-    return float(r["body"]) / float(r["wall_s"]) / 1e9
-
-
-def _cpu_gib(r: Result) -> float:
-    return (float(r["server_user_s"]) + float(r["server_system_s"])) / (float(r["body"]) / GIB)
-
-
 def _med(rs: Sequence[Result], fn: Callable[[Result], float]) -> float:
-    return median([fn(r) for r in rs]) if rs else float("nan")
+    return median([fn(r) for r in rs]) if rs else math.nan
 
 
-def _num(x: float) -> float | None:
-    """A figure for the JSON summary: ``None`` for NaN (strict JSON has no NaN)."""
-    return None if x != x else x
+def _over(a: float, b: float) -> float:
+    """``a / b``, NaN when ``b`` is NaN or 0 (a ratio of medians)."""
+    return a / b if b and not math.isnan(b) else math.nan
 
 
-def _f(x: float, digits: int = 2) -> str:
-    return "-" if x != x else f"{x:.{digits}f}"
+def _rss(r: Result) -> float:
+    return float(r["rss_growth_mib"])
 
 
-def _ratio(a: float, b: float) -> str:
-    return "-" if not (a == a and b == b) or b == 0 else f"{a / b:.2f}x"
+def _large_runs(
+    present: Sequence[Variant], args: argparse.Namespace, timeout: float, failures: list[str]
+) -> dict[str, list[Result]]:
+    """Figure 1's runs, the servers in turn (reversed every other round)."""
+    size = args.size_mib * MIB
+    results: dict[str, list[Result]] = {v.key: [] for v in present}
+    for i in range(1, args.runs + 1):
+        for v in present if i % 2 else list(reversed(present)):
+            try:
+                r = large_run(v, size, timeout, args.quiet_timeout)
+            except (ChildFailed, OSError, KeyError, ValueError) as exc:
+                failures.append(f"large {i} {v.key}: {exc}")
+                progress(f"  [large {i}] {v.key}: FAILED: {exc}")
+                continue
+            results[v.key].append(r)
+            progress(
+                f"  [large {i}/{args.runs}] {v.key}: {run_gbps(r):.2f} GB/s, "
+                f"{_cpu_per_gib(r):.3f} s/GiB, peak RSS +{r['rss_growth_mib']:.0f} MiB"
+            )
+    return results
+
+
+def _large_entry(v: Variant, rs: Sequence[Result], refs: dict[str, float]) -> Result:
+    """One server's medians and ratios of medians to nginx and stock Django."""
+    gbps, cpu, rss = _med(rs, run_gbps), _med(rs, _cpu_per_gib), _med(rs, _rss)
+    entry: Result = {
+        "label": v.label,
+        "runs_ok": len(rs),
+        "gbps": json_number(gbps),
+        "server_cpu_s_per_gib": json_number(cpu),
+        "peak_rss_growth_mib": json_number(rss),
+        "x_nginx_gbps": json_number(_over(gbps, refs["nginx"])),
+        "x_nginx_cpu": json_number(_over(cpu, refs["nginx_cpu"])),
+        "x_stock_gbps": json_number(_over(gbps, refs["stock"])),
+        "x_stock_cpu": json_number(_over(cpu, refs["stock_cpu"])),
+    }
+    if v is ZCIO:
+        entry["target_met"] = bool(
+            rss <= TARGET_RSS_MIB
+            and gbps >= TARGET_X_NGINX_GBPS * refs["nginx"]
+            and gbps >= TARGET_X_STOCK_GBPS * refs["stock"]
+        )
+    return entry
+
+
+LARGE_HEADERS = [
+    "server",
+    "GB/s",
+    "server CPU s/GiB",
+    "peak RSS growth MiB",
+    "x nginx",
+    "x stock Django",
+    "zcio method",
+]
+
+
+def large_figure(
+    present: Sequence[Variant], results: dict[str, list[Result]], size_mib: int
+) -> dict[str, Result]:
+    """Figure 1's table, printed; its summary."""
+    stock, nginx = results.get(STOCK.key, []), results.get(NGINX.key, [])
+    refs = {
+        "stock": _med(stock, run_gbps),
+        "nginx": _med(nginx, run_gbps),
+        "stock_cpu": _med(stock, _cpu_per_gib),
+        "nginx_cpu": _med(nginx, _cpu_per_gib),
+    }
+    summary: dict[str, Result] = {}
+    rows = []
+    for v in present:
+        rs = results[v.key]
+        gbps = _med(rs, run_gbps)
+        summary[v.key] = _large_entry(v, rs, refs)
+        methods = sorted({m for r in rs for m in r.get("zcio", {}).get("methods", {})})
+        figures = [fmt(gbps), fmt(_med(rs, _cpu_per_gib), 3), fmt(_med(rs, _rss), 0)]
+        ratios = [ratio_text(gbps, refs["nginx"]), ratio_text(gbps, refs["stock"])]
+        rows.append([v.label, *figures, *ratios, ", ".join(methods) or "-"])
+    print(f"## Figure 1: one {size_mib} MiB cached file, one connection")
+    print()
+    print(markdown_table(LARGE_HEADERS, rows))
+    print()
+    print(
+        f"Targets (zcio_django on zcio_uvicorn): peak RSS growth <= {TARGET_RSS_MIB} MiB, "
+        f">= {TARGET_X_NGINX_GBPS}x nginx, >= {TARGET_X_STOCK_GBPS}x stock Django."
+    )
+    print()
+    return summary
+
+
+def _small_runs(
+    present: Sequence[Variant], args: argparse.Namespace, failures: list[str]
+) -> dict[str, list[dict[str, Result]]]:
+    results: dict[str, list[dict[str, Result]]] = {v.key: [] for v in present}
+    for _ in range(args.wrk_runs):
+        for v in present:
+            try:
+                results[v.key].append(small_run(v, args.wrk_seconds, args.quiet_timeout))
+            except (ChildFailed, OSError, KeyError, ValueError) as exc:
+                failures.append(f"small {v.key}: {exc}")
+                progress(f"  [small] {v.key}: FAILED: {exc}")
+    return results
+
+
+def _rps_of(runs: Sequence[dict[str, Result]], path: str) -> float:
+    return _med([r[path] for r in runs if path in r], lambda r: float(r["rps"]))
+
+
+def _small_entry(
+    v: Variant, runs: Sequence[dict[str, Result]], stock_rps: dict[str, float], nginx_4k: float
+) -> tuple[Result, list[str]]:
+    """One server's small-file summary (ratios of medians), and its table cells."""
+    cells = [v.label]
+    entry: Result = {"label": v.label}
+    for name, _ in SMALL:
+        f, m = _rps_of(runs, f"/f/{name}"), _rps_of(runs, f"/m/{name}")
+        cells += [fmt(f, 0), fmt(m, 0), ratio_text(f, stock_rps[f"/f/{name}"])]
+        entry[name] = {
+            "file_rps": json_number(f),
+            "memory_rps": json_number(m),
+            "file_x_memory": json_number(_over(f, m)),
+        }
+    f4 = entry["4k.bin"]["file_rps"] or math.nan
+    entry["x_stock_4k_file_rps"] = json_number(f4 / stock_rps["/f/4k.bin"])
+    entry["x_nginx_4k_file_rps"] = json_number(_over(f4, nginx_4k))
+    return entry, cells
+
+
+SMALL_HEADERS = [
+    "server",
+    "4 KiB file",
+    "4 KiB memory",
+    "file x stock",
+    "64 KiB file",
+    "64 KiB memory",
+    "file x stock",
+]
+
+
+def small_figure(
+    present: Sequence[Variant], results: dict[str, list[dict[str, Result]]]
+) -> dict[str, Result]:
+    """Figure 2's table, printed; its summary."""
+    stock = results.get(STOCK.key, [])
+    stock_rps = {p: _rps_of(stock, p) for p in ("/f/4k.bin", "/f/64k.bin")}
+    nginx_4k = _rps_of(results.get(NGINX.key, []), "/f/4k.bin")
+    summary: dict[str, Result] = {}
+    rows = []
+    for v in present:
+        if results[v.key]:
+            summary[v.key], cells = _small_entry(v, results[v.key], stock_rps, nginx_4k)
+            rows.append(cells)
+    print(f"## Figure 2: small files, `wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS}` requests/s")
+    print()
+    print(markdown_table(SMALL_HEADERS, rows))
+    print()
+    print(f"Target: zcio_django's file responses >= {TARGET_SMALL_X_STOCK}x stock Django's.")
+    print()
+    return summary
+
+
+#: The two sections of ``zcio bench``'s table.
+SECTIONS = Sections(
+    "django_files",
+    "django",
+    "stock Django `FileResponse`, uvicorn (httptools, asyncio)",
+    "one large cached file from a Django `FileResponse`; CPU: the server's process tree; "
+    "ratios of medians",
+    "4 and 64 KiB Django `FileResponse`s, `wrk -t2 -c32`; x columns: 4 KiB file req/s",
+    {"nginx": "anchor", STOCK.key: "baseline"},
+    (
+        ("nginx", "nginx, `sendfile on`", "nginx"),
+        ("zcio_django_granian", "zcio_django, granian (pathsend)", "granian"),
+    ),
+)
+
+
+def rss_notes(figure: str, key: str, e: Mapping[str, Any]) -> list[str]:
+    """What zcio_django exists for: how much the server grew during the download; and the
+    small files' file / memory ratio."""
+    rss = e.get("peak_rss_growth_mib")
+    if figure == "large" and isinstance(rss, int | float) and math.isfinite(rss):
+        return [f"peak RSS +{rss:.0f} MiB"]
+    return memory_notes(figure, key, e)
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Benchmark Django file responses over ASGI.")
-    parser.add_argument("--size-mib", type=int, default=None, help="large file (default 1024)")
-    parser.add_argument("--runs", type=int, default=None, help="large-file runs (default 3)")
-    parser.add_argument("--wrk-runs", type=int, default=None, help="small-file runs (default 1)")
-    parser.add_argument("--wrk-seconds", type=int, default=None, help="each wrk run (default 5)")
-    parser.add_argument("--servers", default="", help="comma-separated server keys (default: all)")
-    parser.add_argument("--figures", choices=["1", "2", "both"], default="both")
-    parser.add_argument("--quick", action="store_true", help="smoke test: 64 MiB, one run")
-    parser.add_argument("--json", type=Path, default=None, help="write every result here")
-    add_quiet_timeout(parser, 15.0)
-    args = parser.parse_args(argv)
-    args.size_mib = args.size_mib or (64 if args.quick else 1024)
-    args.runs = args.runs or (1 if args.quick else 3)
-    args.wrk_runs = args.wrk_runs or 1
-    args.wrk_seconds = args.wrk_seconds or (2 if args.quick else 5)
-    known = {v.key for v in VARIANTS}
-    args.chosen = [k for k in args.servers.split(",") if k]
-    if unknown := [k for k in args.chosen if k not in known]:
-        parser.error(f"unknown servers {unknown}; known: {sorted(known)}")
+    parser = http_parser(
+        "Benchmark Django file responses over ASGI.",
+        Sizes(
+            size_mib=(1024, 64),
+            runs=(3, 1),
+            wrk_runs=(1, 1),
+            wrk_seconds=(5, 2),
+            quiet_timeout=15.0,
+        ),
+    )
+    args = parse_args(parser, argv)
+    args.chosen = chosen_servers(parser, args, [v.key for v in VARIANTS])
     return args
+
+
+def _present(args: argparse.Namespace) -> list[Variant]:
+    """The servers ``--servers`` chose that are installed (labels without versions)."""
+    present = []
+    for v in VARIANTS:
+        if args.chosen and v.key not in args.chosen:
+            continue
+        if _available(v):
+            present.append(v)
+        else:
+            progress(f"skipping {v.key}: {_missing(v)} not installed")
+    return present
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     started = time.monotonic()
     size = args.size_mib * MIB
-    env = environment()
-    env.update(versions())
-    from importlib import metadata
-
-    with contextlib.suppress(metadata.PackageNotFoundError):
-        env["django"] = metadata.version("django")
-    selected = [v for v in VARIANTS if not args.chosen or v.key in args.chosen]
-    present = [v for v in selected if _available(v)]
-    for v in selected:
-        if v not in present:
-            progress(f"skipping {v.key}: {_missing(v)} not installed")
+    env = {**environment(), **versions(), **package_versions(("django",))}
+    present = _present(args)
     large = ensure_file(BENCH_DIR / f"send_file-{args.size_mib}MiB.bin", size)
     prepare_files(large)
     APP_LINK.unlink(missing_ok=True)
     APP_LINK.symlink_to(APP_MODULE)
-    # Stock Django holds the whole file in memory and sends it at about 0.3 GB/s.
-    timeout = 60.0 + 30.0 * size / GIB
     failures: list[str] = []
     print(
         f"# zcio Django benchmark: {args.size_mib} MiB file x {args.runs} runs; small files "
@@ -272,159 +444,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(", ".join(f"{k} {val}" for k, val in env.items()))
     print()
-    summary_large: dict[str, Result] = {}
-    summary_small: dict[str, Result] = {}
+    summary: dict[str, Any] = {"large": {}, "small": {}}
     large_results: dict[str, list[Result]] = {v.key: [] for v in present}
     small_results: dict[str, list[dict[str, Result]]] = {v.key: [] for v in present}
     if args.figures in ("1", "both"):
         warm(large)
-        for i in range(1, args.runs + 1):
-            for v in present if i % 2 else list(reversed(present)):
-                try:
-                    r = large_run(v, size, timeout, args.quiet_timeout)
-                except (ChildFailed, OSError, KeyError, ValueError) as exc:
-                    failures.append(f"large {i} {v.key}: {exc}")
-                    progress(f"  [large {i}] {v.key}: FAILED: {exc}")
-                    continue
-                large_results[v.key].append(r)
-                progress(
-                    f"  [large {i}/{args.runs}] {v.key}: {_gbps(r):.2f} GB/s, "
-                    f"{_cpu_gib(r):.3f} s/GiB, peak RSS +{r['rss_growth_mib']:.0f} MiB"
-                )
-        stock = _med(large_results.get(STOCK.key, []), _gbps)
-        nginx = _med(large_results.get(NGINX.key, []), _gbps)
-        stock_cpu = _med(large_results.get(STOCK.key, []), _cpu_gib)
-        nginx_cpu = _med(large_results.get(NGINX.key, []), _cpu_gib)
-        rows = []
-        for v in present:
-            rs = large_results[v.key]
-            gbps = _med(rs, _gbps)
-            cpu = _med(rs, _cpu_gib)
-            rss = _med(rs, lambda r: float(r["rss_growth_mib"]))
-            methods = sorted({m for r in rs for m in r.get("zcio", {}).get("methods", {})})
-            summary_large[v.key] = {
-                "label": v.label,
-                "runs_ok": len(rs),
-                "gbps": _num(gbps),
-                "server_cpu_s_per_gib": _num(cpu),
-                "peak_rss_growth_mib": _num(rss),
-                "x_nginx_gbps": _num(gbps / nginx if nginx else float("nan")),
-                "x_nginx_cpu": _num(cpu / nginx_cpu if nginx_cpu else float("nan")),
-                "x_stock_gbps": _num(gbps / stock if stock else float("nan")),
-                "x_stock_cpu": _num(cpu / stock_cpu if stock_cpu else float("nan")),
-            }
-            if v is ZCIO:
-                summary_large[v.key]["target_met"] = bool(
-                    rss <= TARGET_RSS_MIB
-                    and gbps >= TARGET_X_NGINX_GBPS * nginx
-                    and gbps >= TARGET_X_STOCK_GBPS * stock
-                )
-            rows.append(
-                [
-                    v.label,
-                    _f(gbps),
-                    _f(_med(rs, _cpu_gib), 3),
-                    _f(_med(rs, lambda r: float(r["rss_growth_mib"])), 0),
-                    _ratio(gbps, nginx),
-                    _ratio(gbps, stock),
-                    ", ".join(methods) or "-",
-                ]
-            )
-        print(f"## Figure 1: one {args.size_mib} MiB cached file, one connection")
-        print()
-        print(
-            markdown_table(
-                [
-                    "server",
-                    "GB/s",
-                    "server CPU s/GiB",
-                    "peak RSS growth MiB",
-                    "x nginx",
-                    "x stock Django",
-                    "zcio method",
-                ],
-                rows,
-            )
-        )
-        print()
-        print(
-            f"Targets (zcio_django on zcio_uvicorn): peak RSS growth <= {TARGET_RSS_MIB} MiB, "
-            f">= {TARGET_X_NGINX_GBPS}x nginx, >= {TARGET_X_STOCK_GBPS}x stock Django."
-        )
-        print()
+        # Stock Django holds the whole file in memory and sends it at about 0.3 GB/s.
+        large_results = _large_runs(present, args, 60.0 + 30.0 * size / GIB, failures)
+        summary["large"] = large_figure(present, large_results, args.size_mib)
     if args.figures in ("2", "both") and shutil.which("wrk") is None:
         progress("skipping figure 2: wrk is not installed")
     elif args.figures in ("2", "both"):
-        for _ in range(args.wrk_runs):
-            for v in present:
-                try:
-                    small_results[v.key].append(small_run(v, args.wrk_seconds, args.quiet_timeout))
-                except (ChildFailed, OSError, KeyError, ValueError) as exc:
-                    failures.append(f"small {v.key}: {exc}")
-                    progress(f"  [small] {v.key}: FAILED: {exc}")
-        stock_rps = {
-            p: _med([r[p] for r in small_results.get(STOCK.key, []) if p in r], lambda r: r["rps"])
-            for p in ("/f/4k.bin", "/f/64k.bin")
-        }
-        nginx_4k = _med(
-            [r["/f/4k.bin"] for r in small_results.get(NGINX.key, []) if "/f/4k.bin" in r],
-            lambda r: r["rps"],
-        )
-        rows = []
-        for v in present:
-            runs = small_results[v.key]
-            if not runs:
-                continue
-            cells = [v.label]
-            entry: Result = {"label": v.label}
-            for name, _ in SMALL:
-                f = _med([r[f"/f/{name}"] for r in runs if f"/f/{name}" in r], lambda r: r["rps"])
-                m = _med([r[f"/m/{name}"] for r in runs if f"/m/{name}" in r], lambda r: r["rps"])
-                cells += [_f(f, 0), _f(m, 0), _ratio(f, stock_rps[f"/f/{name}"])]
-                entry[name] = {
-                    "file_rps": _num(f),
-                    "memory_rps": _num(m),
-                    "file_x_memory": _num(f / m if m else float("nan")),
-                }
-            f4 = entry["4k.bin"]["file_rps"] or float("nan")
-            entry["x_stock_4k_file_rps"] = _num(f4 / stock_rps["/f/4k.bin"])
-            entry["x_nginx_4k_file_rps"] = _num(f4 / nginx_4k if nginx_4k else float("nan"))
-            summary_small[v.key] = entry
-            rows.append(cells)
-        print(f"## Figure 2: small files, `wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS}` requests/s")
-        print()
-        print(
-            markdown_table(
-                [
-                    "server",
-                    "4 KiB file",
-                    "4 KiB memory",
-                    "file x stock",
-                    "64 KiB file",
-                    "64 KiB memory",
-                    "file x stock",
-                ],
-                rows,
-            )
-        )
-        print()
-        print(f"Target: zcio_django's file responses >= {TARGET_SMALL_X_STOCK}x stock Django's.")
-        print()
-    print(f"({time.monotonic() - started:.0f} s)")
-    return finish(
-        failures,
-        args.json,
-        {
-            "environment": env,
-            "size_bytes": size,
-            "runs": args.runs,
-            "wrk_seconds": args.wrk_seconds,
-            "wrk_runs": args.wrk_runs,
-            "summary": {"large": summary_large, "small": summary_small},
-            "large": large_results,
-            "small": small_results,
-        },
-    )
+        small_results = _small_runs(present, args, failures)
+        summary["small"] = small_figure(present, small_results)
+    elapsed = time.monotonic() - started
+    print(f"({elapsed:.0f} s)")
+    http_files.SECTIONS = SECTIONS
+    results = (large_results, small_results)
+    return write_results(args, failures, env, summary, results, elapsed, rss_notes)
 
 
 if __name__ == "__main__":

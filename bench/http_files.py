@@ -45,7 +45,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -56,22 +56,42 @@ from _common import (
     MIB,
     ChildFailed,
     Meter,
-    add_quiet_timeout,
+    Run,
+    Sizes,
+    add_servers,
+    bench_parser,
+    by_round,
     cached_pages,
+    chosen_servers,
+    cpu_per_gib,
     ensure_file,
     environment,
     finish,
+    fmt,
     free_port,
     listening,
     markdown_table,
     median,
+    missing,
     open_fd,
+    package_versions,
+    parse_args,
+    per_gib,
     process_group,
+    program_version,
     progress,
+    result_row,
+    result_section,
     run_child,
+    run_gbps,
+    run_gib,
+    sizing_text,
+    spread,
+    stats_json_delta,
     tree_cpu,
     wait_quiet,
     warm,
+    wrk_sizing_text,
 )
 
 HOST = "127.0.0.1"
@@ -369,28 +389,18 @@ def _with_version(v: Variant, env: dict[str, str]) -> Variant:
 
 
 def _available(v: Variant) -> bool:
-    if any(importlib.util.find_spec(name) is None for name in v.needs):
+    if missing(v.needs):
         return False
     if v.kind == "nginx":
-        return shutil.which("nginx") is not None
-    return not v.command or shutil.which(_venv_script(v.command)) is not None
+        return not missing(programs=["nginx"])
+    return not v.command or not missing(programs=[_venv_script(v.command)])
 
 
 def _missing(v: Variant) -> str:
-    absent = [name for name in v.needs if importlib.util.find_spec(name) is None]
+    absent = missing(v.needs)
     if v.command and not absent:
         absent.append(v.command)
     return ", ".join(absent) or "?"
-
-
-def _version(argv: Sequence[str], pattern: str) -> str:
-    """A program's version from its ``--version``-style output (stdout or stderr)."""
-    try:
-        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return "not installed"
-    found = re.search(pattern, done.stdout + done.stderr)
-    return found.group(1) if found else "unknown"
 
 
 #: The Python distributions whose versions the report names.
@@ -398,18 +408,12 @@ VERSIONS_OF: tuple[str, ...] = ("starlette", "uvicorn", "httptools", "h11", "gra
 
 
 def versions() -> dict[str, str]:
-    from importlib import metadata
-
-    out: dict[str, str] = {}
-    for name in VERSIONS_OF:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
+    """The versions the report names: Python packages, nginx and wrk."""
+    out = package_versions(VERSIONS_OF)
     nginx = shutil.which("nginx")
-    out["nginx"] = _version([nginx, "-v"], r"nginx/(\S+)") if nginx else "not installed"
+    out["nginx"] = program_version([nginx, "-v"], r"nginx/(\S+)") if nginx else "not installed"
     wrk = shutil.which("wrk")
-    out["wrk"] = _version([wrk, "-v"], r"wrk (\S+)") if wrk else "not installed"
+    out["wrk"] = program_version([wrk, "-v"], r"wrk (\S+)") if wrk else "not installed"
     return out
 
 
@@ -582,16 +586,6 @@ def _zcio_stats(srv: Server) -> Result:
     return out
 
 
-def _stats_delta(before: Result, after: Result) -> Result:
-    methods: Result = {}
-    for name, m in after.get("methods", {}).items():
-        b = before.get("methods", {}).get(name, {})
-        delta = {k: int(m[k]) - int(b.get(k, 0)) for k in ("transfers", "calls", "bytes")}
-        if any(delta.values()):
-            methods[name] = delta
-    return {"methods": methods}
-
-
 def _warm_up(srv: Server) -> None:
     """The first requests of a fresh server: imports, thread pools, caches. Not measured."""
     paths = ["/f/64k.bin", "/f/4k.bin"]
@@ -659,7 +653,7 @@ class Bench:
                 ]
                 result = run_child(argv, timeout=self.timeout)
                 after = _zcio_stats(srv)
-            result["zcio"] = _stats_delta(before, after) if v.zcio else {}
+            result["zcio"] = stats_json_delta(before, after) if v.zcio else {}
             result["round"] = round_no
             result["busy_before"] = busy
             problem = self._check_large(result, v)
@@ -699,7 +693,7 @@ class Bench:
                     r = wrk(srv.port, path, seconds, srv.pid)
                     r["size"] = dict(SMALL)[path.rsplit("/", 1)[1]]
                     if v.zcio:
-                        r["zcio"] = _stats_delta(before, _zcio_stats(srv))
+                        r["zcio"] = stats_json_delta(before, _zcio_stats(srv))
                     problem = _check_wrk(r, dict(SMALL)[path.rsplit("/", 1)[1]])
                     if problem:
                         raise ChildFailed(f"{path}: {problem}")
@@ -796,27 +790,12 @@ def _check_wrk(r: Result, size: int) -> str:
 # === Summaries ====================================================================================
 
 
-def _fmt(x: float, digits: int = 2) -> str:
-    return "-" if math.isnan(x) else f"{x:.{digits}f}"
+def _gbps(r: Run) -> float:
+    return run_gbps(r)
 
 
-def _gib(r: Result) -> float:
-    return float(r["body"]) / GIB
-
-
-def _gbps(r: Result) -> float:
-    return float(r["body"]) / float(r["wall_s"]) / 1e9
-
-
-def _cpu_per_gib(r: Result) -> float:
-    return (float(r["server_user_s"]) + float(r["server_system_s"])) / _gib(r)
-
-
-def _by_round(ok: Sequence[Result], ref: Sequence[Result], fn: Callable[[Result], float]) -> float:
-    """Median over rounds of fn(this run) / fn(the reference's run in the same round)."""
-    refs = {int(r["round"]): r for r in ref}
-    pairs = [(fn(r), fn(refs[int(r["round"])])) for r in ok if int(r["round"]) in refs]
-    return median([a / b for a, b in pairs if b > 0])  # 0 CPU: less than a clock tick
+def _cpu_per_gib(r: Run) -> float:
+    return cpu_per_gib(r, "server")
 
 
 def _methods(ok: Sequence[Result], size: int) -> str:
@@ -827,12 +806,96 @@ def _methods(ok: Sequence[Result], size: int) -> str:
         methods = r.get("zcio", {}).get("methods", {})
         for name, m in methods.items():
             if int(m["bytes"]):
-                seen.setdefault(name, []).append(float(m["calls"]) / _gib(r))
+                seen.setdefault(name, []).append(float(m["calls"]) / run_gib(r))
         if int(methods.get("sendfile", {}).get("bytes", 0)) < size:
             short += 1
     text = ", ".join(f"{name} ({median(c):.0f} calls/GiB)" for name, c in sorted(seen.items()))
     text = text or "none"
     return text + (f"; NOT all sendfile in {short} runs" if short else "")
+
+
+def _large_target(xn_gbps: float, xn_cpu: float, xs_gbps: float, nginx: bool, stock: bool) -> str:
+    misses = []
+    if nginx:
+        if not xn_gbps >= TARGET_X_NGINX_GBPS:
+            misses.append(f"GB/s < {TARGET_X_NGINX_GBPS}x nginx")
+        if not xn_cpu <= TARGET_X_NGINX_CPU:
+            misses.append(f"CPU > {TARGET_X_NGINX_CPU}x nginx")
+    if stock and not xs_gbps >= TARGET_X_STOCK_GBPS:
+        misses.append(f"GB/s < {TARGET_X_STOCK_GBPS}x stock")
+    target = "met" if not misses else "MISSED: " + ", ".join(misses)
+    if not nginx or not stock:
+        target += " (" + ("nginx" if not nginx else "stock") + " part not measured)"
+    return target
+
+
+def _large_summary(
+    v: Variant, ok: Sequence[Result], nginx: Sequence[Result], stock: Sequence[Result]
+) -> dict[str, Any]:
+    """One server's medians, and its per-round ratios to nginx and to stock."""
+    e: dict[str, Any] = {
+        "label": v.label,
+        "runs_ok": len(ok),
+        "gbps": median([_gbps(r) for r in ok]),
+        "server_cpu_s_per_gib": median([_cpu_per_gib(r) for r in ok]),
+        "server_user_s_per_gib": median([per_gib(r, "server_user_s") for r in ok]),
+        "server_system_s_per_gib": median([per_gib(r, "server_system_s") for r in ok]),
+        "x_nginx_gbps": by_round(ok, nginx, _gbps),
+        "x_nginx_cpu": by_round(ok, nginx, _cpu_per_gib),
+        "x_stock_gbps": by_round(ok, stock, _gbps),
+        "x_stock_cpu": by_round(ok, stock, _cpu_per_gib),
+    }
+    if v.zcio:
+        ratios = (e["x_nginx_gbps"], e["x_nginx_cpu"], e["x_stock_gbps"])
+        e["target"] = _large_target(*ratios, nginx=bool(nginx), stock=bool(stock))
+        e["target_met"] = e["target"] == "met"
+    return e
+
+
+def _other(r: Result) -> float:
+    """Machine CPU that neither the server nor the client accounts for."""
+    mine = float(r["server_user_s"]) + float(r["server_system_s"]) + float(r["client_cpu_s"])
+    return (float(r["machine_s"]) - mine) / run_gib(r)
+
+
+def _large_detail(
+    v: Variant, ok: Sequence[Result], e: dict[str, Any], runs: int, size: int
+) -> list[str]:
+    return [
+        v.label,
+        f"{len(ok)}/{runs}",
+        spread([_gbps(r) for r in ok]),
+        spread([_cpu_per_gib(r) for r in ok], 3),
+        f"{e['server_user_s_per_gib']:.3f} / {e['server_system_s_per_gib']:.3f}",
+        fmt(median([per_gib(r, "client_cpu_s") for r in ok]), 3),
+        fmt(median([per_gib(r, "machine_s") for r in ok]), 3),
+        fmt(median([_other(r) for r in ok]), 3),
+        _methods(ok, size) if v.zcio_sends else "(the server's own)" if v.zcio else "-",
+    ]
+
+
+LARGE_HEADERS = [
+    "server",
+    "GB/s",
+    "server CPU s/GiB",
+    "x nginx GB/s",
+    "x nginx CPU",
+    "x stock GB/s",
+    "x stock CPU",
+    "target",
+]
+LARGE_DETAIL_HEADERS = [
+    "server",
+    "runs ok",
+    "GB/s min-max",
+    "server CPU s/GiB min-max",
+    "server user / sys s/GiB",
+    "client CPU s/GiB",
+    "machine CPU s/GiB",
+    "other CPU s/GiB",
+    "zcio in the server",
+]
+_LARGE_FIGURES = ("x_nginx_gbps", "x_nginx_cpu", "x_stock_gbps", "x_stock_cpu")
 
 
 def large_tables(
@@ -844,123 +907,26 @@ def large_tables(
     detail: list[list[str]] = []
     summary: dict[str, Any] = {}
     for v in variants:
-        if v.key not in results:
-            rows.append([v.label, "skipped", "", "", "", "", "", f"({_missing(v)} not installed)"])
-            continue
-        ok = results[v.key]
+        ok = results.get(v.key)
         if not ok:
-            rows.append([v.label, "failed", "", "", "", "", "", ""])
+            skipped = v.key not in results
+            note = f"({_missing(v)} not installed)" if skipped else ""
+            rows.append([v.label, "skipped" if skipped else "failed", *[""] * 5, note])
             continue
-        gbps = median([_gbps(r) for r in ok])
-        cpu = median([_cpu_per_gib(r) for r in ok])
-        xn_gbps, xn_cpu = _by_round(ok, nginx, _gbps), _by_round(ok, nginx, _cpu_per_gib)
-        xs_gbps, xs_cpu = _by_round(ok, stock, _gbps), _by_round(ok, stock, _cpu_per_gib)
-        target = "-"
-        if v.zcio:
-            misses = []
-            if nginx:
-                if not xn_gbps >= TARGET_X_NGINX_GBPS:
-                    misses.append(f"GB/s < {TARGET_X_NGINX_GBPS}x nginx")
-                if not xn_cpu <= TARGET_X_NGINX_CPU:
-                    misses.append(f"CPU > {TARGET_X_NGINX_CPU}x nginx")
-            if stock and not xs_gbps >= TARGET_X_STOCK_GBPS:
-                misses.append(f"GB/s < {TARGET_X_STOCK_GBPS}x stock")
-            target = "met" if not misses else "MISSED: " + ", ".join(misses)
-            if not nginx or not stock:
-                target += " (" + ("nginx" if not nginx else "stock") + " part not measured)"
-        rows.append(
-            [
-                v.label,
-                _fmt(gbps),
-                _fmt(cpu, 3),
-                _fmt(xn_gbps),
-                _fmt(xn_cpu),
-                _fmt(xs_gbps),
-                _fmt(xs_cpu),
-                target,
-            ]
-        )
-        gb_all = [_gbps(r) for r in ok]
-        cpu_all = [_cpu_per_gib(r) for r in ok]
-        user = median([float(r["server_user_s"]) / _gib(r) for r in ok])
-        system = median([float(r["server_system_s"]) / _gib(r) for r in ok])
-        client = median([float(r["client_cpu_s"]) / _gib(r) for r in ok])
-        machine = median([float(r["machine_s"]) / _gib(r) for r in ok])
-        other = median(
-            [
-                (
-                    float(r["machine_s"])
-                    - float(r["server_user_s"])
-                    - float(r["server_system_s"])
-                    - float(r["client_cpu_s"])
-                )
-                / _gib(r)
-                for r in ok
-            ]
-        )
-        detail.append(
-            [
-                v.label,
-                f"{len(ok)}/{runs}",
-                f"{min(gb_all):.2f}-{max(gb_all):.2f}",
-                f"{min(cpu_all):.3f}-{max(cpu_all):.3f}",
-                f"{user:.3f} / {system:.3f}",
-                _fmt(client, 3),
-                _fmt(machine, 3),
-                _fmt(other, 3),
-                _methods(ok, size) if v.zcio_sends else "(the server's own)" if v.zcio else "-",
-            ]
-        )
-        summary[v.key] = {
-            "label": v.label,
-            "runs_ok": len(ok),
-            "gbps": gbps,
-            "server_cpu_s_per_gib": cpu,
-            "server_user_s_per_gib": user,
-            "server_system_s_per_gib": system,
-            "x_nginx_gbps": xn_gbps,
-            "x_nginx_cpu": xn_cpu,
-            "x_stock_gbps": xs_gbps,
-            "x_stock_cpu": xs_cpu,
-            **({"target_met": target == "met"} if v.zcio else {}),
-        }
-    main = markdown_table(
-        [
-            "server",
-            "GB/s",
-            "server CPU s/GiB",
-            "x nginx GB/s",
-            "x nginx CPU",
-            "x stock GB/s",
-            "x stock CPU",
-            "target",
-        ],
-        rows,
-        "lrrrrrrl",
-    )
-    detail_table = markdown_table(
-        [
-            "server",
-            "runs ok",
-            "GB/s min-max",
-            "server CPU s/GiB min-max",
-            "server user / sys s/GiB",
-            "client CPU s/GiB",
-            "machine CPU s/GiB",
-            "other CPU s/GiB",
-            "zcio in the server",
-        ],
-        detail,
-        "lrrrrrrrl",
-    )
-    return main, detail_table, summary
+        e = summary[v.key] = _large_summary(v, ok, nginx, stock)
+        figures = [fmt(e["gbps"]), fmt(e["server_cpu_s_per_gib"], 3)]
+        ratios = [fmt(e[k]) for k in _LARGE_FIGURES]
+        rows.append([v.label, *figures, *ratios, e.pop("target", "-")])
+        detail.append(_large_detail(v, ok, e, runs, size))
+    main = markdown_table(LARGE_HEADERS, rows, "lrrrrrrl")
+    return main, markdown_table(LARGE_DETAIL_HEADERS, detail, "lrrrrrrrl"), summary
 
 
 def _path_runs(ok: Sequence[Result], path: str) -> list[Result]:
     return [r["paths"][path] | {"round": r["round"]} for r in ok if path in r["paths"]]
 
 
-def _rps(r: Result) -> float:
+def _rps(r: Run) -> float:
     return float(r["rps"])
 
 
@@ -994,8 +960,8 @@ def _pair(
     ok: Sequence[Result], name: str, fn: Callable[[Result], float], digits: int, memory: bool
 ) -> str:
     """``file / memory`` medians of ``fn`` for one small file."""
-    mem = _fmt(_med(ok, f"/m/{name}", fn), digits) if memory else "-"
-    return f"{_fmt(_med(ok, f'/f/{name}', fn), digits)} / {mem}"
+    mem = fmt(_med(ok, f"/m/{name}", fn), digits) if memory else "-"
+    return f"{fmt(_med(ok, f'/f/{name}', fn), digits)} / {mem}"
 
 
 def _file_over_memory(ok: Sequence[Result], name: str) -> float:
@@ -1008,6 +974,75 @@ def _file_over_memory(ok: Sequence[Result], name: str) -> float:
     return median([float(a) / float(b) for a, b in pairs if b])
 
 
+def _small_entry(
+    v: Variant, ok: Sequence[Result], nginx: Sequence[Result], stock: Sequence[Result]
+) -> dict[str, Any]:
+    """One server's small-file medians, file / memory ratios and ratios to stock and nginx."""
+    entry: dict[str, Any] = {"label": v.label, "runs_ok": len(ok)}
+    misses: list[str] = []
+    for name, _size in SMALL:
+        file_rps = median([_rps(r) for r in _path_runs(ok, f"/f/{name}")])
+        mem_rps = median([_rps(r) for r in _path_runs(ok, f"/m/{name}")])
+        ratio = _file_over_memory(ok, name)
+        entry[name] = {"file_rps": file_rps, "memory_rps": mem_rps, "file_x_memory": ratio}
+        if v.zcio and not ratio >= TARGET_SMALL:
+            misses.append(f"{name.split('.')[0].upper().replace('K', ' KiB')}")
+    if v.zcio:
+        entry["target"] = "met" if not misses else f"MISSED ({', '.join(misses)})"
+        entry["target_met"] = not misses
+    four = _path_runs(ok, "/f/4k.bin")
+    entry["x_stock_4k_file_rps"] = by_round(four, _path_runs(stock, "/f/4k.bin"), _rps)
+    entry["x_nginx_4k_file_rps"] = by_round(four, _path_runs(nginx, "/f/4k.bin"), _rps)
+    return entry
+
+
+def _small_detail(v: Variant, ok: Sequence[Result], runs: int, xn: float) -> list[str]:
+    has_mem = v.has_app
+    share = "-"
+    if v.zcio_sends:
+        share = (
+            f"{fmt(_med(ok, '/f/4k.bin', _sendfile_share))} / "
+            f"{fmt(_med(ok, '/f/64k.bin', _sendfile_share))}"
+        )
+    elif v.zcio:
+        share = "(the server's own)"
+    return [
+        v.label,
+        f"{len(ok)}/{runs}",
+        _pair(ok, "4k.bin", _us_per_request, 0, has_mem),
+        _pair(ok, "64k.bin", _us_per_request, 0, has_mem),
+        f"{fmt(_med(ok, '/f/4k.bin', _user_us), 0)} / {fmt(_med(ok, '/f/4k.bin', _system_us), 0)}",
+        _pair(ok, "4k.bin", _p99, 2, has_mem),
+        _pair(ok, "64k.bin", _p99, 2, has_mem),
+        fmt(xn),
+        share,
+    ]
+
+
+SMALL_HEADERS = [
+    "server",
+    "4 KiB file req/s",
+    "4 KiB in-memory req/s",
+    "4 KiB file / memory",
+    "64 KiB file req/s",
+    "64 KiB in-memory req/s",
+    "64 KiB file / memory",
+    "x stock (4 KiB file)",
+    "target",
+]
+SMALL_DETAIL_HEADERS = [
+    "server",
+    "runs ok",
+    "server CPU us/req 4 KiB file / memory",
+    "server CPU us/req 64 KiB file / memory",
+    "4 KiB file: user / sys us/req",
+    "p99 ms 4 KiB file / memory",
+    "p99 ms 64 KiB file / memory",
+    "x nginx (4 KiB file)",
+    "zcio sendfile share 4 / 64 KiB",
+]
+
+
 def small_tables(
     variants: Sequence[Variant], results: dict[str, list[Result]], runs: int, wrk_missing: bool
 ) -> tuple[str, str, dict[str, Any]]:
@@ -1017,91 +1052,131 @@ def small_tables(
     detail: list[list[str]] = []
     summary: dict[str, Any] = {}
     for v in variants:
-        if wrk_missing or v.key not in results:
+        ok = results.get(v.key)
+        if wrk_missing or not ok:
+            skipped = wrk_missing or v.key not in results
             why = "wrk" if wrk_missing else _missing(v)
-            rows.append([v.label, "skipped", "", "", "", "", "", "", f"({why} not installed)"])
+            note = f"({why} not installed)" if skipped else ""
+            rows.append([v.label, "skipped" if skipped else "failed", *[""] * 6, note])
             continue
-        ok = results[v.key]
-        if not ok:
-            rows.append([v.label, "failed", "", "", "", "", "", "", ""])
-            continue
-        cells: list[str] = [v.label]
-        entry: dict[str, Any] = {"label": v.label, "runs_ok": len(ok)}
-        misses: list[str] = []
+        e = summary[v.key] = _small_entry(v, ok, nginx, stock)
+        cells = [v.label]
         for name, _size in SMALL:
-            file_rps = median([_rps(r) for r in _path_runs(ok, f"/f/{name}")])
-            mem_rps = median([_rps(r) for r in _path_runs(ok, f"/m/{name}")])
-            ratio = _file_over_memory(ok, name)
-            cells += [_fmt(file_rps, 0), _fmt(mem_rps, 0), _fmt(ratio)]
-            entry[name] = {"file_rps": file_rps, "memory_rps": mem_rps, "file_x_memory": ratio}
-            if v.zcio and not ratio >= TARGET_SMALL:
-                misses.append(f"{name.split('.')[0].upper().replace('K', ' KiB')}")
-        xs = _by_round(_path_runs(ok, "/f/4k.bin"), _path_runs(stock, "/f/4k.bin"), _rps)
-        xn = _by_round(_path_runs(ok, "/f/4k.bin"), _path_runs(nginx, "/f/4k.bin"), _rps)
-        cells.append(_fmt(xs))
-        target = "-"
-        if v.zcio:
-            target = "met" if not misses else f"MISSED ({', '.join(misses)})"
-            entry["target_met"] = not misses
-        cells.append(target)
-        rows.append(cells)
-        entry["x_stock_4k_file_rps"] = xs
-        entry["x_nginx_4k_file_rps"] = xn
-        summary[v.key] = entry
+            f = e[name]
+            cells += [fmt(f["file_rps"], 0), fmt(f["memory_rps"], 0), fmt(f["file_x_memory"])]
+        rows.append([*cells, fmt(e["x_stock_4k_file_rps"]), e.pop("target", "-")])
+        detail.append(_small_detail(v, ok, runs, e["x_nginx_4k_file_rps"]))
+    main = markdown_table(SMALL_HEADERS, rows, "lrrrrrrrl")
+    return main, markdown_table(SMALL_DETAIL_HEADERS, detail, "lrrrrrrrr"), summary
 
-        has_mem = v.has_app
-        detail.append(
-            [
-                v.label,
-                f"{len(ok)}/{runs}",
-                _pair(ok, "4k.bin", _us_per_request, 0, has_mem),
-                _pair(ok, "64k.bin", _us_per_request, 0, has_mem),
-                f"{_fmt(_med(ok, '/f/4k.bin', _user_us), 0)} / "
-                f"{_fmt(_med(ok, '/f/4k.bin', _system_us), 0)}",
-                _pair(ok, "4k.bin", _p99, 2, has_mem),
-                _pair(ok, "64k.bin", _p99, 2, has_mem),
-                _fmt(xn),
-                (
-                    f"{_fmt(_med(ok, '/f/4k.bin', _sendfile_share))} / "
-                    f"{_fmt(_med(ok, '/f/64k.bin', _sendfile_share))}"
-                    if v.zcio_sends
-                    else "(the server's own)"
-                    if v.zcio
-                    else "-"
-                ),
-            ]
-        )
-    main = markdown_table(
-        [
-            "server",
-            "4 KiB file req/s",
-            "4 KiB in-memory req/s",
-            "4 KiB file / memory",
-            "64 KiB file req/s",
-            "64 KiB in-memory req/s",
-            "64 KiB file / memory",
-            "x stock (4 KiB file)",
-            "target",
-        ],
-        rows,
-        "lrrrrrrrl",
-    )
-    detail_table = markdown_table(
-        [
-            "server",
-            "runs ok",
-            "server CPU us/req 4 KiB file / memory",
-            "server CPU us/req 64 KiB file / memory",
-            "4 KiB file: user / sys us/req",
-            "p99 ms 4 KiB file / memory",
-            "p99 ms 64 KiB file / memory",
-            "x nginx (4 KiB file)",
-            "zcio sendfile share 4 / 64 KiB",
-        ],
-        detail,
-        "lrrrrrrrr",
-    )
-    return main, detail_table, summary
+
+# === The results schema ===========================================================================
+
+
+@dataclass(frozen=True)
+class Sections:
+    """What an HTTP script's two sections of ``zcio bench``'s table say (``prefix`` large and
+    ``prefix`` small), and how its summaries name their ratios: ``x_{anchor}_gbps``,
+    ``x_{baseline}_gbps``, ``x_{baseline}_4k_file_rps``..."""
+
+    script: str
+    prefix: str
+    baseline: str
+    large: str
+    small: str
+    roles: dict[str, str]
+    optional: tuple[tuple[str, str, str], ...] = ()
+    ratio_to: str = "stock"
+
+
+SECTIONS = Sections(
+    "http_files",
+    "http",
+    "stock Starlette `FileResponse`, uvicorn (httptools, asyncio)",
+    "one large cached file over HTTP; CPU: the server's process tree",
+    "4 and 64 KiB files, `wrk -t2 -c32`; x columns: 4 KiB file req/s",
+    {"nginx": "anchor", "stock_uvicorn_asyncio": "baseline"},
+    (
+        ("nginx", "nginx, `sendfile on`", "nginx"),
+        ("stock_granian", "Starlette `FileResponse`, granian", "granian"),
+        ("zcio_anycorn_trio", "zcio_starlette `FileResponse`, anycorn `-k trio`", "anycorn"),
+    ),
+)
+
+#: A script's notes for a row: (figure "large" or "small", the row's key, its summary entry).
+Notes = Callable[[str, str, Mapping[str, Any]], list[str]]
+
+
+def memory_notes(figure: str, key: str, e: Mapping[str, Any]) -> list[str]:
+    """The small-file target's figure: file req/s over the same server's in-memory response's
+    (4 KiB / 64 KiB)."""
+    ratios = [e.get(name, {}).get("file_x_memory") for name in ("4k.bin", "64k.bin")]
+    ratios = [float(r) if isinstance(r, int | float) else math.nan for r in ratios]
+    if figure != "small" or not any(math.isfinite(r) for r in ratios):
+        return []
+    return ["x memory " + " / ".join(fmt(r) if math.isfinite(r) else "-" for r in ratios)]
+
+
+def _http_row(
+    spec: Sections, figure: str, key: str, e: Mapping[str, Any], notes: Notes
+) -> dict[str, Any]:
+    x, base = "x_nginx", f"x_{spec.ratio_to}"
+    common: dict[str, Any] = {
+        "role": spec.roles.get(key, ""),
+        "target_met": e.get("target_met"),
+        "notes": notes(figure, key, e),
+    }
+    figures: dict[str, Any]
+    if figure == "large":
+        figures = {
+            "gbps": e.get("gbps"),
+            "cpu_s_per_gib": e.get("server_cpu_s_per_gib"),
+            "x_anchor": e.get(f"{x}_gbps"),
+            "x_anchor_cpu": e.get(f"{x}_cpu"),
+            "x_baseline": e.get(f"{base}_gbps"),
+            "x_baseline_cpu": e.get(f"{base}_cpu"),
+        }
+    else:
+        figures = {
+            "rps_4k": e.get("4k.bin", {}).get("file_rps"),
+            "rps_64k": e.get("64k.bin", {}).get("file_rps"),
+            "x_anchor": e.get(f"{x}_4k_file_rps"),
+            "x_baseline": e.get(f"{base}_4k_file_rps"),
+        }
+    section = f"{spec.prefix} {figure}"
+    return result_row(section, key, str(e.get("label", key)), **common, **figures)
+
+
+def http_schema(
+    spec: Sections, summary: Mapping[str, Any], sizing: Sequence[int], notes: Notes = memory_notes
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The results schema's two sections and their rows, from an HTTP script's summaries;
+    ``sizing``: size in bytes, runs, wrk seconds, wrk runs."""
+    size, runs, wrk_seconds, wrk_runs = sizing
+    common: dict[str, Any] = {
+        "anchor": "nginx",
+        "anchor_program": "nginx",
+        "baseline": spec.baseline,
+        "optional": spec.optional,
+    }
+    sections = [
+        result_section(
+            f"{spec.prefix} large", spec.large, sizing=sizing_text(size, runs), **common
+        ),
+        result_section(
+            f"{spec.prefix} small",
+            spec.small,
+            sizing=wrk_sizing_text(wrk_seconds, wrk_runs),
+            needs="wrk",
+            **common,
+        ),
+    ]
+    rows = [
+        _http_row(spec, figure, key, e, notes)
+        for figure in ("large", "small")
+        for key, e in (summary.get(figure) or {}).items()
+    ]
+    return sections, rows
 
 
 # === Main =========================================================================================
@@ -1113,44 +1188,181 @@ def _order(variants: Sequence[Variant], round_no: int) -> list[Variant]:
     return [*variants[k:], *variants[:k]]
 
 
+def http_parser(description: str, sizes: Sizes) -> argparse.ArgumentParser:
+    """The HTTP benchmarks' options: the common ones, ``--servers`` and ``--figures``."""
+    parser = bench_parser(description, sizes)
+    add_servers(parser)
+    return parser
+
+
+HTTP_SIZES = Sizes(
+    size_mib=(1024, 64),
+    runs=(5, 3),
+    wrk_runs=(3, 1),
+    wrk_seconds=(5, 2),
+    quiet_timeout=QUIET_TIMEOUT,
+)
+
+
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description="Benchmark Starlette file responses (stock and zcio) against nginx."
+    parser = http_parser(
+        "Benchmark Starlette file responses (stock and zcio) against nginx.", HTTP_SIZES
     )
-    parser.add_argument("--size-mib", type=int, default=None, help="large file (default 1024)")
-    parser.add_argument("--runs", type=int, default=None, help="large-file runs (default 5)")
-    parser.add_argument("--wrk-runs", type=int, default=None, help="small-file runs (default 3)")
-    parser.add_argument(
-        "--wrk-seconds", type=int, default=None, help="each wrk measurement (default 5)"
-    )
-    parser.add_argument("--servers", default="", help="comma-separated server keys (default: all)")
-    parser.add_argument("--figures", choices=["1", "2", "both"], default="both")
-    parser.add_argument("--quick", action="store_true", help="smoke test: 64 MiB, fewer runs")
-    parser.add_argument("--json", type=Path, default=None, help="write every result here")
-    add_quiet_timeout(parser, QUIET_TIMEOUT)
     # Figure 1's client child.
     parser.add_argument("--worker", choices=["get"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--server-pid", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.size_mib is None:
-        args.size_mib = 64 if args.quick else 1024
-    if args.runs is None:
-        args.runs = 3 if args.quick else 5
-    if args.wrk_runs is None:
-        args.wrk_runs = 1 if args.quick else 3
-    if args.wrk_seconds is None:
-        args.wrk_seconds = 2 if args.quick else 5
-    if min(args.size_mib, args.runs, args.wrk_runs, args.wrk_seconds) < 1:
-        parser.error("--size-mib, --runs, --wrk-runs and --wrk-seconds must be at least 1")
-    known = {v.key for v in VARIANTS}
-    chosen = [k for k in args.servers.split(",") if k]
-    if unknown := [k for k in chosen if k not in known]:
-        parser.error(f"unknown servers {unknown}; known: {sorted(known)}")
-    args.chosen = chosen
+    args = parse_args(parser, argv)
+    args.chosen = chosen_servers(parser, args, [v.key for v in VARIANTS])
     return args
+
+
+def select(
+    variants: Sequence[Variant], args: argparse.Namespace, env: dict[str, str]
+) -> tuple[list[Variant], list[Variant]]:
+    """The servers ``--servers`` chose (anchors labelled with their versions), and those of
+    them that are installed; says which are skipped."""
+    selected = [_with_version(v, env) for v in variants if not args.chosen or v.key in args.chosen]
+    present = [v for v in selected if _available(v)]
+    for v in selected:
+        if v not in present:
+            progress(f"skipping {v.key}: {_missing(v)} not installed")
+    return selected, present
+
+
+def _large_rounds(bench: Bench, present: Sequence[Variant], runs: int) -> dict[str, list[Result]]:
+    warm(bench.large)
+    first = next((v for v in present if v.zcio), present[0])
+    bench.large_run(first, 0, "[warm-up]")  # discarded: page cache, first processes
+    results: dict[str, list[Result]] = {v.key: [] for v in present}
+    for i in range(1, runs + 1):
+        for v in _order(present, i):
+            label = f"[large {i}/{runs}]"
+            r = bench.large_run(v, i, label)
+            if r is not None:
+                results[v.key].append(r)
+                progress(f"  {label} {v.key}: {_gbps(r):.2f} GB/s, {_cpu_per_gib(r):.3f} s/GiB")
+    return results
+
+
+def _small_rounds(
+    bench: Bench, present: Sequence[Variant], runs: int, seconds: int
+) -> dict[str, list[Result]]:
+    results: dict[str, list[Result]] = {v.key: [] for v in present}
+    for i in range(1, runs + 1):
+        for v in _order(present, i):
+            label = f"[small {i}/{runs}]"
+            r = bench.small_run(v, i, seconds, label)
+            if r is not None:
+                results[v.key].append(r)
+                rps = ", ".join(
+                    f"{p} {float(x['rps']):.0f}/s" for p, x in sorted(r["paths"].items())
+                )
+                progress(f"  {label} {v.key}: {rps}")
+    return results
+
+
+def measure(
+    bench: Bench, present: Sequence[Variant], args: argparse.Namespace, wrk_missing: bool
+) -> tuple[dict[str, list[Result]], dict[str, list[Result]]]:
+    """The figures ``--figures`` asks for, server after server in a rotating order: the
+    large-file runs and the small-file runs (Ctrl-C keeps what was measured)."""
+    large: dict[str, list[Result]] = {}
+    small: dict[str, list[Result]] = {}
+    try:
+        if args.figures in ("1", "both") and present:
+            large = _large_rounds(bench, present, args.runs)
+        if args.figures in ("2", "both") and present and not wrk_missing:
+            small = _small_rounds(bench, present, args.wrk_runs, args.wrk_seconds)
+    except KeyboardInterrupt:
+        progress("interrupted: printing what was measured")
+    return large, small
+
+
+def _print_large(args: argparse.Namespace, main_table: str, detail_table: str) -> None:
+    print()
+    print(f"## A {args.size_mib} MiB cached file over one connection (medians of {args.runs} runs)")
+    print()
+    print(main_table)
+    print()
+    print(
+        f"Targets (printed, never asserted) for {SUBJECT}: >= {TARGET_X_NGINX_GBPS}x "
+        f"nginx's GB/s, <= {TARGET_X_NGINX_CPU}x nginx's server CPU per GiB, >= "
+        f"{TARGET_X_STOCK_GBPS}x stock's GB/s. Stock is the first row ({STOCK_TEXT}). "
+        "The client sends one GET and "
+        "splices the body into /dev/null; the clock runs from the request to the last "
+        "byte. Server CPU: user + system of the server's whole process tree "
+        "(/proc/PID/stat, 10 ms ticks) over the same time. The x columns are medians of "
+        "per-round ratios (to the nginx or stock run of the same round). Each run is a "
+        "fresh server process, warmed up first with four small requests (not counted)."
+    )
+    print()
+    print(detail_table)
+    print()
+    print(
+        "client CPU: the splice client's own time. machine CPU: all cores' busy time "
+        "(/proc/stat) over the transfer. other: machine minus server minus client (kernel "
+        "threads, other programs). zcio in the server: what zcio.stats() in the server "
+        "process saw move the file (via the app's /zcio-stats route), with system calls "
+        "per GiB."
+    )
+
+
+def _print_small(
+    args: argparse.Namespace, main_table: str, detail_table: str, wrk_missing: bool
+) -> None:
+    print()
+    print(
+        f"## Small files: `wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{args.wrk_seconds}s` "
+        f"(medians of {args.wrk_runs} runs)"
+    )
+    print()
+    if wrk_missing:
+        print("wrk is not installed (Debian package `wrk`): this figure was skipped.")
+        print()
+    print(main_table)
+    print()
+    print(
+        f"Target (printed, never asserted) for {SUBJECT}: a file's requests/s >= "
+        f"{TARGET_SMALL}x the same server's in-memory {IN_MEMORY} of the same bytes, "
+        "measured by the same server process in the same run (file / memory is the median "
+        "of the per-run ratios). Each run is a fresh server process: four requests and a "
+        f"{WRK_WARMUP_S} s wrk warm-up on the 4 KiB file first (not counted), then the "
+        "file and memory URLs one after the other (which kind goes first alternates by "
+        "round). nginx has no in-memory route. x stock: per-round ratio to the stock "
+        "row's 4 KiB file requests/s."
+    )
+    print()
+    print(detail_table)
+    print()
+    print(
+        "server CPU us/req: the server process tree's user + system time over the wrk run "
+        "divided by the requests served (wrk itself runs on the same two cores). p99: "
+        "wrk's latency percentile. zcio sendfile share: bytes zcio.stats() counted for "
+        "sendfile over the bytes of the bodies served (1.00: every body by sendfile)."
+    )
+
+
+def _summaries(
+    args: argparse.Namespace,
+    selected: Sequence[Variant],
+    results: tuple[dict[str, list[Result]], dict[str, list[Result]]],
+    wrk_missing: bool,
+) -> dict[str, Any]:
+    """Both figures' tables, printed; their summaries."""
+    summary: dict[str, Any] = {}
+    if args.figures in ("1", "both"):
+        size = args.size_mib * MIB
+        main_table, detail, summary["large"] = large_tables(selected, results[0], args.runs, size)
+        _print_large(args, main_table, detail)
+    if args.figures in ("2", "both"):
+        main_table, detail, summary["small"] = small_tables(
+            selected, results[1], args.wrk_runs, wrk_missing
+        )
+        _print_small(args, main_table, detail, wrk_missing)
+    return summary
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1158,23 +1370,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.worker == "get":
         print(json.dumps(large_get(args.port, args.path, args.size, args.server_pid)))
         return 0
-
     started = time.monotonic()
     size = args.size_mib * MIB
     env = environment()
     env.update(versions())
-    selected = [_with_version(v, env) for v in VARIANTS if not args.chosen or v.key in args.chosen]
-    present = [v for v in selected if _available(v)]
-    for v in selected:
-        if v not in present:
-            progress(f"skipping {v.key}: {_missing(v)} not installed")
+    selected, present = select(VARIANTS, args, env)
     wrk_missing = shutil.which("wrk") is None
     # The same file as bench/send_file.py: written once, kept in /tmp/zcio-bench.
     large = ensure_file(BENCH_DIR / f"send_file-{args.size_mib}MiB.bin", size)
     prepare_files(large)
     timeout = 30.0 + 60.0 * size / GIB  # the slowest server here moves about 0.3 GB/s
     bench = Bench(large, size, timeout, args.quiet_timeout)
-
     print(
         f"# zcio HTTP benchmark: {args.size_mib} MiB file x {args.runs} runs; small files "
         f"`wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{args.wrk_seconds}s` x {args.wrk_runs} runs"
@@ -1183,128 +1389,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(", ".join(f"{k} {val}" for k, val in env.items()))
     if args.runs < 5:
         print(f"(only {args.runs} large-file runs per server: medians of fewer than 5 are rough)")
-
-    large_results: dict[str, list[Result]] = {}
-    small_results: dict[str, list[Result]] = {}
-    try:
-        if args.figures in ("1", "both") and present:
-            warm(large)
-            first = next((v for v in present if v.zcio), present[0])
-            bench.large_run(first, 0, "[warm-up]")  # discarded: page cache, first processes
-            large_results = {v.key: [] for v in present}
-            for i in range(1, args.runs + 1):
-                for v in _order(present, i):
-                    label = f"[large {i}/{args.runs}]"
-                    r = bench.large_run(v, i, label)
-                    if r is not None:
-                        large_results[v.key].append(r)
-                        progress(
-                            f"  {label} {v.key}: {_gbps(r):.2f} GB/s, {_cpu_per_gib(r):.3f} s/GiB"
-                        )
-        if args.figures in ("2", "both") and present and not wrk_missing:
-            small_results = {v.key: [] for v in present}
-            for i in range(1, args.wrk_runs + 1):
-                for v in _order(present, i):
-                    label = f"[small {i}/{args.wrk_runs}]"
-                    r = bench.small_run(v, i, args.wrk_seconds, label)
-                    if r is not None:
-                        small_results[v.key].append(r)
-                        rps = ", ".join(
-                            f"{p} {float(x['rps']):.0f}/s" for p, x in sorted(r["paths"].items())
-                        )
-                        progress(f"  {label} {v.key}: {rps}")
-    except KeyboardInterrupt:
-        progress("interrupted: printing what was measured")
+    results = measure(bench, present, args, wrk_missing)
     elapsed = time.monotonic() - started
-
-    summary: dict[str, Any] = {}
-    if args.figures in ("1", "both"):
-        main_table, detail_table, summary["large"] = large_tables(
-            selected, large_results, args.runs, size
-        )
-        print()
-        print(
-            f"## A {args.size_mib} MiB cached file over one connection "
-            f"(medians of {args.runs} runs)"
-        )
-        print()
-        print(main_table)
-        print()
-        print(
-            f"Targets (printed, never asserted) for {SUBJECT}: >= {TARGET_X_NGINX_GBPS}x "
-            f"nginx's GB/s, <= {TARGET_X_NGINX_CPU}x nginx's server CPU per GiB, >= "
-            f"{TARGET_X_STOCK_GBPS}x stock's GB/s. Stock is the first row ({STOCK_TEXT}). "
-            "The client sends one GET and "
-            "splices the body into /dev/null; the clock runs from the request to the last "
-            "byte. Server CPU: user + system of the server's whole process tree "
-            "(/proc/PID/stat, 10 ms ticks) over the same time. The x columns are medians of "
-            "per-round ratios (to the nginx or stock run of the same round). Each run is a "
-            "fresh server process, warmed up first with four small requests (not counted)."
-        )
-        print()
-        print(detail_table)
-        print()
-        print(
-            "client CPU: the splice client's own time. machine CPU: all cores' busy time "
-            "(/proc/stat) over the transfer. other: machine minus server minus client (kernel "
-            "threads, other programs). zcio in the server: what zcio.stats() in the server "
-            "process saw move the file (via the app's /zcio-stats route), with system calls "
-            "per GiB."
-        )
-    if args.figures in ("2", "both"):
-        main_table, detail_table, summary["small"] = small_tables(
-            selected, small_results, args.wrk_runs, wrk_missing
-        )
-        print()
-        print(
-            f"## Small files: `wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{args.wrk_seconds}s` "
-            f"(medians of {args.wrk_runs} runs)"
-        )
-        print()
-        if wrk_missing:
-            print("wrk is not installed (Debian package `wrk`): this figure was skipped.")
-            print()
-        print(main_table)
-        print()
-        print(
-            f"Target (printed, never asserted) for {SUBJECT}: a file's requests/s >= "
-            f"{TARGET_SMALL}x the same server's in-memory {IN_MEMORY} of the same bytes, "
-            "measured by the same server process in the same run (file / memory is the median "
-            "of the per-run ratios). Each run is a fresh server process: four requests and a "
-            f"{WRK_WARMUP_S} s wrk warm-up on the 4 KiB file first (not counted), then the "
-            "file and memory URLs one after the other (which kind goes first alternates by "
-            "round). nginx has no in-memory route. x stock: per-round ratio to the stock "
-            "row's 4 KiB file requests/s."
-        )
-        print()
-        print(detail_table)
-        print()
-        print(
-            "server CPU us/req: the server process tree's user + system time over the wrk run "
-            "divided by the requests served (wrk itself runs on the same two cores). p99: "
-            "wrk's latency percentile. zcio sendfile share: bytes zcio.stats() counted for "
-            "sendfile over the bytes of the bodies served (1.00: every body by sendfile)."
-        )
+    summary = _summaries(args, selected, results, wrk_missing)
     print()
     print(
         f"Total time: {elapsed:.0f} s (waited {bench.waited:.0f} s for a quiet machine; "
         f"large file re-read into the page cache {bench.rewarmed} times)."
     )
-    return finish(
-        bench.failures,
-        args.json,
-        {
-            "environment": env,
-            "size_bytes": size,
-            "runs": args.runs,
-            "wrk_runs": args.wrk_runs,
-            "wrk_seconds": args.wrk_seconds,
-            "elapsed_s": elapsed,
-            "summary": summary,
-            "large": large_results,
-            "small": small_results,
-        },
-    )
+    return write_results(args, bench.failures, env, summary, results, elapsed)
+
+
+def write_results(
+    args: argparse.Namespace,
+    failures: Sequence[str],
+    env: dict[str, str],
+    summary: dict[str, Any],
+    results: tuple[Mapping[str, Any], Mapping[str, Any]],
+    elapsed: float,
+    notes: Notes = memory_notes,
+) -> int:
+    """:func:`finish` for an HTTP script: the schema of :data:`SECTIONS`, then every run."""
+    size = args.size_mib * MIB
+    sizing = (size, args.runs, args.wrk_seconds, args.wrk_runs)
+    sections, rows = http_schema(SECTIONS, summary, sizing, notes)
+    detail = {
+        "environment": env,
+        "size_bytes": size,
+        "runs": args.runs,
+        "wrk_runs": args.wrk_runs,
+        "wrk_seconds": args.wrk_seconds,
+        "elapsed_s": elapsed,
+        "summary": summary,
+        "large": results[0],
+        "small": results[1],
+    }
+    return finish(failures, args.json, detail, script=SECTIONS.script, sections=sections, rows=rows)
 
 
 if __name__ == "__main__":

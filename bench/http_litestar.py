@@ -29,7 +29,7 @@ import sys
 from collections.abc import Sequence
 
 import http_files as hf
-from http_files import NGINX, Variant
+from http_files import NGINX, Sections, Variant
 
 APP = "http_litestar_app:app"
 ZCIO_HTTP = "zcio_uvicorn:HttpToolsProtocol"
@@ -73,6 +73,20 @@ VARIANTS: tuple[Variant, ...] = (
     NGINX,
 )
 
+#: The two sections of ``zcio bench``'s table.
+SECTIONS = Sections(
+    "http_litestar",
+    "litestar",
+    "stock Litestar `File`, uvicorn (httptools, asyncio)",
+    "one large cached file, Litestar and servestatic; CPU: the server's process tree",
+    "4 and 64 KiB files, Litestar and servestatic, `wrk -t2 -c32`; x columns: 4 KiB file req/s",
+    {"nginx": "anchor", STOCK.key: "baseline"},
+    (
+        ("nginx", "nginx, `sendfile on`", "nginx"),
+        ("servestatic_zcio_uvicorn", "servestatic `ServeStaticASGI`, zcio_uvicorn", "servestatic"),
+    ),
+)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``bench/http_files.py``'s main, measuring these servers with issue 14's targets."""
@@ -84,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     hf.VERSIONS_OF = ("litestar", "servestatic", "uvicorn", "httptools")
     hf.TARGET_X_NGINX_CPU = 1.2
     hf.TARGET_X_STOCK_GBPS = 0.0  # no target against stock Litestar: it is already cheap
+    hf.SECTIONS = SECTIONS
     return hf.main(argv)
 
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import json
 import os
 import resource
 import selectors
@@ -48,8 +47,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _common import MIB, free_port, markdown_table, median, percentile
+from _common import (
+    MIB,
+    environment,
+    finish,
+    free_port,
+    markdown_table,
+    median,
+    percentile,
+    process_cpu,
+    progress,
+)
 
 APP = """
 async def app(scope, receive, send):
@@ -283,13 +291,6 @@ def connection_flood(http: str, crowd: int, seconds: float) -> list[str]:
     return [str(len(conns)), *latency_cells(results)]
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of process ``pid``, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def cost(http: str, seconds: float, env: dict[str, str]) -> list[str]:
     """``wrk -t2 -c32`` on ``GET /``: requests per second, and the server's CPU per request
     (steadier than the rate on a shared machine). What the limits cost when nobody attacks."""
@@ -299,14 +300,14 @@ def cost(http: str, seconds: float, env: dict[str, str]) -> list[str]:
         return ["wrk not installed", "-"]
     with Server(http, env=env) as srv:
         assert srv.proc is not None
-        before = cpu_seconds(srv.proc.pid)
+        before = process_cpu(srv.proc.pid)
         run = subprocess.run(
             ["wrk", "-t2", "-c32", f"-d{seconds:g}s", f"http://127.0.0.1:{srv.port}/"],
             capture_output=True,
             text=True,
             timeout=seconds + 30,
         )
-        used = cpu_seconds(srv.proc.pid) - before
+        used = process_cpu(srv.proc.pid) - before
     total = next((ln.split()[0] for ln in run.stdout.splitlines() if "requests in" in ln), None)
     rate = next(
         (ln.split()[1] for ln in run.stdout.splitlines() if ln.startswith("Requests/")), None
@@ -314,6 +315,34 @@ def cost(http: str, seconds: float, env: dict[str, str]) -> list[str]:
     if total is None or rate is None:
         return ["wrk failed", "-"]
     return [f"{float(rate):.0f}", f"{used / int(total) * 1e6:.1f}"]
+
+
+class _Transport:
+    """A stand-in transport: the protocol classes write into nothing."""
+
+    closed = False
+
+    def get_extra_info(self, key: str) -> object:
+        return {"peername": ("127.0.0.1", 1), "sockname": ("127.0.0.1", 2)}.get(key)
+
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+
+async def _ok_app(scope: Any, receive: Any, send: Any) -> None:
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
+    )
+    await send({"type": "http.response.body", "body": b"ok"})
 
 
 def protocol_cpu(runs: int = 15, requests: int = 5000) -> list[list[str]]:
@@ -329,37 +358,13 @@ def protocol_cpu(runs: int = 15, requests: int = 5000) -> list[list[str]]:
 
     import zcio_uvicorn
 
-    class Transport:
-        closed = False
-
-        def get_extra_info(self, key: str) -> object:
-            return {"peername": ("127.0.0.1", 1), "sockname": ("127.0.0.1", 2)}.get(key)
-
-        def write(self, data: bytes) -> None: ...
-
-        def close(self) -> None:
-            self.closed = True
-
-        def is_closing(self) -> bool:
-            return self.closed
-
-        def pause_reading(self) -> None: ...
-
-        def resume_reading(self) -> None: ...
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        await send(
-            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
-        )
-        await send({"type": "http.response.body", "body": b"ok"})
-
     request = b"GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"
     off = zcio_uvicorn.Limits(None, None, None, None, None, None)
 
     async def run(cls: Any) -> float:
-        config = Config(app=app, log_level="critical", access_log=False)
+        config = Config(app=_ok_app, log_level="critical", access_log=False)
         protocol = cls(config=config, server_state=ServerState(), app_state={})
-        protocol.connection_made(Transport())
+        protocol.connection_made(_Transport())
         start = time.process_time()
         for _ in range(requests):
             protocol.data_received(request)
@@ -388,7 +393,78 @@ def protocol_cpu(runs: int = 15, requests: int = 5000) -> list[list[str]]:
     return [[name, f"{median(t):.1f}", f"{min(t):.1f}"] for name, t in times.items()]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+#: A table of the report: its title, headers and rows.
+Table = tuple[str, list[str], list[list[str]]]
+LATENCY = ["requests", "failed", "p50 ms", "p99 ms", "max ms"]
+
+
+def _floods(args: argparse.Namespace, only: set[str]) -> dict[str, Table]:
+    """The header flood and the request-line flood, on every server."""
+    header, line = [], []
+    for name, http in SERVERS.items() if "header" in only else ():
+        progress(f"header flood: {name}")
+        header.append([name, *header_flood(http, args.flood_mib)])
+    for name, http in SERVERS.items() if "line" in only else ():
+        progress(f"request-line flood: {name}")
+        line.append([name, *line_flood(http, args.line_mib)])
+    heads = ["server", "MiB sent", "s", "RSS before MiB", "peak MiB", "after MiB"]
+    return {
+        "header_flood": (f"Header flood ({args.flood_mib} MiB offered)", heads, header),
+        "line_flood": (
+            f"Request-line flood ({args.line_mib} MiB offered)",
+            ["server", "MiB sent", "s", *LATENCY],
+            line,
+        ),
+    }
+
+
+def _crowds(args: argparse.Namespace, only: set[str]) -> dict[str, Table]:
+    """Slow heads and the connection flood, on the two stock-and-zcio httptools servers."""
+    slow, crowd = [], []
+    for name, http in list(SERVERS.items())[:2] if "slow" in only else ():
+        progress(f"slow heads: {name}")
+        slow.append([name, *slow_heads(http, args.slow, args.seconds)])
+    for name, http in list(SERVERS.items())[:2] if "crowd" in only else ():
+        progress(f"connection flood: {name}")
+        crowd.append([name, *connection_flood(http, args.crowd, args.seconds)])
+    return {
+        "slow_heads": (
+            f"Slow heads ({args.slow} connections, a byte every 2 s, {args.seconds:g} s)",
+            ["server", "closed by server", *LATENCY],
+            slow,
+        ),
+        "connection_flood": (
+            f"Connection flood ({args.crowd} idle connections, server open-file limit 4096, "
+            f"{args.seconds:g} s)",
+            ["server", "connections", *LATENCY],
+            crowd,
+        ),
+    }
+
+
+def _costs(args: argparse.Namespace, only: set[str]) -> dict[str, Table]:
+    """What the limits cost when nobody attacks: wrk's rate, and CPU per request in process."""
+    rows = []
+    variants: list[tuple[str, str, dict[str, str]]] = [(n, h, {}) for n, h in SERVERS.items()]
+    variants += [(f"{n}, limits off", h, NO_LIMITS) for n, h in SERVERS.items() if ":" in h]
+    for name, http, env in variants if "cost" in only else ():
+        progress(f"cost: {name}")
+        rows.append([name, *cost(http, args.seconds, env)])
+    return {
+        "cost": (
+            f"No attack: wrk -t2 -c32, {args.seconds:g} s",
+            ["server", "requests/s", "server CPU µs/request"],
+            rows,
+        ),
+        "protocol_cpu": (
+            "No attack: one keep-alive request through the protocol, in process",
+            ["protocol class", "CPU µs/request, median", "min"],
+            protocol_cpu() if "cpu" in only else [],
+        ),
+    }
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--flood-mib", type=int, default=512)
@@ -405,80 +481,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.flood_mib, args.line_mib, args.slow, args.crowd, args.seconds = 64, 16, 500, 5000, 5
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse(argv)
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    results: dict[str, Any] = {}
-    tables = []
-
     only = set(args.only.split(","))
-    rows = []
-    for name, http in SERVERS.items() if "header" in only else ():
-        print(f"header flood: {name}", file=sys.stderr, flush=True)
-        rows.append([name, *header_flood(http, args.flood_mib)])
-    results["header_flood"] = rows
-    heads = ["server", "MiB sent", "s", "RSS before MiB", "peak MiB", "after MiB"]
-    tables.append((f"Header flood ({args.flood_mib} MiB offered)", heads, rows))
-
-    latency = ["requests", "failed", "p50 ms", "p99 ms", "max ms"]
-    rows = []
-    for name, http in SERVERS.items() if "line" in only else ():
-        print(f"request-line flood: {name}", file=sys.stderr, flush=True)
-        rows.append([name, *line_flood(http, args.line_mib)])
-    results["line_flood"] = rows
-    heads = ["server", "MiB sent", "s", *latency]
-    tables.append((f"Request-line flood ({args.line_mib} MiB offered)", heads, rows))
-
-    rows = []
-    for name, http in list(SERVERS.items())[:2] if "slow" in only else ():
-        print(f"slow heads: {name}", file=sys.stderr, flush=True)
-        rows.append([name, *slow_heads(http, args.slow, args.seconds)])
-    results["slow_heads"] = rows
-    tables.append(
-        (
-            f"Slow heads ({args.slow} connections, a byte every 2 s, {args.seconds:g} s)",
-            ["server", "closed by server", *latency],
-            rows,
-        )
-    )
-
-    rows = []
-    for name, http in list(SERVERS.items())[:2] if "crowd" in only else ():
-        print(f"connection flood: {name}", file=sys.stderr, flush=True)
-        rows.append([name, *connection_flood(http, args.crowd, args.seconds)])
-    results["connection_flood"] = rows
-    tables.append(
-        (
-            f"Connection flood ({args.crowd} idle connections, server open-file limit 4096, "
-            f"{args.seconds:g} s)",
-            ["server", "connections", *latency],
-            rows,
-        )
-    )
-
-    rows = []
-    variants: list[tuple[str, str, dict[str, str]]] = [(n, h, {}) for n, h in SERVERS.items()]
-    variants += [(f"{n}, limits off", h, NO_LIMITS) for n, h in SERVERS.items() if ":" in h]
-    for name, http, env in variants if "cost" in only else ():
-        print(f"cost: {name}", file=sys.stderr, flush=True)
-        rows.append([name, *cost(http, args.seconds, env)])
-    results["cost"] = rows
-    heads = ["server", "requests/s", "server CPU µs/request"]
-    tables.append((f"No attack: wrk -t2 -c32, {args.seconds:g} s", heads, rows))
-    rows = protocol_cpu() if "cpu" in only else []
-    results["protocol_cpu"] = rows
-    heads = ["protocol class", "CPU µs/request, median", "min"]
-    tables.append(
-        ("No attack: one keep-alive request through the protocol, in process", heads, rows)
-    )
-
-    for title, heads, rows in tables:
-        if not rows:
-            continue
-        print(f"\n{title}\n")
-        print(markdown_table(heads, rows, "l" + "r" * (len(heads) - 1)))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-    return 0
+    tables = {**_floods(args, only), **_crowds(args, only), **_costs(args, only)}
+    for title, heads, rows in tables.values():
+        if rows:
+            print(f"\n{title}\n")
+            print(markdown_table(heads, rows, "l" + "r" * (len(heads) - 1)))
+    results = {"environment": environment(), **{k: t[2] for k, t in tables.items()}}
+    # No rows: the limits are not part of zcio bench's table.
+    return finish([], args.json, results, script="limits")
 
 
 if __name__ == "__main__":

@@ -31,17 +31,14 @@ import argparse
 import asyncio
 import contextlib
 import fcntl
-import importlib.util
 import json
-import math
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,21 +55,39 @@ from _common import (
     ChildFailed,
     Meter,
     Receiver,
+    Run,
     Service,
+    Sizes,
+    bench_parser,
+    by_round,
+    calls_per_gib,
+    cpu_per_gib,
     ensure_file,
     environment,
     finish,
+    fmt,
     free_port,
     listening,
     markdown_table,
     median,
+    methods_seen,
+    missing,
     open_fd,
+    parse_args,
+    per_gib,
+    program_version,
     progress,
+    result_row,
+    result_section,
     run_child,
     run_gbps,
     run_gib,
+    sizing_text,
+    spread,
+    stats_delta,
     tree_cpu,
     warm,
+    zcio_of,
 )
 
 HOST = "127.0.0.1"
@@ -206,17 +221,6 @@ def _report(report: Result) -> None:
     print(json.dumps(report), flush=True)
 
 
-def _stats_delta(before: Any, after: Any) -> Result:
-    delta = after - before
-    return {
-        "methods": {
-            name: {"transfers": m.transfers, "calls": m.calls, "bytes": m.bytes}
-            for name, m in delta.methods.items()
-        },
-        "fallbacks": dict(delta.fallbacks),
-    }
-
-
 def _local_port(stream: SocketStream) -> int:
     return int(stream.extra(SocketAttribute.local_port))
 
@@ -251,7 +255,7 @@ async def _zcio_connection(inbound: SocketStream, job: RelayJob) -> Result:
             "outbound_ports": [_local_port(outbound)],
             "self_cpu_s": spent.cpu,
             "self_wall_s": spent.wall,
-            "zcio": _stats_delta(before, zcio.stats()),
+            "zcio": stats_delta(before, zcio.stats()),
             "zcio_disable": os.environ.get("ZCIO_DISABLE", ""),
         }
 
@@ -313,7 +317,7 @@ async def _tee_connection(inbound: SocketStream, job: RelayJob) -> Result:
             "outbound_ports": [_local_port(out) for out in outs],
             "self_cpu_s": spent.cpu,
             "self_wall_s": spent.wall,
-            "zcio": _stats_delta(before, zcio.stats()),
+            "zcio": stats_delta(before, zcio.stats()),
             "zcio_disable": os.environ.get("ZCIO_DISABLE", ""),
         }
 
@@ -579,9 +583,7 @@ TEE_VARIANTS = tuple(
 
 
 def _available(v: Variant) -> bool:
-    if v.needs and importlib.util.find_spec(v.needs) is None:
-        return False
-    return not v.command or shutil.which(v.command) is not None
+    return not missing([v.needs], [v.command])
 
 
 def _missing(v: Variant) -> str:
@@ -592,15 +594,7 @@ def _haproxy_version() -> str:
     exe = shutil.which("haproxy")
     if exe is None:
         return "not installed"
-    try:
-        out = subprocess.run(
-            [exe, "-v"], capture_output=True, text=True, timeout=10, check=False
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    first = out.splitlines()[0] if out else ""
-    parts = first.split()
-    return parts[2] if len(parts) > 2 and parts[0] == "HAProxy" else first or "unknown"
+    return program_version([exe, "-v"], r"HAProxy version (\S+)")
 
 
 class Bench:
@@ -755,42 +749,12 @@ class Bench:
 # --- Summaries ---------------------------------------------------------------------------------
 
 
-def _cpu_per_gib(r: Result) -> float:
-    return (float(r["relay_user_s"]) + float(r["relay_system_s"])) / run_gib(r)
+def _cpu_per_gib(r: Run) -> float:
+    return cpu_per_gib(r, "relay")
 
 
-def _fmt(x: float, digits: int = 2) -> str:
-    return "-" if math.isnan(x) else f"{x:.{digits}f}"
-
-
-def _by_round(ok: Sequence[Result], ref: Sequence[Result], fn: Callable[[Result], float]) -> float:
-    """Median over rounds of fn(this run) / fn(the reference's run in the same round)."""
-    refs = {int(r["round"]): r for r in ref}
-    pairs = [(fn(r), fn(refs[int(r["round"])])) for r in ok if int(r["round"]) in refs]
-    return median([a / b for a, b in pairs if b > 0])  # 0 CPU: less than a clock tick
-
-
-def _zcio_calls_per_gib(results: Sequence[Result], method: str) -> str:
-    per_gib = []
-    for r in results:
-        m = r["relay"].get("zcio", {}).get("methods", {}).get(method)
-        if m:
-            per_gib.append(float(m["calls"]) / run_gib(r))
-    return _fmt(median(per_gib), 0) if per_gib else "-"
-
-
-def _methods(results: Sequence[Result], expected: str) -> str:
-    """Which method(s) zcio.stats() saw moving the bytes, flagging runs where ``expected`` did
-    not move the whole stream (``tee`` counts once per destination)."""
-    seen: set[str] = set()
-    wrong = 0
-    for r in results:
-        methods = r["relay"].get("zcio", {}).get("methods", {})
-        seen.update(name for name, m in methods.items() if int(m["bytes"]))
-        if expected and int(methods.get(expected, {}).get("bytes", 0)) < int(r["sent"]):
-            wrong += 1
-    text = "+".join(sorted(seen)) or "-"
-    return text + (f" (NOT all {expected} in {wrong} runs)" if wrong else "")
+def _relay_zcio(r: Run) -> Mapping[str, Any]:
+    return zcio_of(r["relay"])
 
 
 def _unattributed(r: Result) -> float:
@@ -813,22 +777,21 @@ def _detail_row(v: Variant, ok: Sequence[Result], runs: int) -> list[str]:
     other = median([_unattributed(r) / run_gib(r) for r in ok])
     zcio_calls = "-"
     if v.method:
-        zcio_calls = _zcio_calls_per_gib(ok, "splice")
-        if v.method == "userspace":
-            zcio_calls = _zcio_calls_per_gib(ok, "userspace")
+        method = "userspace" if v.method == "userspace" else "splice"
+        zcio_calls = calls_per_gib(ok, method, _relay_zcio)
     return [
         v.label,
         f"{len(ok)}/{runs}",
-        f"{min(gb_all):.2f}-{max(gb_all):.2f}",
-        f"{min(cpu_all):.3f}-{max(cpu_all):.3f}" if cpu_all else "-",
+        spread(gb_all),
+        spread(cpu_all, 3),
         f"{user:.3f} / {system:.3f}" if cpu_all else "-",
-        _fmt(median(self_cpu), 3) if self_cpu else "-",
-        _fmt(machine, 3),
-        _fmt(sender, 3),
-        _fmt(receiver, 3),
-        _fmt(other, 3),
+        fmt(median(self_cpu), 3) if self_cpu else "-",
+        fmt(machine, 3),
+        fmt(sender, 3),
+        fmt(receiver, 3),
+        fmt(other, 3),
         zcio_calls,
-        _methods(ok, v.method) if v.method else "-",
+        methods_seen(ok, v.method, stats=_relay_zcio, whole=int.__ge__) if v.method else "-",
     ]
 
 
@@ -848,84 +811,81 @@ _DETAIL_HEADERS = [
 ]
 
 
+def _relay_target(xh_gbps: float, xh_cpu: float, xs_gbps: float, anchor: bool) -> str:
+    misses = []
+    if anchor:
+        if not xh_gbps >= TARGET_X_HAPROXY_GBPS:
+            misses.append(f"GB/s < {TARGET_X_HAPROXY_GBPS}x HAProxy")
+        if not xh_cpu <= TARGET_X_HAPROXY_CPU:
+            misses.append(f"CPU > {TARGET_X_HAPROXY_CPU}x HAProxy")
+    if not xs_gbps >= TARGET_X_STREAMS_GBPS:
+        misses.append(f"GB/s < {TARGET_X_STREAMS_GBPS}x streams")
+    target = "met" if not misses else "MISSED: " + ", ".join(misses)
+    return target + ("" if anchor else " (HAProxy part not measured)")
+
+
+def _relay_summary(
+    v: Variant,
+    label: str,
+    ok: Sequence[Result],
+    haproxy: Sequence[Result],
+    streams: Sequence[Result],
+) -> dict[str, Any]:
+    """One relay's medians, and its per-round ratios to HAProxy and to the streams relay."""
+    relayed = [] if v is DIRECT else ok  # no relay: no relay CPU
+    return {
+        "label": label,
+        "runs_ok": len(ok),
+        "gbps": median([run_gbps(r) for r in ok]),
+        "relay_cpu_s_per_gib": median([_cpu_per_gib(r) for r in relayed]),
+        "x_haproxy_gbps": by_round(ok, haproxy, run_gbps),
+        "x_haproxy_cpu": by_round(relayed, haproxy, _cpu_per_gib),
+        "x_streams_gbps": by_round(ok, streams, run_gbps),
+        "x_streams_cpu": by_round(relayed, streams, _cpu_per_gib),
+        "machine_cpu_s_per_gib": median([per_gib(r, "machine_s") for r in ok]),
+    }
+
+
+_RELAY_HEADERS = [
+    "relay",
+    "GB/s",
+    "relay CPU s/GiB",
+    "x HAProxy GB/s",
+    "x HAProxy CPU",
+    "x streams GB/s",
+    "x streams CPU",
+    "target",
+]
+
+
 def relay_tables(
     results: dict[str, list[Result]], runs: int, haproxy_version: str
 ) -> tuple[str, str, dict[str, Any]]:
     """The main table (medians, ratios to HAProxy and to the asyncio streams relay) and the
     detail table."""
-    haproxy = results.get(HAPROXY.key)
+    haproxy = results.get(HAPROXY.key) or []
     streams = results.get(STREAMS.key) or []
     summary: dict[str, Any] = {}
     rows: list[list[str]] = []
     detail: list[list[str]] = []
     for v in RELAY_VARIANTS:
         label = v.label + (f" {haproxy_version}" if v is HAPROXY and haproxy else "")
-        if v.key not in results:
-            rows.append([label, "skipped", "", "", "", "", "", f"({_missing(v)} not installed)"])
-            continue
-        ok = results[v.key]
+        ok = results.get(v.key)
         if not ok:
-            rows.append([label, "failed", "", "", "", "", "", ""])
+            skipped = v.key not in results
+            note = f"({_missing(v)} not installed)" if skipped else ""
+            rows.append([label, "skipped" if skipped else "failed", *[""] * 5, note])
             continue
-        relayed = [] if v is DIRECT else ok  # no relay: no relay CPU
-        gbps = median([run_gbps(r) for r in ok])
-        cpu = median([_cpu_per_gib(r) for r in relayed])
-        xh_gbps = _by_round(ok, haproxy or [], run_gbps)
-        xh_cpu = _by_round(relayed, haproxy or [], _cpu_per_gib)
-        xs_gbps = _by_round(ok, streams, run_gbps)
-        xs_cpu = _by_round(relayed, streams, _cpu_per_gib)
+        e = summary[v.key] = _relay_summary(v, label, ok, haproxy, streams)
+        ratios = ["x_haproxy_gbps", "x_haproxy_cpu", "x_streams_gbps", "x_streams_cpu"]
         target = "-"
         if v.target:
-            misses = []
-            if haproxy:
-                if not xh_gbps >= TARGET_X_HAPROXY_GBPS:
-                    misses.append(f"GB/s < {TARGET_X_HAPROXY_GBPS}x HAProxy")
-                if not xh_cpu <= TARGET_X_HAPROXY_CPU:
-                    misses.append(f"CPU > {TARGET_X_HAPROXY_CPU}x HAProxy")
-            if not xs_gbps >= TARGET_X_STREAMS_GBPS:
-                misses.append(f"GB/s < {TARGET_X_STREAMS_GBPS}x streams")
-            target = "met" if not misses else "MISSED: " + ", ".join(misses)
-            if not haproxy:
-                target += " (HAProxy part not measured)"
-        rows.append(
-            [
-                label,
-                _fmt(gbps),
-                _fmt(cpu, 3),
-                _fmt(xh_gbps),
-                _fmt(xh_cpu),
-                _fmt(xs_gbps),
-                _fmt(xs_cpu),
-                target,
-            ]
-        )
+            target = _relay_target(e[ratios[0]], e[ratios[1]], e[ratios[2]], bool(haproxy))
+            e["target_met"] = target == "met"
+        figures = [fmt(e["gbps"]), fmt(e["relay_cpu_s_per_gib"], 3)]
+        rows.append([label, *figures, *(fmt(e[k]) for k in ratios), target])
         detail.append(_detail_row(v, ok, runs))
-        summary[v.key] = {
-            "label": label,
-            "runs_ok": len(ok),
-            "gbps": gbps,
-            "relay_cpu_s_per_gib": cpu,
-            "x_haproxy_gbps": xh_gbps,
-            "x_haproxy_cpu": xh_cpu,
-            "x_streams_gbps": xs_gbps,
-            "x_streams_cpu": xs_cpu,
-            "machine_cpu_s_per_gib": median([float(r["machine_s"]) / run_gib(r) for r in ok]),
-            **({"target_met": target == "met"} if v.target else {}),
-        }
-    main = markdown_table(
-        [
-            "relay",
-            "GB/s",
-            "relay CPU s/GiB",
-            "x HAProxy GB/s",
-            "x HAProxy CPU",
-            "x streams GB/s",
-            "x streams CPU",
-            "target",
-        ],
-        rows,
-        "lrrrrrrl",
-    )
+    main = markdown_table(_RELAY_HEADERS, rows, "lrrrrrrl")
     return main, markdown_table(_DETAIL_HEADERS, detail, "lrrrrrrrrrrl"), summary
 
 
@@ -938,45 +898,87 @@ def tee_tables(
     rows: list[list[str]] = []
     detail: list[list[str]] = []
     for v in TEE_VARIANTS:
-        if v.key not in tee:
-            rows.append([v.label, "skipped", "", "", "", f"({_missing(v)} not installed)"])
-            continue
-        ok = tee[v.key]
+        ok = tee.get(v.key)
         if not ok:
-            rows.append([v.label, "failed", "", "", "", ""])
+            skipped = v.key not in tee
+            note = f"({_missing(v)} not installed)" if skipped else ""
+            rows.append([v.label, "skipped" if skipped else "failed", "", "", "", note])
             continue
         ref = single.get(f"zcio_{v.backend}") or []
-        gbps = median([run_gbps(r) for r in ok])
-        cpu = median([_cpu_per_gib(r) for r in ok])
-        x_gbps = _by_round(ok, ref, run_gbps)
-        x_cpu = _by_round(ok, ref, _cpu_per_gib)
+        x_gbps = by_round(ok, ref, run_gbps)
         target = "met" if x_gbps >= TARGET_TEE else f"MISSED: < {TARGET_TEE}x splice_stream"
         if not ref:
             target = "n/a (no splice_stream runs)"
-        rows.append([v.label, _fmt(gbps), _fmt(cpu, 3), _fmt(x_gbps), _fmt(x_cpu), target])
-        detail.append(_detail_row(v, ok, runs))
-        summary[v.key] = {
+        e = summary[v.key] = {
             "label": v.label,
             "runs_ok": len(ok),
-            "gbps": gbps,
-            "relay_cpu_s_per_gib": cpu,
+            "gbps": median([run_gbps(r) for r in ok]),
+            "relay_cpu_s_per_gib": median([_cpu_per_gib(r) for r in ok]),
             "x_splice_stream_gbps": x_gbps,
-            "x_splice_stream_cpu": x_cpu,
+            "x_splice_stream_cpu": by_round(ok, ref, _cpu_per_gib),
             "target_met": target == "met",
         }
-    main = markdown_table(
-        [
-            "relay",
-            "GB/s (source)",
-            "relay CPU s/GiB",
-            "x splice_stream GB/s",
-            "x splice_stream CPU",
-            "target",
-        ],
-        rows,
-        "lrrrrl",
-    )
+        cells = [e[k] for k in ("gbps", "relay_cpu_s_per_gib", "x_splice_stream_cpu")]
+        rows.append([v.label, fmt(cells[0]), fmt(cells[1], 3), fmt(x_gbps), fmt(cells[2]), target])
+        detail.append(_detail_row(v, ok, runs))
+    headers = ["relay", "GB/s (source)", "relay CPU s/GiB", "x splice_stream GB/s"]
+    main = markdown_table([*headers, "x splice_stream CPU", "target"], rows, "lrrrrl")
     return main, markdown_table(_DETAIL_HEADERS, detail, "lrrrrrrrrrrl"), summary
+
+
+def schema(
+    relay: dict[str, Any], tee: dict[str, Any], size: int, runs: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The results schema's sections (relay, tee) and rows, from the two summaries."""
+    sizing = sizing_text(size, runs)
+    sections = [
+        result_section(
+            "relay",
+            "TCP relay, sender -> relay -> receiver; CPU: the relay's",
+            anchor="HAProxy",
+            anchor_program="haproxy",
+            baseline="asyncio streams relay, 64 KiB reads",
+            sizing=sizing,
+            optional=[(HAPROXY.key, "HAProxy, TCP mode, splice", "haproxy")],
+        ),
+        result_section(
+            "tee",
+            "`zcio.tee_stream` to 2 receivers; CPU: the relay's",
+            baseline="`zcio.splice_stream` to one receiver, same backend",
+            sizing=sizing,
+        ),
+    ]
+    roles = {HAPROXY.key: "anchor", STREAMS.key: "baseline"}
+    rows = [
+        result_row(
+            "relay",
+            key,
+            str(e.get("label", key)),
+            role=roles.get(key, ""),
+            target_met=e.get("target_met"),
+            gbps=e.get("gbps"),
+            cpu_s_per_gib=e.get("relay_cpu_s_per_gib"),
+            x_anchor=e.get("x_haproxy_gbps"),
+            x_anchor_cpu=e.get("x_haproxy_cpu"),
+            x_baseline=e.get("x_streams_gbps"),
+            x_baseline_cpu=e.get("x_streams_cpu"),
+        )
+        for key, e in relay.items()
+    ]
+    rows += [
+        result_row(
+            "tee",
+            key,
+            str(e.get("label", key)),
+            target_met=e.get("target_met"),
+            gbps=e.get("gbps"),
+            cpu_s_per_gib=e.get("relay_cpu_s_per_gib"),
+            x_baseline=e.get("x_splice_stream_gbps"),
+            x_baseline_cpu=e.get("x_splice_stream_cpu"),
+        )
+        for key, e in tee.items()
+    ]
+    return sections, rows
 
 
 # --- Main ----------------------------------------------------------------------------------------
@@ -1001,13 +1003,10 @@ def _interleaved(bench: Bench, variants: Sequence[Variant], runs: int) -> dict[s
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description="Benchmark a zcio.splice_stream relay against HAProxy and asyncio streams."
+    parser = bench_parser(
+        "Benchmark a zcio.splice_stream relay against HAProxy and asyncio streams.",
+        Sizes(size_mib=(1024, 64), runs=(7, 3)),
     )
-    parser.add_argument("--size-mib", type=int, default=None, help="stream size (default 1024)")
-    parser.add_argument("--runs", type=int, default=None, help="runs per relay (default 7)")
-    parser.add_argument("--quick", action="store_true", help="smoke test: 64 MiB, 3 runs")
-    parser.add_argument("--json", type=Path, default=None, help="write every result here")
     # The children: the sender, and the relays.
     parser.add_argument("--worker", choices=["send"], help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
@@ -1019,28 +1018,91 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--target", type=int, action="append", help=argparse.SUPPRESS)
     parser.add_argument("--connections", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--deadline", type=float, default=600.0, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.size_mib is None:
-        args.size_mib = 64 if args.quick else 1024
-    if args.runs is None:
-        args.runs = 3 if args.quick else 7
-    if args.size_mib < 1 or args.runs < 1:
-        parser.error("--size-mib and --runs must be at least 1")
-    return args
+    return parse_args(parser, argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parse(argv)
+RELAY_NOTE = (
+    "Targets (printed, never asserted): every zcio zero-copy relay >= "
+    f"{TARGET_X_HAPROXY_GBPS}x HAProxy's GB/s at <= {TARGET_X_HAPROXY_CPU}x its relay CPU "
+    f"s/GiB, and >= {TARGET_X_STREAMS_GBPS}x the asyncio streams relay's GB/s. Relay CPU is "
+    "the relay process's user+system time, all threads (/proc/PID/stat, 10 ms ticks), "
+    "from the sender's first byte to the receiver's answer arriving back through the "
+    "relay. The x columns are medians of per-round ratios (against the HAProxy or streams "
+    "run of the same round), so drift between rounds cancels. The first row has no relay "
+    "at all: the sender straight into the receiver, for scale (on loopback a relay takes "
+    "over part of the kernel's work, so it can come close to it, even pass it)."
+)
+DETAIL_NOTE = (
+    "relay self-measured CPU: getrusage(RUSAGE_SELF) inside the relay, microsecond "
+    "resolution, from its connection to the receiver to the end of both directions (not "
+    "available for HAProxy): a cross-check of the tick-resolution figure. "
+    "machine CPU: busy time of all cores during the transfer (/proc/stat): relay, sender, "
+    "receiver and the kernel's loopback work wherever it ran. sender/receiver CPU: those "
+    "processes' own time. On loopback the kernel does one side's TCP receive work in "
+    "whichever process is sending at that moment, so part of the work moves between the "
+    "sender's and the relay's figures from one relay to another: read the relay's CPU "
+    "beside the sender's. other CPU: machine CPU that none of these processes account "
+    "for (kernel threads such as ksoftirqd, or other load: a large figure means a "
+    "disturbed run). zcio calls/GiB: splice calls that moved bytes out of a pipe "
+    "(userspace: write rounds), from zcio.stats() in the relay, both directions. zcio "
+    "method: what zcio.stats() saw moving the bytes."
+)
+TEE_NOTE = (
+    f"Target (printed, never asserted): >= {TARGET_TEE}x the GB/s of `splice_stream` to one "
+    "receiver on the same backend (per-round ratio). GB/s and CPU per GiB count the "
+    "source's bytes once; each receiver gets all of them. The relay answers the sender "
+    "once both receivers have answered, so the clock covers delivery to both."
+)
+
+
+def _print_figures(args: argparse.Namespace, tables: Sequence[str]) -> None:
+    main_table, detail_table, tee_table, tee_detail = tables
+    print()
+    print(
+        f"## Relay: sender -> relay -> receiver, {args.size_mib} MiB over loopback TCP "
+        f"(medians of {args.runs} runs)"
+    )
+    print()
+    print(main_table)
+    print()
+    print(RELAY_NOTE)
+    print()
+    print("Spread and detail:")
+    print()
+    print(detail_table)
+    print()
+    print(DETAIL_NOTE)
+    print()
+    print(
+        f"## Tee: sender -> `zcio.tee_stream` -> 2 receivers, {args.size_mib} MiB "
+        f"(medians of {args.runs} runs)"
+    )
+    print()
+    print(tee_table)
+    print()
+    print(TEE_NOTE)
+    print()
+    print(tee_detail)
+
+
+def _child(args: argparse.Namespace) -> bool:
+    """Run the child ``args`` ask for (the sender, or a relay); False in the parent."""
     if args.worker == "send":
         print(json.dumps(send(SendJob(args.file, args.size, args.port, args.relay_pid))))
-        return 0
+        return True
     if args.relay:
         job = RelayJob(
             args.relay, args.backend, tuple(args.target or ()), args.connections, args.deadline
         )
         RELAYS[job.kind](job)
-        return 0
+        return True
+    return False
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse(argv)
+    if _child(args):
+        return 0
     started = time.monotonic()
     size = args.size_mib * MIB
     env = environment()
@@ -1067,76 +1129,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     main_table, detail_table, relay_summary = relay_tables(relays, args.runs, haproxy_version)
     tee_table, tee_detail, tee_summary = tee_tables(tees, relays, args.runs)
     elapsed = time.monotonic() - started
-
-    print()
-    print(
-        f"## Relay: sender -> relay -> receiver, {args.size_mib} MiB over loopback TCP "
-        f"(medians of {args.runs} runs)"
-    )
-    print()
-    print(main_table)
-    print()
-    print(
-        "Targets (printed, never asserted): every zcio zero-copy relay >= "
-        f"{TARGET_X_HAPROXY_GBPS}x HAProxy's GB/s at <= {TARGET_X_HAPROXY_CPU}x its relay CPU "
-        f"s/GiB, and >= {TARGET_X_STREAMS_GBPS}x the asyncio streams relay's GB/s. Relay CPU is "
-        "the relay process's user+system time, all threads (/proc/PID/stat, 10 ms ticks), "
-        "from the sender's first byte to the receiver's answer arriving back through the "
-        "relay. The x columns are medians of per-round ratios (against the HAProxy or streams "
-        "run of the same round), so drift between rounds cancels. The first row has no relay "
-        "at all: the sender straight into the receiver, for scale (on loopback a relay takes "
-        "over part of the kernel's work, so it can come close to it, even pass it)."
-    )
-    print()
-    print("Spread and detail:")
-    print()
-    print(detail_table)
-    print()
-    print(
-        "relay self-measured CPU: getrusage(RUSAGE_SELF) inside the relay, microsecond "
-        "resolution, from its connection to the receiver to the end of both directions (not "
-        "available for HAProxy): a cross-check of the tick-resolution figure. "
-        "machine CPU: busy time of all cores during the transfer (/proc/stat): relay, sender, "
-        "receiver and the kernel's loopback work wherever it ran. sender/receiver CPU: those "
-        "processes' own time. On loopback the kernel does one side's TCP receive work in "
-        "whichever process is sending at that moment, so part of the work moves between the "
-        "sender's and the relay's figures from one relay to another: read the relay's CPU "
-        "beside the sender's. other CPU: machine CPU that none of these processes account "
-        "for (kernel threads such as ksoftirqd, or other load: a large figure means a "
-        "disturbed run). zcio calls/GiB: splice calls that moved bytes out of a pipe "
-        "(userspace: write rounds), from zcio.stats() in the relay, both directions. zcio "
-        "method: what zcio.stats() saw moving the bytes."
-    )
-    print()
-    print(
-        f"## Tee: sender -> `zcio.tee_stream` -> 2 receivers, {args.size_mib} MiB "
-        f"(medians of {args.runs} runs)"
-    )
-    print()
-    print(tee_table)
-    print()
-    print(
-        f"Target (printed, never asserted): >= {TARGET_TEE}x the GB/s of `splice_stream` to one "
-        "receiver on the same backend (per-round ratio). GB/s and CPU per GiB count the "
-        "source's bytes once; each receiver gets all of them. The relay answers the sender "
-        "once both receivers have answered, so the clock covers delivery to both."
-    )
-    print()
-    print(tee_detail)
+    _print_figures(args, (main_table, detail_table, tee_table, tee_detail))
     print()
     print(f"Total time: {elapsed:.0f} s.")
-    return finish(
-        bench.failures,
-        args.json,
-        {
-            "environment": env,
-            "size_bytes": size,
-            "runs": args.runs,
-            "elapsed_s": elapsed,
-            "relay": {"summary": relay_summary, "runs": relays},
-            "tee": {"summary": tee_summary, "runs": tees},
-        },
-    )
+    sections, rows = schema(relay_summary, tee_summary, size, args.runs)
+    detail = {
+        "environment": env,
+        "size_bytes": size,
+        "runs": args.runs,
+        "elapsed_s": elapsed,
+        "relay": {"summary": relay_summary, "runs": relays},
+        "tee": {"summary": tee_summary, "runs": tees},
+    }
+    return finish(bench.failures, args.json, detail, script="relay", sections=sections, rows=rows)
 
 
 if __name__ == "__main__":

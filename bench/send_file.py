@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
-import math
 import os
 import socket
 import sys
@@ -49,23 +47,40 @@ from _common import (
     MAX_CALL,
     MIB,
     ChildFailed,
+    Job,
     Meter,
     Receiver,
-    Sample,
+    Sizes,
+    bench_parser,
+    by_round,
+    cache_state,
     cached_pages,
+    calls_per_gib,
+    cpu_per_gib,
     ensure_file,
     environment,
     evict,
     finish,
+    fmt,
     markdown_table,
     median,
+    methods_seen,
+    missing,
     open_fd,
+    parse_args,
+    per_gib,
     percentile,
     progress,
     read_nowait_blocks,
+    result_row,
+    result_section,
     run_child,
     run_gbps,
     run_gib,
+    sizing_text,
+    spread,
+    stats_delta,
+    transfer_result,
     warm,
 )
 
@@ -84,34 +99,6 @@ Result = dict[str, Any]
 
 
 # === Children: one measured transfer each ======================================================
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """What a child is asked to do (from its command line)."""
-
-    worker: str
-    path: Path
-    size: int
-    port: int
-
-
-def _result(sample: Sample, sent: int, acked: int, client_port: int, **extra: Any) -> Result:
-    return {
-        "wall_s": sample.wall,
-        "user_s": sample.user,
-        "system_s": sample.system,
-        "machine_s": sample.machine,
-        "sent": sent,
-        "acked": acked,
-        "client_port": client_port,
-        **extra,
-    }
-
-
-def _cache_state(fd: int) -> dict[str, int]:
-    state = cached_pages(fd)
-    return {} if state is None else {"cached_pages": state[0], "file_pages": state[1]}
 
 
 def _finish_blocking(sock: socket.socket) -> int:
@@ -156,7 +143,7 @@ def _connect_blocking(port: int) -> socket.socket:
 def hot_sendfile(job: Job) -> Result:
     """The ceiling: a blocking socket, ``os.sendfile`` until the file is sent."""
     with open_fd(job.path) as fd, _connect_blocking(job.port) as sock:
-        cache = _cache_state(fd)
+        cache = cache_state(fd)
         calls = sent = 0
         meter = Meter()
         while sent < job.size:
@@ -167,7 +154,7 @@ def hot_sendfile(job: Job) -> Result:
             calls += 1
         acked = _finish_blocking(sock)
         sample = meter.stop()
-        return _result(sample, sent, acked, sock.getsockname()[1], calls=calls, **cache)
+        return transfer_result(sample, sent, acked, sock.getsockname()[1], calls=calls, **cache)
 
 
 def hot_read_write(job: Job, chunk: int) -> Result:
@@ -176,7 +163,7 @@ def hot_read_write(job: Job, chunk: int) -> Result:
     buf = bytearray(chunk)
     view = memoryview(buf)
     with open_fd(job.path) as fd, _connect_blocking(job.port) as sock:
-        cache = _cache_state(fd)
+        cache = cache_state(fd)
         calls = sent = 0
         meter = Meter()
         while sent < job.size:
@@ -188,7 +175,7 @@ def hot_read_write(job: Job, chunk: int) -> Result:
             calls += 1
         acked = _finish_blocking(sock)
         sample = meter.stop()
-        return _result(sample, sent, acked, sock.getsockname()[1], calls=calls, **cache)
+        return transfer_result(sample, sent, acked, sock.getsockname()[1], calls=calls, **cache)
 
 
 def hot_sock_sendfile(job: Job) -> Result:
@@ -198,26 +185,17 @@ def hot_sock_sendfile(job: Job) -> Result:
         loop = asyncio.get_running_loop()
         with job.path.open("rb") as f, _connect_blocking(job.port) as sock:
             sock.setblocking(False)
-            cache = _cache_state(f.fileno())
+            cache = cache_state(f.fileno())
             meter = Meter()
             sent = await loop.sock_sendfile(sock, f, 0, job.size, fallback=False)
             acked = await _finish_sock(sock)
             sample = meter.stop()
             loop_name = type(loop).__module__ + "." + type(loop).__qualname__
-            return _result(sample, sent, acked, sock.getsockname()[1], loop=loop_name, **cache)
+            return transfer_result(
+                sample, sent, acked, sock.getsockname()[1], loop=loop_name, **cache
+            )
 
     return asyncio.run(main())
-
-
-def _stats_delta(before: Any, after: Any) -> dict[str, Any]:
-    delta = after - before
-    return {
-        "methods": {
-            name: {"transfers": m.transfers, "calls": m.calls, "bytes": m.bytes}
-            for name, m in delta.methods.items()
-        },
-        "fallbacks": dict(delta.fallbacks),
-    }
 
 
 def _backend_run(fn: Callable[[], Awaitable[Result]], backend: str) -> Result:
@@ -242,16 +220,16 @@ def hot_zcio(job: Job, backend: str) -> Result:
 
     async def main() -> Result:
         with open_fd(job.path) as fd:
-            cache = _cache_state(fd)
+            cache = cache_state(fd)
             async with await anyio.connect_tcp(HOST, job.port) as stream:
                 before = zcio.stats()
                 meter = Meter()
                 sent = await zcio.send_file(stream, fd, count=job.size)
                 acked = await _finish_stream(stream)
                 sample = meter.stop()
-                stats = _stats_delta(before, zcio.stats())
+                stats = stats_delta(before, zcio.stats())
                 port = stream.extra(SocketAttribute.local_port)
-                return _result(
+                return transfer_result(
                     sample,
                     sent,
                     acked,
@@ -282,13 +260,13 @@ def _make_cold(fd: int, size: int, tries: int = 5) -> dict[str, Any]:
         time.sleep(0.05)
         evict(fd)
         if not any(readable):
-            return {"cold_verified": True, "evict_attempts": attempt, **_cache_state(fd)}
+            return {"cold_verified": True, "evict_attempts": attempt, **cache_state(fd)}
         time.sleep(0.2)
     return {
         "cold_verified": False,
         "evict_attempts": tries,
         "still_cached_at": [o for o, r in zip(offsets, readable, strict=True) if r],
-        **_cache_state(fd),
+        **cache_state(fd),
     }
 
 
@@ -316,7 +294,7 @@ async def _lag_zcio(stream: SocketStream, fd: int, size: int) -> tuple[int, int,
     before = zcio.stats()
     sent = await zcio.send_file(stream, fd, count=size)
     acked = await _finish_stream(stream)
-    return sent, acked, {"zcio": _stats_delta(before, zcio.stats())}
+    return sent, acked, {"zcio": stats_delta(before, zcio.stats())}
 
 
 async def _lag_sock_sendfile(sock: socket.socket, fd: int, size: int) -> tuple[int, int]:
@@ -361,7 +339,7 @@ def lag_run(job: Job, backend: str, how: str) -> Result:
                     await anyio.sleep(IDLE_SECONDS)
                 sample = meter.stop()
                 stop.set()
-        return _result(
+        return transfer_result(
             sample,
             sent,
             acked,
@@ -541,48 +519,60 @@ class Bench:
 # --- Summaries ---------------------------------------------------------------------------------
 
 
-def _cpu_per_gib(r: Result) -> float:
-    return (float(r["user_s"]) + float(r["system_s"])) / run_gib(r)
+def _target(x_gbps: float, x_cpu: float) -> str:
+    misses = []
+    if not x_gbps >= TARGET_THROUGHPUT:
+        misses.append(f"GB/s < {TARGET_THROUGHPUT}x")
+    if not x_cpu <= TARGET_CPU:
+        misses.append(f"CPU > {TARGET_CPU}x")
+    return "met" if not misses else "MISSED: " + ", ".join(misses)
 
 
-def _fmt(x: float, digits: int = 2) -> str:
-    return "n/a" if math.isnan(x) else f"{x:.{digits}f}"
+def _hot_summary(p: Variant, ok: Sequence[Result], ceiling: Sequence[Result]) -> dict[str, Any]:
+    """One path's medians, and its per-round ratios to the ceiling."""
+    x_gbps = by_round(ok, ceiling, run_gbps)
+    x_cpu = by_round(ok, ceiling, cpu_per_gib)
+    return {
+        "label": p.label,
+        "runs_ok": len(ok),
+        "gbps": median([run_gbps(r) for r in ok]),
+        "cpu_s_per_gib": median([cpu_per_gib(r) for r in ok]),
+        "x_ceiling_gbps": x_gbps,
+        "x_ceiling_cpu": x_cpu,
+        "machine_cpu_s_per_gib": median([per_gib(r, "machine_s") for r in ok]),
+        "receiver_cpu_s_per_gib": median([float(r["receiver"]["cpu_s"]) / run_gib(r) for r in ok]),
+        **({"target_met": _target(x_gbps, x_cpu) == "met"} if p.target else {}),
+    }
 
 
-def _calls_per_gib(results: Sequence[Result]) -> str:
-    """System calls per GiB: zcio's from its counters, the baselines' from their own loops."""
-    per_gib = []
-    for r in results:
-        methods = r.get("zcio", {}).get("methods", {})
-        calls = sum(int(m["calls"]) for m in methods.values()) if methods else r.get("calls")
-        if calls is not None:
-            per_gib.append(float(calls) / run_gib(r))
-    return _fmt(median(per_gib), 0) if per_gib else "-"
+def _hot_detail(p: Variant, ok: Sequence[Result], e: dict[str, Any], runs: int) -> list[str]:
+    user = median([per_gib(r, "user_s") for r in ok])
+    system = median([per_gib(r, "system_s") for r in ok])
+    return [
+        p.label,
+        f"{len(ok)}/{runs}",
+        spread([run_gbps(r) for r in ok]),
+        spread([cpu_per_gib(r) for r in ok], 3),
+        f"{user:.3f} / {system:.3f}",
+        fmt(e["receiver_cpu_s_per_gib"], 3),
+        fmt(e["machine_cpu_s_per_gib"], 3),
+        calls_per_gib(ok),
+        methods_seen(ok, p.method) if p.method else "-",
+    ]
 
 
-def _methods(results: Sequence[Result], expected: str) -> str:
-    """Which method(s) zcio.stats() saw move the bytes; flags a run where it was not
-    ``expected`` moving all of them."""
-    seen: set[str] = set()
-    wrong = 0
-    for r in results:
-        methods = r.get("zcio", {}).get("methods", {})
-        seen.update(name for name, m in methods.items() if int(m["bytes"]))
-        if expected and int(methods.get(expected, {}).get("bytes", 0)) != int(r["sent"]):
-            wrong += 1
-    text = "+".join(sorted(seen)) or "-"
-    return text + (f" (NOT all {expected} in {wrong} runs)" if wrong else "")
-
-
-def _round_ratios(ok: Sequence[Result], ceiling: Sequence[Result]) -> tuple[float, float]:
-    """Median over rounds of (this path / the ceiling in the same round), for GB/s and CPU:
-    the machine drifts between rounds far more than within one."""
-    by_round = {int(r["round"]): r for r in ceiling}
-    pairs = [(r, by_round[int(r["round"])]) for r in ok if int(r["round"]) in by_round]
-    return (
-        median([run_gbps(r) / run_gbps(c) for r, c in pairs]),
-        median([_cpu_per_gib(r) / _cpu_per_gib(c) for r, c in pairs]),
-    )
+HOT_HEADERS = ["path", "GB/s", "CPU s/GiB", "x ceiling GB/s", "x ceiling CPU", "target"]
+HOT_DETAIL_HEADERS = [
+    "path",
+    "runs ok",
+    "GB/s min-max",
+    "CPU s/GiB min-max",
+    "user / sys s/GiB",
+    "receiver CPU s/GiB",
+    "machine CPU s/GiB",
+    "calls/GiB",
+    "zcio method",
+]
 
 
 def hot_tables(results: dict[str, list[Result]], runs: int) -> tuple[str, str, dict[str, Any]]:
@@ -592,120 +582,60 @@ def hot_tables(results: dict[str, list[Result]], runs: int) -> tuple[str, str, d
     main_rows: list[list[str]] = []
     detail_rows: list[list[str]] = []
     for p in HOT_PATHS:
-        if p.key not in results:
-            main_rows.append([p.label, "skipped", "", "", "", f"({p.needs} not installed)"])
-            continue
-        ok = results[p.key]
+        ok = results.get(p.key)
         if not ok:
-            main_rows.append([p.label, "failed", "", "", "", ""])
+            skipped = p.key not in results
+            note = f"({p.needs} not installed)" if skipped else ""
+            main_rows.append([p.label, "skipped" if skipped else "failed", "", "", "", note])
             continue
-        gbps = median([run_gbps(r) for r in ok])
-        cpu = median([_cpu_per_gib(r) for r in ok])
-        x_gbps, x_cpu = _round_ratios(ok, ceiling)
-        target = "-"
-        if p.target:
-            misses = []
-            if not x_gbps >= TARGET_THROUGHPUT:
-                misses.append(f"GB/s < {TARGET_THROUGHPUT}x")
-            if not x_cpu <= TARGET_CPU:
-                misses.append(f"CPU > {TARGET_CPU}x")
-            target = "met" if not misses else "MISSED: " + ", ".join(misses)
-        main_rows.append([p.label, _fmt(gbps), _fmt(cpu, 3), _fmt(x_gbps), _fmt(x_cpu), target])
-        gb_all = [run_gbps(r) for r in ok]
-        cpu_all = [_cpu_per_gib(r) for r in ok]
-        machine = median([float(r["machine_s"]) / run_gib(r) for r in ok])
-        user = median([float(r["user_s"]) / run_gib(r) for r in ok])
-        system = median([float(r["system_s"]) / run_gib(r) for r in ok])
-        receiver = median([float(r["receiver"]["cpu_s"]) / run_gib(r) for r in ok])
-        detail_rows.append(
-            [
-                p.label,
-                f"{len(ok)}/{runs}",
-                f"{min(gb_all):.2f}-{max(gb_all):.2f}",
-                f"{min(cpu_all):.3f}-{max(cpu_all):.3f}",
-                f"{user:.3f} / {system:.3f}",
-                _fmt(receiver, 3),
-                _fmt(machine, 3),
-                _calls_per_gib(ok),
-                _methods(ok, p.method) if p.method else "-",
-            ]
-        )
-        summary[p.key] = {
-            "label": p.label,
-            "runs_ok": len(ok),
-            "gbps": gbps,
-            "cpu_s_per_gib": cpu,
-            "x_ceiling_gbps": x_gbps,
-            "x_ceiling_cpu": x_cpu,
-            "machine_cpu_s_per_gib": machine,
-            "receiver_cpu_s_per_gib": receiver,
-            **({"target_met": target == "met"} if p.target else {}),
-        }
-    main = markdown_table(
-        ["path", "GB/s", "CPU s/GiB", "x ceiling GB/s", "x ceiling CPU", "target"],
-        main_rows,
-        "lrrrrl",
-    )
-    detail = markdown_table(
-        [
-            "path",
-            "runs ok",
-            "GB/s min-max",
-            "CPU s/GiB min-max",
-            "user / sys s/GiB",
-            "receiver CPU s/GiB",
-            "machine CPU s/GiB",
-            "calls/GiB",
-            "zcio method",
-        ],
-        detail_rows,
-        "lrrrrrrrl",
-    )
+        e = summary[p.key] = _hot_summary(p, ok, ceiling)
+        x_gbps, x_cpu = e["x_ceiling_gbps"], e["x_ceiling_cpu"]
+        target = _target(x_gbps, x_cpu) if p.target else "-"
+        cells = [fmt(e["gbps"]), fmt(e["cpu_s_per_gib"], 3), fmt(x_gbps), fmt(x_cpu)]
+        main_rows.append([p.label, *cells, target])
+        detail_rows.append(_hot_detail(p, ok, e, runs))
+    main = markdown_table(HOT_HEADERS, main_rows, "lrrrrl")
+    detail = markdown_table(HOT_DETAIL_HEADERS, detail_rows, "lrrrrrrrl")
     return main, detail, summary
+
+
+def _lag_summary(ok: Sequence[Result], p: Variant) -> dict[str, Any]:
+    pooled = [x for r in ok for x in r["lags_ms"]]
+    return {
+        "label": p.label,
+        "runs_ok": len(ok),
+        "p50_ms": median([percentile(r["lags_ms"], 50) for r in ok]),
+        "p99_ms": median([percentile(r["lags_ms"], 99) for r in ok]),
+        "max_ms": max(max(r["lags_ms"], default=0.0) for r in ok),
+        "pooled_p99_ms": percentile(pooled, 99),
+        "wakeups": len(pooled),
+    }
+
+
+def _lag_cells(ok: Sequence[Result], p: Variant, e: dict[str, Any]) -> list[str]:
+    idle = p.worker.startswith("lag-idle")
+    gbps = "-" if idle else fmt(median([run_gbps(r) for r in ok]))
+    cold = "-" if idle else f"{sum(bool(r.get('cold_verified')) for r in ok)}/{len(ok)}"
+    target = "-"
+    if p.target:
+        target = "met" if e["p99_ms"] < TARGET_P99_MS else f"MISSED: p99 >= {TARGET_P99_MS} ms"
+    wakeups = median([len(r["lags_ms"]) / float(r["wall_s"]) for r in ok])
+    lags = [f"{e[k]:.2f}" for k in ("p50_ms", "p99_ms", "max_ms")]
+    return [p.label, *lags, f"{wakeups:.0f}", gbps, cold, target]
 
 
 def lag_table(results: dict[str, list[Result]]) -> tuple[str, dict[str, Any]]:
     summary: dict[str, Any] = {}
     rows: list[list[str]] = []
     for p in LAG_PATHS:
-        if p.key not in results:
-            rows.append([p.label, "skipped", "", "", "", "", "", f"({p.needs} not installed)"])
-            continue
-        ok = results[p.key]
+        ok = results.get(p.key)
         if not ok:
-            rows.append([p.label, "failed", "", "", "", "", "", ""])
+            skipped = p.key not in results
+            note = f"({p.needs} not installed)" if skipped else ""
+            rows.append([p.label, "skipped" if skipped else "failed", *[""] * 5, note])
             continue
-        p50 = median([percentile(r["lags_ms"], 50) for r in ok])
-        p99 = median([percentile(r["lags_ms"], 99) for r in ok])
-        worst = max(max(r["lags_ms"], default=0.0) for r in ok)
-        pooled = [x for r in ok for x in r["lags_ms"]]
-        idle = p.worker.startswith("lag-idle")
-        gbps = "-" if idle else _fmt(median([run_gbps(r) for r in ok]))
-        cold = "-" if idle else f"{sum(bool(r.get('cold_verified')) for r in ok)}/{len(ok)}"
-        target = "-"
-        if p.target:
-            target = "met" if p99 < TARGET_P99_MS else f"MISSED: p99 >= {TARGET_P99_MS} ms"
-        summary[p.key] = {
-            "label": p.label,
-            "runs_ok": len(ok),
-            "p50_ms": p50,
-            "p99_ms": p99,
-            "max_ms": worst,
-            "pooled_p99_ms": percentile(pooled, 99),
-            "wakeups": len(pooled),
-        }
-        rows.append(
-            [
-                p.label,
-                f"{p50:.2f}",
-                f"{p99:.2f}",
-                f"{worst:.2f}",
-                f"{median([len(r['lags_ms']) / float(r['wall_s']) for r in ok]):.0f}",
-                gbps,
-                cold,
-                target,
-            ]
-        )
+        summary[p.key] = _lag_summary(ok, p)
+        rows.append(_lag_cells(ok, p, summary[p.key]))
     table = markdown_table(
         ["path", "p50 ms", "p99 ms", "max ms", "wake-ups/s", "GB/s", "cold runs", "target"],
         rows,
@@ -714,11 +644,60 @@ def lag_table(results: dict[str, list[Result]]) -> tuple[str, dict[str, Any]]:
     return table, summary
 
 
+def schema(
+    hot: dict[str, Any], lag: dict[str, Any], size: int, runs: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    """The results schema's sections, rows and footnotes, from the two summaries."""
+    section = result_section(
+        "send_file",
+        "a cached file into a TCP socket; CPU: the sender's",
+        baseline="blocking `os.sendfile` loop (the ceiling for a Python sender)",
+        sizing=sizing_text(size, runs),
+    )
+    rows = [
+        result_row(
+            "send_file",
+            key,
+            str(e.get("label", key)),
+            role="baseline" if key == HOT_PATHS[0].key else "",
+            target_met=e.get("target_met"),
+            gbps=e.get("gbps"),
+            cpu_s_per_gib=e.get("cpu_s_per_gib"),
+            x_baseline=e.get("x_ceiling_gbps"),
+            x_baseline_cpu=e.get("x_ceiling_cpu"),
+        )
+        for key, e in hot.items()
+    ]
+    lags = [
+        f"{e.get('label', key)} {float(e['p99_ms']):.2f} ms"
+        for key, e in lag.items()
+        if isinstance(e.get("p99_ms"), int | float)
+    ]
+    footnotes = []
+    if lags:
+        footnotes.append(
+            "Event-loop lag, p99, file not in the page cache (send_file.py): " + "; ".join(lags)
+        )
+    return [section], rows, footnotes
+
+
 # --- Main ----------------------------------------------------------------------------------------
 
 
 def _available(p: Variant) -> bool:
-    return not p.needs or importlib.util.find_spec(p.needs) is not None
+    return not missing([p.needs])
+
+
+def _announce(label: str, p: Variant, r: Result) -> None:
+    if p.worker.startswith("lag-"):
+        lags = r["lags_ms"]
+        progress(
+            f"  {label} {p.label}: p99 {percentile(lags, 99):.2f} ms, "
+            f"max {max(lags, default=0.0):.2f} ms"
+            + ("" if p.worker.startswith("lag-idle") else f", {run_gbps(r):.2f} GB/s")
+        )
+    else:
+        progress(f"  {label} {p.label}: {run_gbps(r):.2f} GB/s, {cpu_per_gib(r):.3f} CPU s/GiB")
 
 
 def _interleaved(
@@ -734,64 +713,28 @@ def _interleaved(
                 continue
             label = f"[{phase} {i}/{runs}]"
             r = bench.run(p, i, label)
-            if r is None:
-                continue
-            results[p.key].append(r)
-            if p.worker.startswith("lag-"):
-                lags = r["lags_ms"]
-                progress(
-                    f"  {label} {p.label}: p99 {percentile(lags, 99):.2f} ms, "
-                    f"max {max(lags, default=0.0):.2f} ms"
-                    + ("" if p.worker.startswith("lag-idle") else f", {run_gbps(r):.2f} GB/s")
-                )
-            else:
-                progress(
-                    f"  {label} {p.label}: {run_gbps(r):.2f} GB/s, {_cpu_per_gib(r):.3f} CPU s/GiB"
-                )
+            if r is not None:
+                results[p.key].append(r)
+                _announce(label, p, r)
     return results
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description="Benchmark zcio.send_file against sendfile, sock_sendfile and read/write."
+    parser = bench_parser(
+        "Benchmark zcio.send_file against sendfile, sock_sendfile and read/write.",
+        Sizes(size_mib=(1024, 64), runs=(7, 3)),
     )
-    parser.add_argument("--size-mib", type=int, default=None, help="file size (default 1024)")
-    parser.add_argument("--runs", type=int, default=None, help="runs per path (default 7)")
-    parser.add_argument("--quick", action="store_true", help="smoke test: 64 MiB, 3 runs")
-    parser.add_argument("--json", type=Path, default=None, help="write every result here")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.size_mib is None:
-        args.size_mib = 64 if args.quick else 1024
-    if args.runs is None:
-        args.runs = 3 if args.quick else 7
-    if args.size_mib < 1 or args.runs < 1:
-        parser.error("--size-mib and --runs must be at least 1")
-    return args
+    return parse_args(parser, argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parse(argv)
-    if args.worker:
-        job = Job(args.worker, args.file, args.size, args.port)
-        print(json.dumps(WORKERS[job.worker](job)), flush=True)
-        return 0
-
-    started = time.monotonic()
-    size = args.size_mib * MIB
-    env = environment()
-    path = ensure_file(BENCH_DIR / f"send_file-{args.size_mib}MiB.bin", size)
+def _measure(args: argparse.Namespace, path: Path, size: int) -> tuple[Bench, dict[str, Any]]:
+    """Every run of both figures, interleaved by round, against one receiver."""
     # Generous, but bounded: 30 s plus a minute per GiB (the slowest path runs near 1 GB/s).
     timeout = 30.0 + 60.0 * size / GIB
-    print(f"# zcio send_file benchmark: {args.size_mib} MiB, {args.runs} runs per path")
-    print()
-    print(", ".join(f"{k} {v}" for k, v in env.items()))
-    if args.runs < 5:
-        print(f"(only {args.runs} runs per path: medians of fewer than 5 are rough)")
-
     with Receiver() as rx:
         bench = Bench(rx, path, size, timeout)
         progress(f"receiver on {HOST}:{rx.port}; warming {path} into the page cache")
@@ -803,11 +746,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench.run(HOT_PATHS[0], 0, "[warm-up]")  # one discarded run: first connection, caches
         hot = _interleaved(bench, HOT_PATHS, args.runs, "hot")
         lag = _interleaved(bench, LAG_PATHS, args.runs, "cold")
+    return bench, {"hot": hot, "lag": lag}
 
-    main_table, detail_table, hot_summary = hot_tables(hot, args.runs)
-    lag_text, lag_summary = lag_table(lag)
-    elapsed = time.monotonic() - started
 
+def _print_hot(args: argparse.Namespace, main_table: str, detail_table: str) -> None:
     print()
     print(f"## Cached file, {args.size_mib} MiB over loopback TCP (medians of {args.runs} runs)")
     print()
@@ -831,6 +773,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "calls per GiB (zcio: zcio.stats(); the baselines count their own loops; '-': not "
         "counted). zcio method: what zcio.stats() saw moving the bytes."
     )
+
+
+def _print_lag(args: argparse.Namespace, lag_text: str) -> None:
     print()
     print(
         f"## Event-loop lag, file not in the page cache ({args.size_mib} MiB, "
@@ -840,19 +785,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(lag_text)
     print()
     print(f"Target (printed, never asserted): zcio p99 < {TARGET_P99_MS} ms.")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse(argv)
+    if args.worker:
+        job = Job(args.worker, args.file, args.size, args.port)
+        print(json.dumps(WORKERS[job.worker](job)), flush=True)
+        return 0
+
+    started = time.monotonic()
+    size = args.size_mib * MIB
+    env = environment()
+    path = ensure_file(BENCH_DIR / f"send_file-{args.size_mib}MiB.bin", size)
+    print(f"# zcio send_file benchmark: {args.size_mib} MiB, {args.runs} runs per path")
+    print()
+    print(", ".join(f"{k} {v}" for k, v in env.items()))
+    if args.runs < 5:
+        print(f"(only {args.runs} runs per path: medians of fewer than 5 are rough)")
+    bench, runs = _measure(args, path, size)
+    main_table, detail_table, hot_summary = hot_tables(runs["hot"], args.runs)
+    lag_text, lag_summary = lag_table(runs["lag"])
+    elapsed = time.monotonic() - started
+    _print_hot(args, main_table, detail_table)
+    _print_lag(args, lag_text)
     print()
     print(f"Total time: {elapsed:.0f} s.")
+    sections, rows, footnotes = schema(hot_summary, lag_summary, size, args.runs)
+    detail = {
+        "environment": env,
+        "size_bytes": size,
+        "runs": args.runs,
+        "elapsed_s": elapsed,
+        "hot": {"summary": hot_summary, "runs": runs["hot"]},
+        "lag": {"summary": lag_summary, "runs": runs["lag"]},
+    }
     return finish(
         bench.failures,
         args.json,
-        {
-            "environment": env,
-            "size_bytes": size,
-            "runs": args.runs,
-            "elapsed_s": elapsed,
-            "hot": {"summary": hot_summary, "runs": hot},
-            "lag": {"summary": lag_summary, "runs": lag},
-        },
+        detail,
+        script="send_file",
+        sections=sections,
+        rows=rows,
+        footnotes=footnotes,
     )
 
 

@@ -575,21 +575,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parse(argv)
-    env = environment()
-    started = time.monotonic()
-    loop_factory = None
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        loop_factory = uvloop.new_event_loop  # a cheaper load generator: more CPU for the servers
-    with (
-        tempfile.TemporaryDirectory(prefix="zcio-soak-") as tmp,
-        asyncio.Runner(loop_factory=loop_factory) as runner,
-    ):
-        result = runner.run(main_async(args, Path(tmp)))
-    run, summary = result["run"], result["summary"]
+def _failures(summary: dict[str, Any]) -> list[str]:
+    """What makes the soak fail: a server that died, a wrong byte, an error nobody caused."""
     failures = []
     for name in ("serve", "proxy"):
         s = summary[name]
@@ -599,6 +586,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             failures.append(f"zcio {name}: {s['wrong']} wrong answer(s)")
         if s["errors"]:
             failures.append(f"zcio {name}: {s['errors']} error(s), the last: {s['last_error']}")
+    return failures
+
+
+def _print_report(args: argparse.Namespace, env: dict[str, str], summary: dict[str, Any]) -> str:
+    """The table and what it means, printed; the table."""
     text = table(summary)
     print(f"# zcio soak: {args.seconds:g} s of mixed load")
     print()
@@ -617,26 +609,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{summary['proxy']['mirror_drops']} mirror drop(s). Exit summaries: serve "
         f"{summary['serve']['moved']}; proxy {summary['proxy']['moved']}."
     )
+    return text
+
+
+def _run(args: argparse.Namespace) -> dict[str, Any]:
+    """The soak, on uvloop when installed (a cheaper load generator: more CPU for the servers)."""
+    loop_factory = None
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    with (
+        tempfile.TemporaryDirectory(prefix="zcio-soak-") as tmp,
+        asyncio.Runner(loop_factory=loop_factory) as runner,
+    ):
+        return runner.run(main_async(args, Path(tmp)))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse(argv)
+    env = environment()
+    started = time.monotonic()
+    result = _run(args)
+    run, summary = result["run"], result["summary"]
+    failures = _failures(summary)
+    text = _print_report(args, env, summary)
+    samples = [asdict(s) for s in run.samples]
     if args.chart is not None:
         from zcio_cli._bench_chart import write_soak_chart
 
-        samples = [asdict(s) for s in run.samples]
         write_soak_chart(samples, args.chart, f"zcio soak, {args.seconds:g} s", args.seconds)
         print(f"Chart written to {args.chart}.")
     print(f"Total time: {time.monotonic() - started:.0f} s.")
-    return finish(
-        failures,
-        args.json,
-        {
-            "environment": env,
-            "seconds": args.seconds,
-            "clients": {"http": HTTP_CLIENTS, "slow": SLOW_CLIENTS, "proxy": PROXY_CLIENTS},
-            "summary": summary,
-            "markdown": text,
-            "samples": [asdict(s) for s in run.samples],
-            "logs": result["logs"] if failures else {},
-        },
-    )
+    detail = {
+        "environment": env,
+        "seconds": args.seconds,
+        "clients": {"http": HTTP_CLIENTS, "slow": SLOW_CLIENTS, "proxy": PROXY_CLIENTS},
+        "summary": summary,
+        "markdown": text,
+        "samples": samples,
+        "logs": result["logs"] if failures else {},
+    }
+    # No rows: soak.py measures stability, not speed; zcio bench prints its table apart.
+    return finish(failures, args.json, detail, script="soak")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.util
 import json
 import math
 import os
@@ -44,22 +43,40 @@ from _common import (
     GIB,
     MIB,
     ChildFailed,
+    Job,
     Meter,
     Receiver,
+    Run,
     Sample,
-    add_quiet_timeout,
+    Sizes,
+    bench_parser,
+    by_round,
+    cache_state,
     cached_pages,
+    calls_per_gib,
+    cpu_per_gib,
     ensure_file,
     environment,
     finish,
+    fmt,
     locked_in_memory,
     markdown_table,
     median,
+    methods_seen,
+    missing,
     open_fd,
+    parse_args,
+    per_gib,
     progress,
+    result_row,
+    result_section,
     run_child,
     run_gbps,
     run_gib,
+    sizing_text,
+    spread,
+    stats_delta,
+    transfer_result,
     wait_quiet,
     warm,
 )
@@ -85,16 +102,6 @@ Result = dict[str, Any]
 # === Children: one measured transfer each ======================================================
 
 
-@dataclass(frozen=True, slots=True)
-class Job:
-    """What a child is asked to do (from its command line)."""
-
-    worker: str
-    path: Path
-    size: int
-    port: int
-
-
 class Clock:
     """``Meter`` plus this process's voluntary context switches: how often the sender slept
     waiting for the socket (each one a wake-up)."""
@@ -112,38 +119,7 @@ def _result(
     clock: tuple[Sample, int], sent: int, acked: int, client_port: int, **extra: Any
 ) -> Result:
     sample, switches = clock
-    return {
-        "wall_s": sample.wall,
-        "user_s": sample.user,
-        "system_s": sample.system,
-        "machine_s": sample.machine,
-        "switches": switches,
-        "sent": sent,
-        "acked": acked,
-        "client_port": client_port,
-        **extra,
-    }
-
-
-def _stats_delta(before: Any, after: Any) -> dict[str, Any]:
-    delta = after - before
-    return {
-        "methods": {
-            name: {
-                "transfers": m.transfers,
-                "calls": m.calls,
-                "bytes": m.bytes,
-                "offloaded": m.offloaded,
-            }
-            for name, m in delta.methods.items()
-        },
-        "fallbacks": dict(delta.fallbacks),
-    }
-
-
-def _cache_state(fd: int) -> dict[str, int]:
-    state = cached_pages(fd)
-    return {} if state is None else {"cached_pages": state[0], "file_pages": state[1]}
+    return transfer_result(sample, sent, acked, client_port, switches=switches, **extra)
 
 
 # --- Warm-up ------------------------------------------------------------------------------------
@@ -163,6 +139,18 @@ def _cpu_now() -> float:
 
 
 # --- trio ---------------------------------------------------------------------------------------
+
+
+async def _trio_ack(stream: Any) -> int:
+    """Half-close a trio stream, then read the receiver's byte count (-1 if cut short)."""
+    await stream.send_eof()
+    data = b""
+    while len(data) < ACK.size:
+        chunk = await stream.receive_some(ACK.size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return int(ACK.unpack(data)[0]) if len(data) == ACK.size else -1
 
 
 def trio_run(job: Job, zero_copy: bool) -> Result:
@@ -195,16 +183,6 @@ def trio_run(job: Job, zero_copy: bool) -> Result:
             sent += n
         return sent
 
-    async def finish(stream: trio.abc.HalfCloseableStream) -> int:
-        await stream.send_eof()
-        data = b""
-        while len(data) < ACK.size:
-            chunk = await stream.receive_some(ACK.size - len(data))
-            if not chunk:
-                break
-            data += chunk
-        return ACK.unpack(data)[0] if len(data) == ACK.size else -1
-
     async def main(f: BinaryIO, warmup_port: int) -> Result:
         import zcio
 
@@ -219,17 +197,17 @@ def trio_run(job: Job, zero_copy: bool) -> Result:
             before = zcio.stats()
             clock = Clock()
             sent = await send(stream, f, job.size)
-            acked = await finish(stream)
+            acked = await _trio_ack(stream)
             measured = clock.stop()
             extra: dict[str, Any] = {"warmup_cpu_s": warmup_cpu, "loop": "trio"}
             if zero_copy:
-                extra["zcio"] = _stats_delta(before, zcio.stats())
+                extra["zcio"] = stats_delta(before, zcio.stats())
             else:
                 extra["calls"] = math.ceil(job.size / CHUNK)
             return _result(measured, sent, acked, port, **extra)
 
     with job.path.open("rb") as f, _warmup_listener() as warmup_port:
-        cache = _cache_state(f.fileno())
+        cache = cache_state(f.fileno())
         result = trio.run(main, f, warmup_port)
     return {**result, **cache}
 
@@ -303,7 +281,7 @@ async def _asyncio_transfer(job: Job, f: BinaryIO, how: str, warmup_port: int) -
         measured = clock.stop()
         extra: dict[str, Any] = {"warmup_cpu_s": warmup_cpu, "loop": _loop_name()}
         if how in ("zcio", "sendfile"):
-            extra["zcio"] = _stats_delta(before, zcio.stats())
+            extra["zcio"] = stats_delta(before, zcio.stats())
         elif how == "copy":
             extra["calls"] = math.ceil(job.size / CHUNK)
         return _result(measured, sent, acked, port, **extra)
@@ -324,7 +302,7 @@ def asyncio_run(job: Job, how: str, uvloop: bool) -> Result:
 
         factory = uv.new_event_loop
     with job.path.open("rb") as f, _warmup_listener() as warmup_port:
-        cache = _cache_state(f.fileno())
+        cache = cache_state(f.fileno())
         main: Coroutine[Any, Any, Result] = _asyncio_transfer(job, f, how, warmup_port)
         with asyncio.Runner(loop_factory=factory) as runner:
             result = runner.run(main)
@@ -438,10 +416,6 @@ SETUPS = (
 )
 
 
-def _available(p: Row) -> bool:
-    return not p.needs or importlib.util.find_spec(p.needs) is not None
-
-
 class Bench:
     """Runs children, checks each transfer's byte count on both sides, keeps the failures."""
 
@@ -520,71 +494,103 @@ class Bench:
 # --- Summaries ---------------------------------------------------------------------------------
 
 
-def _cpu(r: Result) -> float:
-    return (float(r["user_s"]) + float(r["system_s"])) / run_gib(r)
+def _machine(r: Run) -> float:
+    return per_gib(r, "machine_s")
 
 
-def _machine(r: Result) -> float:
-    return float(r["machine_s"]) / run_gib(r)
+def _receiver(r: Result, key: str) -> float:
+    return float(r["receiver"].get(key, math.nan)) / run_gib(r)
 
 
-def _fmt(x: float, digits: int = 2) -> str:
-    return "n/a" if math.isnan(x) else f"{x:.{digits}f}"
+def _methods(ok: Sequence[Result]) -> str:
+    """What ``zcio.stats()`` saw moving the bytes ("-" for a row without zcio)."""
+    if any(r.get("zcio") is None for r in ok):
+        return "-"
+    return methods_seen(ok, "sendfile")
 
 
-def _ratio(ok: Sequence[Result], base: Sequence[Result], fn: Callable[[Result], float]) -> float:
-    """Median over rounds of ``fn(row) / fn(baseline)``, each pair from the same round."""
-    by_round = {int(r["round"]): r for r in base}
-    ratios = []
-    for r in ok:
-        b = by_round.get(int(r["round"]))
-        if b is not None and fn(b) > 0:
-            ratios.append(fn(r) / fn(b))
-    return median(ratios)
+def _summary(p: Row, ok: Sequence[Result], base: Sequence[Result]) -> dict[str, Any]:
+    """One row's medians and per-round ratios to its backend's copying loop."""
+    ratios = [by_round(ok, base, fn) for fn in (run_gbps, cpu_per_gib, _machine)]
+    x_gbps, x_cpu, x_machine = ratios if p.baseline else [math.nan] * 3
+    return {
+        "backend": p.backend,
+        "label": p.label,
+        "runs_ok": len(ok),
+        "gbps": median([run_gbps(r) for r in ok]),
+        "cpu_s_per_gib": median([cpu_per_gib(r) for r in ok]),
+        "machine_cpu_s_per_gib": median([_machine(r) for r in ok]),
+        "x_copy_gbps": x_gbps,
+        "x_copy_cpu": x_cpu,
+        "x_copy_machine_cpu": x_machine,
+        "sender_wakeups_per_gib": median([per_gib(r, "switches") for r in ok]),
+        "receiver_cpu_s_per_gib": median([_receiver(r, "cpu_s") for r in ok]),
+        "receiver_wakeups_per_gib": median([_receiver(r, "wakeups") for r in ok]),
+        "other_cpu_s_per_gib": median(
+            [_machine(r) - cpu_per_gib(r) - _receiver(r, "cpu_s") for r in ok]
+        ),
+        "warmup_cpu_ms": median([float(r.get("warmup_cpu_s", math.nan)) * 1e3 for r in ok]),
+        **({"target_met": bool(x_cpu <= TARGET_CPU)} if p.target else {}),
+    }
 
 
-def _zcio_calls(r: Result) -> int | None:
-    methods = r.get("zcio", {}).get("methods", {})
-    if not methods:
-        return None
-    return sum(int(m["calls"]) for m in methods.values())
+def _main_cells(p: Row, e: dict[str, Any]) -> list[str]:
+    ratios = [fmt(e[k]) for k in ("x_copy_gbps", "x_copy_cpu", "x_copy_machine_cpu")]
+    target = "-"
+    if p.target:
+        target = "met" if e["target_met"] else f"MISSED: CPU > {TARGET_CPU}x"
+    figures = [fmt(e["gbps"]), fmt(e["cpu_s_per_gib"], 3), fmt(e["machine_cpu_s_per_gib"], 3)]
+    return [p.backend, p.label, *figures, *(ratios if p.baseline else ["1 (ref)"] * 3), target]
 
 
-def _calls_per_gib(results: Sequence[Result]) -> str:
-    """System calls per GiB: zcio's from ``zcio.stats()``, the copying loops' chunks."""
-    values = []
-    for r in results:
-        calls = _zcio_calls(r)
-        if calls is None:
-            calls = r.get("calls")
-        if calls is not None:
-            values.append(float(calls) / run_gib(r))
-    return _fmt(median(values), 0) if values else "-"
+def _detail_cells(p: Row, ok: Sequence[Result], e: dict[str, Any], runs: int) -> list[str]:
+    user = median([per_gib(r, "user_s") for r in ok])
+    system = median([per_gib(r, "system_s") for r in ok])
+    return [
+        p.backend,
+        p.label,
+        f"{len(ok)}/{runs}",
+        spread([run_gbps(r) for r in ok]),
+        spread([cpu_per_gib(r) for r in ok], 3),
+        f"{user:.3f} / {system:.3f}",
+        fmt(e["sender_wakeups_per_gib"], 0),
+        fmt(e["receiver_cpu_s_per_gib"], 3),
+        fmt(e["receiver_wakeups_per_gib"], 0),
+        fmt(median([_receiver(r, "splices") for r in ok]), 0),
+        fmt(e["other_cpu_s_per_gib"], 3),
+        calls_per_gib(ok),
+        fmt(e["warmup_cpu_ms"], 1),
+        _methods(ok),
+    ]
 
 
-def _methods(results: Sequence[Result]) -> str:
-    """Which method(s) ``zcio.stats()`` saw moving the bytes; flags runs where sendfile did
-    not move all of them, and offloaded calls or fallbacks."""
-    seen: set[str] = set()
-    partial = offloaded = fallbacks = 0
-    for r in results:
-        stats = r.get("zcio")
-        if stats is None:
-            return "-"
-        methods = stats.get("methods", {})
-        seen.update(name for name, m in methods.items() if int(m["bytes"]))
-        if int(methods.get("sendfile", {}).get("bytes", 0)) != int(r["sent"]):
-            partial += 1
-        offloaded += sum(int(m.get("offloaded", 0)) for m in methods.values())
-        fallbacks += sum(int(n) for n in stats.get("fallbacks", {}).values())
-    text = "+".join(sorted(seen)) or "-"
-    if partial:
-        text += f" (NOT all sendfile in {partial} runs)"
-    if offloaded:
-        text += f" ({offloaded} calls offloaded)"
-    if fallbacks:
-        text += f" ({fallbacks} fallbacks)"
-    return text
+MAIN_HEADERS = [
+    "backend",
+    "path",
+    "GB/s",
+    "sender CPU s/GiB",
+    "machine CPU s/GiB",
+    "x copy GB/s",
+    "x copy CPU",
+    "x copy machine",
+    "target",
+]
+DETAIL_HEADERS = [
+    "backend",
+    "path",
+    "runs ok",
+    "GB/s min-max",
+    "CPU s/GiB min-max",
+    "user / sys s/GiB",
+    "sender wake-ups/GiB",
+    "receiver CPU s/GiB",
+    "receiver wake-ups/GiB",
+    "receiver splices/GiB",
+    "other CPU s/GiB",
+    "calls/GiB",
+    "warm-up CPU ms",
+    "zcio method",
+]
 
 
 def tables(
@@ -595,140 +601,64 @@ def tables(
     detail_rows: list[list[str]] = []
     summary: dict[str, dict[str, Any]] = {}
     for p in PATHS:
-        if p.key not in results:
-            main_rows.append([p.backend, p.label, "skipped", "", "", "", "", "", ""])
-            continue
-        ok = results[p.key]
+        ok = results.get(p.key)
         if not ok:
-            main_rows.append([p.backend, p.label, "failed", "", "", "", "", "", ""])
+            state = "skipped" if p.key not in results else "failed"
+            main_rows.append([p.backend, p.label, state, *[""] * 6])
             continue
-        gbps = median([run_gbps(r) for r in ok])
-        cpu = median([_cpu(r) for r in ok])
-        machine = median([_machine(r) for r in ok])
-        base = results.get(p.baseline, []) if p.baseline else []
-        if p.baseline:
-            x_gbps, x_cpu, x_machine = (_ratio(ok, base, fn) for fn in (run_gbps, _cpu, _machine))
-            ratios = [_fmt(x_gbps), _fmt(x_cpu), _fmt(x_machine)]
-        else:
-            x_gbps = x_cpu = x_machine = math.nan
-            ratios = ["1 (ref)", "1 (ref)", "1 (ref)"]
-        target = "-"
-        if p.target:
-            target = "met" if x_cpu <= TARGET_CPU else f"MISSED: CPU > {TARGET_CPU}x"
-        main_rows.append(
-            [p.backend, p.label, _fmt(gbps), _fmt(cpu, 3), _fmt(machine, 3), *ratios, target]
-        )
-        gb_all = [run_gbps(r) for r in ok]
-        cpu_all = [_cpu(r) for r in ok]
-        user = median([float(r["user_s"]) / run_gib(r) for r in ok])
-        system = median([float(r["system_s"]) / run_gib(r) for r in ok])
-        rx_cpu = median([float(r["receiver"]["cpu_s"]) / run_gib(r) for r in ok])
-        rx_wake = median([float(r["receiver"].get("wakeups", math.nan)) / run_gib(r) for r in ok])
-        rx_splices = median(
-            [float(r["receiver"].get("splices", math.nan)) / run_gib(r) for r in ok]
-        )
-        tx_wake = median([float(r["switches"]) / run_gib(r) for r in ok])
-        other = median(
-            [_machine(r) - _cpu(r) - float(r["receiver"]["cpu_s"]) / run_gib(r) for r in ok]
-        )
-        first = median([float(r.get("warmup_cpu_s", math.nan)) * 1e3 for r in ok])
-        detail_rows.append(
-            [
-                p.backend,
-                p.label,
-                f"{len(ok)}/{runs}",
-                f"{min(gb_all):.2f}-{max(gb_all):.2f}",
-                f"{min(cpu_all):.3f}-{max(cpu_all):.3f}",
-                f"{user:.3f} / {system:.3f}",
-                _fmt(tx_wake, 0),
-                _fmt(rx_cpu, 3),
-                _fmt(rx_wake, 0),
-                _fmt(rx_splices, 0),
-                _fmt(other, 3),
-                _calls_per_gib(ok),
-                _fmt(first, 1),
-                _methods(ok),
-            ]
-        )
-        summary[p.key] = {
-            "backend": p.backend,
-            "label": p.label,
-            "runs_ok": len(ok),
-            "gbps": gbps,
-            "cpu_s_per_gib": cpu,
-            "machine_cpu_s_per_gib": machine,
-            "x_copy_gbps": x_gbps,
-            "x_copy_cpu": x_cpu,
-            "x_copy_machine_cpu": x_machine,
-            "sender_wakeups_per_gib": tx_wake,
-            "receiver_cpu_s_per_gib": rx_cpu,
-            "receiver_wakeups_per_gib": rx_wake,
-            "other_cpu_s_per_gib": other,
-            "warmup_cpu_ms": first,
-            **({"target_met": target == "met"} if p.target else {}),
-        }
-    main = markdown_table(
-        [
-            "backend",
-            "path",
-            "GB/s",
-            "sender CPU s/GiB",
-            "machine CPU s/GiB",
-            "x copy GB/s",
-            "x copy CPU",
-            "x copy machine",
-            "target",
-        ],
-        main_rows,
-        "llrrrrrrl",
-    )
-    detail = markdown_table(
-        [
-            "backend",
-            "path",
-            "runs ok",
-            "GB/s min-max",
-            "CPU s/GiB min-max",
-            "user / sys s/GiB",
-            "sender wake-ups/GiB",
-            "receiver CPU s/GiB",
-            "receiver wake-ups/GiB",
-            "receiver splices/GiB",
-            "other CPU s/GiB",
-            "calls/GiB",
-            "warm-up CPU ms",
-            "zcio method",
-        ],
-        detail_rows,
-        "llrrrrrrrrrrrl",
-    )
+        e = summary[p.key] = _summary(p, ok, results.get(p.baseline, []) if p.baseline else [])
+        main_rows.append(_main_cells(p, e))
+        detail_rows.append(_detail_cells(p, ok, e, runs))
+    main = markdown_table(MAIN_HEADERS, main_rows, "llrrrrrrl")
+    detail = markdown_table(DETAIL_HEADERS, detail_rows, "llrrrrrrrrrrrl")
     return main, detail, summary
+
+
+def schema(
+    summaries: dict[str, dict[str, Any]], size: int, runs: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The results schema's sections and rows: one section per receiver."""
+    what = "the stream integrations; CPU: the sender's; "
+    base = "the copying loop of the same backend"
+    sections, rows = [], []
+    for setup, key, receiver in (
+        ("standard", "streams a", "standard receiver"),
+        ("rcvlowat", "streams b", "receiver with SO_RCVLOWAT"),
+    ):
+        sections.append(
+            result_section(key, what + receiver, baseline=base, sizing=sizing_text(size, runs))
+        )
+        for name, e in summaries.get(setup, {}).items():
+            reference = name.endswith("_copy")  # the copying loop: its own baseline
+            rows.append(
+                result_row(
+                    key,
+                    name,
+                    f"{e.get('backend', '?')}: {e.get('label', name)}",
+                    role="baseline" if reference else "",
+                    target_met=e.get("target_met"),
+                    gbps=e.get("gbps"),
+                    cpu_s_per_gib=e.get("cpu_s_per_gib"),
+                    x_baseline=1.0 if reference else e.get("x_copy_gbps"),
+                    x_baseline_cpu=1.0 if reference else e.get("x_copy_cpu"),
+                )
+            )
+    return sections, rows
 
 
 # --- Main ----------------------------------------------------------------------------------------
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description="Benchmark zcio's trio and asyncio stream integrations against copying loops."
+    parser = bench_parser(
+        "Benchmark zcio's trio and asyncio stream integrations against copying loops.",
+        Sizes(size_mib=(1024, 64), runs=(7, 3), quiet_timeout=QUIET_TIMEOUT),
     )
-    parser.add_argument("--size-mib", type=int, default=None, help="file size (default 1024)")
-    parser.add_argument("--runs", type=int, default=None, help="runs per path (default 7)")
-    parser.add_argument("--quick", action="store_true", help="smoke test: 64 MiB, 3 runs")
-    parser.add_argument("--json", type=Path, default=None, help="write every result here")
-    add_quiet_timeout(parser, QUIET_TIMEOUT)
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.size_mib is None:
-        args.size_mib = 64 if args.quick else 1024
-    if args.runs is None:
-        args.runs = 3 if args.quick else 7
-    if args.size_mib < 1 or args.runs < 1:
-        parser.error("--size-mib and --runs must be at least 1")
-    return args
+    return parse_args(parser, argv)
 
 
 NOTE = f"""\
@@ -761,6 +691,86 @@ method: what zcio.stats() saw moving the bytes, and how many calls it sent from 
 thread because pages were not cached ("offloaded")."""
 
 
+def _rounds(
+    bench: Bench, receivers: dict[str, Receiver], paths: Sequence[Row], runs: int
+) -> dict[str, dict[str, list[Result]]]:
+    """Every run: rounds of every path against both receivers, which go first in turn."""
+    results: dict[str, dict[str, list[Result]]] = {
+        s.key: {p.key: [] for p in paths} for s in SETUPS
+    }
+    for s in SETUPS:  # one discarded run each: first connection, caches
+        bench.run(receivers[s.key], paths[0], 0, f"[warm-up {s.key}]")
+    for i in range(1, runs + 1):
+        # Alternate which receiver goes first, so neither always runs right after the other.
+        for s in SETUPS if i % 2 else SETUPS[::-1]:
+            for p in paths:
+                label = f"[{s.key} {i}/{runs}]"
+                r = bench.run(receivers[s.key], p, i, label)
+                if r is None:
+                    continue
+                results[s.key][p.key].append(r)
+                progress(
+                    f"  {label} {p.backend} {p.label}: {run_gbps(r):.2f} GB/s, "
+                    f"{cpu_per_gib(r):.3f} CPU s/GiB, machine {_machine(r):.3f}"
+                )
+    return results
+
+
+def _measure(
+    bench: Bench, paths: Sequence[Row], runs: int
+) -> tuple[bool, dict[str, dict[str, list[Result]]]]:
+    """The file locked in memory, both receivers up: every run. Whether the lock held."""
+    path = bench.path
+    with (
+        locked_in_memory(path) as locked,
+        Receiver(count_calls=True) as standard,
+        Receiver(rcvlowat=RCVLOWAT, count_calls=True) as lowat,
+    ):
+        progress(
+            "the file's pages are locked in memory (mlock)"
+            if locked
+            else "could not mlock the file: it is re-read into the page cache when pages go"
+        )
+        progress(
+            f"receivers on {HOST}:{standard.port} (standard) and {HOST}:{lowat.port} "
+            f"(SO_RCVLOWAT {RCVLOWAT}); warming {path} into the page cache"
+        )
+        warm(path)
+        with open_fd(path) as fd:
+            state = cached_pages(fd)
+        if state is not None and state[0] < state[1]:
+            progress(f"  warning: only {state[0]}/{state[1]} pages cached after warming")
+        results = _rounds(bench, {"standard": standard, "rcvlowat": lowat}, paths, runs)
+    return locked, results
+
+
+def _print_tables(
+    args: argparse.Namespace, results: dict[str, dict[str, list[Result]]]
+) -> dict[str, Any]:
+    """Both receivers' tables and the notes; the summaries, per receiver."""
+    summaries: dict[str, Any] = {}
+    print()
+    print(
+        f"Cached {args.size_mib} MiB file over loopback TCP, one connection per run, each run a "
+        f"fresh sender process; medians of {args.runs} interleaved runs."
+    )
+    for s in SETUPS:
+        main_table, detail_table, summaries[s.key] = tables(results[s.key], args.runs)
+        print()
+        print(f"## {s.title}")
+        print()
+        print(main_table)
+        print()
+        print("Detail:")
+        print()
+        print(detail_table)
+    print()
+    print(NOTE)
+    print()
+    print(DETAIL_NOTE)
+    return summaries
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     if args.worker:
@@ -774,9 +784,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The same file as send_file.py (one 16 MiB random block repeated): written once, reused.
     path = ensure_file(BENCH_DIR / f"send_file-{args.size_mib}MiB.bin", size)
     timeout = 30.0 + 60.0 * size / GIB  # bounded; the slowest path runs near 1 GB/s
-    paths = [p for p in PATHS if _available(p)]
+    paths = [p for p in PATHS if not missing([p.needs])]
     for p in PATHS:
-        if not _available(p):
+        if p not in paths:
             progress(f"  skipping {p.label} ({p.backend}): {p.needs} is not installed")
     print(
         f"# zcio stream integrations benchmark: {args.size_mib} MiB, {args.runs} runs per path "
@@ -786,91 +796,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(", ".join(f"{k} {v}" for k, v in env.items()))
     if args.runs < 5:
         print(f"(only {args.runs} runs per path: medians of fewer than 5 are rough)")
-
-    results: dict[str, dict[str, list[Result]]] = {
-        s.key: {p.key: [] for p in paths} for s in SETUPS
-    }
     bench = Bench(path, size, timeout, args.quiet_timeout)
-    with (
-        locked_in_memory(path) as locked,
-        Receiver(count_calls=True) as standard,
-        Receiver(rcvlowat=RCVLOWAT, count_calls=True) as lowat,
-    ):
-        progress(
-            "the file's pages are locked in memory (mlock)"
-            if locked
-            else "could not mlock the file: it is re-read into the page cache when pages go"
-        )
-        receivers = {"standard": standard, "rcvlowat": lowat}
-        progress(
-            f"receivers on {HOST}:{standard.port} (standard) and {HOST}:{lowat.port} "
-            f"(SO_RCVLOWAT {RCVLOWAT}); warming {path} into the page cache"
-        )
-        warm(path)
-        with open_fd(path) as fd:
-            state = cached_pages(fd)
-        if state is not None and state[0] < state[1]:
-            progress(f"  warning: only {state[0]}/{state[1]} pages cached after warming")
-        for s in SETUPS:  # one discarded run each: first connection, caches
-            bench.run(receivers[s.key], paths[0], 0, f"[warm-up {s.key}]")
-        for i in range(1, args.runs + 1):
-            # Alternate which receiver goes first, so neither always runs right after the other.
-            order = SETUPS if i % 2 else SETUPS[::-1]
-            for s in order:
-                for p in paths:
-                    label = f"[{s.key} {i}/{args.runs}]"
-                    r = bench.run(receivers[s.key], p, i, label)
-                    if r is None:
-                        continue
-                    results[s.key][p.key].append(r)
-                    progress(
-                        f"  {label} {p.backend} {p.label}: {run_gbps(r):.2f} GB/s, "
-                        f"{_cpu(r):.3f} CPU s/GiB, machine {_machine(r):.3f}"
-                    )
-
+    locked, results = _measure(bench, paths, args.runs)
     elapsed = time.monotonic() - started
-    summaries: dict[str, Any] = {}
-    print()
-    print(
-        f"Cached {args.size_mib} MiB file over loopback TCP, one connection per run, each run a "
-        f"fresh sender process; medians of {args.runs} interleaved runs."
-    )
-    for s in SETUPS:
-        main_table, detail_table, summary = tables(results[s.key], args.runs)
-        summaries[s.key] = summary
-        print()
-        print(f"## {s.title}")
-        print()
-        print(main_table)
-        print()
-        print("Detail:")
-        print()
-        print(detail_table)
-    print()
-    print(NOTE)
-    print()
-    print(DETAIL_NOTE)
+    summaries = _print_tables(args, results)
     print()
     print(
         f"Total time: {elapsed:.0f} s, of which {bench.waited:.0f} s waiting for a quiet machine "
         f"before runs. The file's pages were {'' if locked else 'NOT '}locked in memory; it was "
         f"re-read into the page cache before {bench.rewarmed} runs."
     )
-    return finish(
-        bench.failures,
-        args.json,
-        {
-            "environment": env,
-            "size_bytes": size,
-            "runs": args.runs,
-            "chunk": CHUNK,
-            "rcvlowat": RCVLOWAT,
-            "elapsed_s": elapsed,
-            "setups": {
-                s.key: {"summary": summaries[s.key], "runs": results[s.key]} for s in SETUPS
-            },
-        },
-    )
+    sections, rows = schema(summaries, size, args.runs)
+    detail = {
+        "environment": env,
+        "size_bytes": size,
+        "runs": args.runs,
+        "chunk": CHUNK,
+        "rcvlowat": RCVLOWAT,
+        "elapsed_s": elapsed,
+        "setups": {s.key: {"summary": summaries[s.key], "runs": results[s.key]} for s in SETUPS},
+    }
+    return finish(bench.failures, args.json, detail, script="streams", sections=sections, rows=rows)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from ._bench_table import (
     GROUPS,
     SCRIPTS,
     build_rows,
-    lag_line,
+    footnotes,
     legend,
     markdown,
     without_verdicts,
@@ -408,8 +408,8 @@ def _environment(raw: Mapping[str, Mapping[str, Any] | None]) -> str:
 def report(
     raw: Mapping[str, Mapping[str, Any] | None], title: str, *, smoke: bool = False
 ) -> tuple[str, list[dict[str, Any]]]:
-    """The Markdown report (title, environment, the table, its legend, the lag line) and the
-    table's rows as JSON objects. A ``smoke`` run's rows carry no target verdicts."""
+    """The Markdown report (title, environment, the table, its legend, the scripts' footnotes)
+    and the table's rows as JSON objects. A ``smoke`` run's rows carry no target verdicts."""
     rows = build_rows(raw)
     parts = [f"# {title}", "", _environment(raw)]
     if smoke:
@@ -421,8 +421,8 @@ def report(
         ]
     if any(script in raw for script in SCRIPTS):
         parts += ["", markdown(rows, raw), "", legend(raw)]
-    if lag := lag_line(raw):
-        parts += ["", lag]
+    if notes := footnotes(raw):
+        parts += ["", notes]
     if "soak" in raw:
         parts += ["", soak_section(raw["soak"])]
     return "\n".join(parts) + "\n", [r.as_json() for r in rows]

@@ -12,6 +12,7 @@ import math
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from ._bench_table import Row, cpu_text, short_path
 
@@ -48,6 +49,60 @@ def _label(row: Row) -> str:
     return textwrap.fill(short_path(row.path).replace("`", ""), _LABEL_CHARS)
 
 
+def _speed_panel(ax: Any, name: str, members: Sequence[Row]) -> list[int]:
+    """The speed bars of one section (GB/s, or the 4 KiB file's requests/s); the y values."""
+    small = any(not math.isnan(r.rps_4k) for r in members)
+    speeds = [r.rps_4k if small else r.gbps for r in members]
+    ys = list(range(len(members)))
+    shown = [v for v in speeds if not math.isnan(v) and v > 0]
+    if small and shown and max(shown) > 20 * min(shown):  # nginx dwarfs the others
+        ax.set_xscale("log")
+    colours = [_colour(r) for r in members]
+    ax.barh(ys, [0.0 if math.isnan(v) else v for v in speeds], color=colours)
+    ax.set_yticks(ys, [_label(r) for r in members], fontsize=7)
+    ax.invert_yaxis()
+    unit = "4 KiB file req/s" if small else "GB/s"
+    scale = " (log scale)" if ax.get_xscale() == "log" else ""
+    ax.set_title(f"{name}: {unit}{scale}", fontsize=9)
+    left = ax.get_xlim()[0]  # 0, or the log scale's own left end
+    for y, v, r in zip(ys, speeds, members, strict=True):
+        text = r.note if math.isnan(v) else (f"{v:.0f}" if small else f"{v:.2f}")
+        ax.text(left, y, " " + text, va="center", fontsize=6)
+    return ys
+
+
+def _cpu_panel(ax: Any, name: str, members: Sequence[Row], ys: list[int]) -> None:
+    """The CPU s/GiB bars of one section, or nothing when it has no CPU figure."""
+    cpus = [r.cpu_s_per_gib for r in members]
+    if all(math.isnan(v) for v in cpus):
+        ax.axis("off")
+        return
+    ax.barh(ys, [0.0 if math.isnan(v) else v for v in cpus], color=[_colour(r) for r in members])
+    ax.set_yticks(ys, [""] * len(ys))
+    ax.invert_yaxis()
+    ax.set_title(f"{name}: CPU s/GiB", fontsize=9)
+    for y, v in zip(ys, cpus, strict=True):
+        if not math.isnan(v):
+            ax.text(0, y, f" {cpu_text(v)}", va="center", fontsize=6)
+
+
+def _legend(fig: Any) -> None:
+    from matplotlib.patches import Patch
+
+    fig.legend(
+        handles=[
+            Patch(color=_ZCIO, label="zcio"),
+            Patch(color=_COLOURS["anchor"], label="anchor (what a user would deploy)"),
+            Patch(color=_COLOURS["baseline"], label="baseline (the script's reference)"),
+            Patch(color=_OTHER, label="other, for context"),
+        ],
+        loc="lower center",
+        ncol=4,
+        fontsize=8,
+        frameon=False,
+    )
+
+
 def write_chart(rows: Sequence[Row], path: Path, title: str) -> None:
     """Draw one pair of panels per section (speed: GB/s or 4 KiB requests/s; CPU s/GiB) into
     ``path`` as PNG. Rows without a figure (an anchor not installed) are listed with no bar.
@@ -75,49 +130,9 @@ def write_chart(rows: Sequence[Row], path: Path, title: str) -> None:
     )
     try:
         for (name, members), (speed_ax, cpu_ax) in zip(sections.items(), axes, strict=True):
-            labels = [_label(r) for r in members]
-            colours = [_colour(r) for r in members]
-            small = any(not math.isnan(r.rps_4k) for r in members)
-            speeds = [r.rps_4k if small else r.gbps for r in members]
-            cpus = [r.cpu_s_per_gib for r in members]
-            ys = list(range(len(members)))
-            shown = [v for v in speeds if not math.isnan(v) and v > 0]
-            if small and shown and max(shown) > 20 * min(shown):  # nginx dwarfs the others
-                speed_ax.set_xscale("log")
-            speed_ax.barh(ys, [0.0 if math.isnan(v) else v for v in speeds], color=colours)
-            speed_ax.set_yticks(ys, labels, fontsize=7)
-            speed_ax.invert_yaxis()
-            unit = "4 KiB file req/s" if small else "GB/s"
-            scale = " (log scale)" if speed_ax.get_xscale() == "log" else ""
-            speed_ax.set_title(f"{name}: {unit}{scale}", fontsize=9)
-            left = speed_ax.get_xlim()[0]  # 0, or the log scale's own left end
-            for y, v, r in zip(ys, speeds, members, strict=True):
-                text = r.note if math.isnan(v) else (f"{v:.0f}" if small else f"{v:.2f}")
-                speed_ax.text(left, y, " " + text, va="center", fontsize=6)
-            if all(math.isnan(v) for v in cpus):
-                cpu_ax.axis("off")
-                continue
-            cpu_ax.barh(ys, [0.0 if math.isnan(v) else v for v in cpus], color=colours)
-            cpu_ax.set_yticks(ys, [""] * len(ys))
-            cpu_ax.invert_yaxis()
-            cpu_ax.set_title(f"{name}: CPU s/GiB", fontsize=9)
-            for y, v in zip(ys, cpus, strict=True):
-                if not math.isnan(v):
-                    cpu_ax.text(0, y, f" {cpu_text(v)}", va="center", fontsize=6)
-        from matplotlib.patches import Patch
-
-        fig.legend(
-            handles=[
-                Patch(color=_ZCIO, label="zcio"),
-                Patch(color=_COLOURS["anchor"], label="anchor (what a user would deploy)"),
-                Patch(color=_COLOURS["baseline"], label="baseline (the script's reference)"),
-                Patch(color=_OTHER, label="other, for context"),
-            ],
-            loc="lower center",
-            ncol=4,
-            fontsize=8,
-            frameon=False,
-        )
+            ys = _speed_panel(speed_ax, name, members)
+            _cpu_panel(cpu_ax, name, members, ys)
+        _legend(fig)
         fig.suptitle(title, fontsize=10)
         # Room for the title above and the legend below.
         fig.tight_layout(rect=(0.0, 0.5 / inches, 1.0, 1.0 - 0.4 / inches))

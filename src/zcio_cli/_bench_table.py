@@ -1,9 +1,12 @@
 """The one table of ``zcio bench``: every measured path of every benchmark script, from the
 scripts' ``--json`` files.
 
-Pure functions of those files, no I/O: what a row says comes from the scripts' own summaries
-(their medians and their per-round ratios), never recomputed here, so the combined table and
-each script's own tables agree. What a row is compared with:
+Pure functions of those files, no I/O. Every script writes one schema (``bench/_common.py``:
+``finish``, ``result_section``, ``result_row``): its ``sections`` (what each measures, its
+anchor and baseline, the rows that may be missing) and its ``rows`` (figures, medians of
+per-round ratios, role, verdict, notes), which this module takes as they are, never decoding a
+script's own summaries nor recomputing a figure, so the combined table and each script's own
+tables agree. What a row is compared with:
 
 - the **anchor**: a program a user would otherwise deploy, measured in the same run (nginx for
   HTTP, HAProxy for the relay); a missing one gets a "not installed" row;
@@ -26,7 +29,8 @@ __all__ = [
     "Row",
     "Section",
     "build_rows",
-    "lag_line",
+    "FIGURES",
+    "footnotes",
     "legend",
     "cpu_text",
     "markdown",
@@ -60,6 +64,17 @@ GROUPS: dict[str, tuple[str, ...]] = {
 }
 
 NAN = math.nan
+#: The figures of a row, as the scripts' ``rows`` name them (``bench/_common.py``: FIGURES).
+FIGURES = (
+    "gbps",
+    "cpu_s_per_gib",
+    "rps_4k",
+    "rps_64k",
+    "x_anchor",
+    "x_anchor_cpu",
+    "x_baseline",
+    "x_baseline_cpu",
+)
 
 HEADERS = (
     "section",
@@ -112,6 +127,7 @@ class Section:
     what: str
     anchor: str
     baseline: str
+    sizing: str = "?"
 
 
 def _num(entry: Mapping[str, Any], key: str) -> float:
@@ -119,286 +135,67 @@ def _num(entry: Mapping[str, Any], key: str) -> float:
     return float(value) if isinstance(value, int | float) else NAN
 
 
-def _note(entry: Mapping[str, Any], role: str) -> str:
-    if role:
-        return role
-    if "target_met" in entry:
-        return "target met" if entry["target_met"] else "target MISSED"
-    return ""
+def _entries(data: Mapping[str, Any] | None, key: str) -> list[Mapping[str, Any]]:
+    """``data[key]``: a script's list of sections or rows (``[]`` where it has none)."""
+    items = (data or {}).get(key)
+    return [e for e in items if isinstance(e, Mapping)] if isinstance(items, list) else []
 
 
-def _small_note(entry: Mapping[str, Any], role: str) -> str:
-    """The note of a small-file row, with what its target measures: the file's requests/s over
-    those of an in-memory response of the same bytes, on the same server (4 KiB / 64 KiB)."""
-    note = _note(entry, role)
-    ratios = [_num(_summary(entry, name), "file_x_memory") for name in ("4k.bin", "64k.bin")]
-    if any(math.isfinite(r) for r in ratios):
-        shown = " / ".join(f"{r:.2f}" if math.isfinite(r) else "-" for r in ratios)
-        note = f"{note}; x memory {shown}" if note else f"x memory {shown}"
-    return note
+def _note(entry: Mapping[str, Any]) -> str:
+    """The role (anchor, baseline) or the verdict on the target, then the row's notes."""
+    met = entry.get("target_met")
+    verdict = "" if met is None else "target met" if met else "target MISSED"
+    head = str(entry.get("role") or "") or verdict
+    return "; ".join(n for n in (head, *map(str, entry.get("notes") or ())) if n)
 
 
-def _summary(data: Mapping[str, Any] | None, *keys: str) -> dict[str, Any]:
-    """``data[keys[0]][keys[1]]...``, or ``{}`` where a level is missing."""
-    node: Any = data or {}
-    for key in keys:
-        node = node.get(key, {}) if isinstance(node, Mapping) else {}
-    return dict(node) if isinstance(node, Mapping) else {}
+def _row(entry: Mapping[str, Any]) -> Row:
+    """A row of the results schema (``bench/_common.py``'s ``result_row``), as it is."""
+    return Row(
+        str(entry.get("section", "?")),
+        str(entry.get("path", entry.get("key", "?"))),
+        **{name: _num(entry, name) for name in FIGURES},
+        note=_note(entry),
+    )
 
 
-def _missing_row(section: str, label: str, program: str, env: Mapping[str, Any]) -> Row:
-    """An anchor without results: "not installed" when the script's environment says so."""
-    version = str(env.get(program, ""))
-    if version == "not installed" or not version:
-        return Row(section, label, note=f"not installed ({program})")
-    return Row(section, label, note="no result (see the script's output)")
+def _installed(env: Mapping[str, Any], program: str) -> bool:
+    return str(env.get(program, "")) not in ("", "not installed")
 
 
-# --- One function per script ------------------------------------------------------------------
-
-
-def _send_file(data: Mapping[str, Any] | None) -> list[Row]:
-    rows = []
-    for key, e in _summary(data, "hot", "summary").items():
-        baseline = key == "sendfile"
-        rows.append(
-            Row(
-                "send_file",
-                str(e.get("label", key)),
-                gbps=_num(e, "gbps"),
-                cpu_s_per_gib=_num(e, "cpu_s_per_gib"),
-                x_baseline=_num(e, "x_ceiling_gbps"),
-                x_baseline_cpu=_num(e, "x_ceiling_cpu"),
-                note=_note(e, "baseline" if baseline else ""),
-            )
-        )
-    return rows
-
-
-def _streams(data: Mapping[str, Any] | None) -> list[Row]:
-    rows = []
-    for setup, section in (("standard", "streams a"), ("rcvlowat", "streams b")):
-        for key, e in _summary(data, "setups", setup, "summary").items():
-            baseline = key.endswith("_copy")
-            rows.append(
-                Row(
-                    section,
-                    f"{e.get('backend', '?')}: {e.get('label', key)}",
-                    gbps=_num(e, "gbps"),
-                    cpu_s_per_gib=_num(e, "cpu_s_per_gib"),
-                    # The copying loop is its own reference: the script leaves its ratio empty.
-                    x_baseline=1.0 if baseline else _num(e, "x_copy_gbps"),
-                    x_baseline_cpu=1.0 if baseline else _num(e, "x_copy_cpu"),
-                    note=_note(e, "baseline" if baseline else ""),
-                )
-            )
-    return rows
-
-
-def _relay(data: Mapping[str, Any] | None) -> list[Row]:
-    env = _summary(data, "environment")
-    relays = _summary(data, "relay", "summary")
-    rows = []
-    for key, e in relays.items():
-        role = {"haproxy": "anchor", "asyncio_streams": "baseline"}.get(key, "")
-        rows.append(
-            Row(
-                "relay",
-                str(e.get("label", key)),
-                gbps=_num(e, "gbps"),
-                cpu_s_per_gib=_num(e, "relay_cpu_s_per_gib"),
-                x_anchor=_num(e, "x_haproxy_gbps"),
-                x_anchor_cpu=_num(e, "x_haproxy_cpu"),
-                x_baseline=_num(e, "x_streams_gbps"),
-                x_baseline_cpu=_num(e, "x_streams_cpu"),
-                note=_note(e, role),
-            )
-        )
-    if data is not None and "haproxy" not in relays:
-        rows.append(_missing_row("relay", "HAProxy, TCP mode, splice", "haproxy", env))
-    for key, e in _summary(data, "tee", "summary").items():
-        rows.append(
-            Row(
-                "tee",
-                str(e.get("label", key)),
-                gbps=_num(e, "gbps"),
-                cpu_s_per_gib=_num(e, "relay_cpu_s_per_gib"),
-                x_baseline=_num(e, "x_splice_stream_gbps"),
-                x_baseline_cpu=_num(e, "x_splice_stream_cpu"),
-                note=_note(e, ""),
-            )
-        )
-    return rows
-
-
-#: http_files.py's anchors and other servers a user may lack: key, label, program.
-_HTTP_OPTIONAL = (
-    ("nginx", "nginx, `sendfile on`", "nginx"),
-    ("stock_granian", "Starlette `FileResponse`, granian", "granian"),
-    ("zcio_anycorn_trio", "zcio_starlette `FileResponse`, anycorn `-k trio`", "anycorn"),
-)
-_HTTP_ROLES = {"nginx": "anchor", "stock_uvicorn_asyncio": "baseline"}
-
-
-def _http(data: Mapping[str, Any] | None) -> list[Row]:
-    return _http_rows(data, "http", _HTTP_OPTIONAL, _HTTP_ROLES)
-
-
-#: django_files.py's anchor and optional server: key, label, program.
-_DJANGO_OPTIONAL = (
-    ("nginx", "nginx, `sendfile on`", "nginx"),
-    ("zcio_django_granian", "zcio_django, granian (pathsend)", "granian"),
-)
-_DJANGO_ROLES = {"nginx": "anchor", "django_stock_uvicorn": "baseline"}
-
-
-def _django(data: Mapping[str, Any] | None) -> list[Row]:
-    rows = _http_rows(data, "django", _DJANGO_OPTIONAL, _DJANGO_ROLES)
-    # The figure zcio_django exists for: how much the server grew during the download.
-    large = _summary(data, "summary", "large")
+def _missing_rows(
+    section: Mapping[str, Any], present: Sequence[Mapping[str, Any]], env: Mapping[str, Any]
+) -> list[Row]:
+    """What stands in for the rows a section may lack: one row for a section whose program
+    (``needs``) is missing, else one per optional row without results: "not installed" when
+    the script's environment says so."""
+    key = str(section.get("key", "?"))
+    needs = str(section.get("needs") or "")
+    if needs and not present and not _installed(env, needs):
+        return [Row(key, f"small files (`{needs}`)", note=f"not installed ({needs})")]
+    keys = {e.get("key") for e in present}
     out = []
-    for row in rows:
-        entry = next(
-            (
-                e
-                for e in large.values()
-                if e.get("label") == row.path and row.section.endswith("large")
-            ),
-            None,
-        )
-        rss = _num(entry, "peak_rss_growth_mib") if entry is not None else NAN
-        if math.isfinite(rss):
-            note = f"peak RSS +{rss:.0f} MiB"
-            row = replace(row, note=f"{row.note}; {note}" if row.note else note)
-        out.append(row)
+    for opt in _entries(section, "optional"):
+        if opt.get("key") in keys:
+            continue
+        program = str(opt.get("program", "?"))
+        note = "no result (see the script's output)"
+        if not _installed(env, program):
+            note = f"not installed ({program})"
+        out.append(Row(key, str(opt.get("path", opt.get("key"))), note=note))
     return out
 
 
-def _http_rows(
-    data: Mapping[str, Any] | None,
-    prefix: str,
-    optional: Sequence[tuple[str, str, str]],
-    roles: Mapping[str, str],
-) -> list[Row]:
-    env = _summary(data, "environment")
-    large_section, small_section = f"{prefix} large", f"{prefix} small"
-    large = _summary(data, "summary", "large")
-    small = _summary(data, "summary", "small")
-    rows = []
-    for key, e in large.items():
-        rows.append(
-            Row(
-                large_section,
-                str(e.get("label", key)),
-                gbps=_num(e, "gbps"),
-                cpu_s_per_gib=_num(e, "server_cpu_s_per_gib"),
-                x_anchor=_num(e, "x_nginx_gbps"),
-                x_anchor_cpu=_num(e, "x_nginx_cpu"),
-                x_baseline=_num(e, "x_stock_gbps"),
-                x_baseline_cpu=_num(e, "x_stock_cpu"),
-                note=_note(e, roles.get(key, "")),
-            )
-        )
-    if data is not None:
-        rows += [
-            _missing_row(large_section, label, program, env)
-            for key, label, program in optional
-            if key not in large
-        ]
-    for key, e in small.items():
-        rows.append(
-            Row(
-                small_section,
-                str(e.get("label", key)),
-                rps_4k=_num(_summary(e, "4k.bin"), "file_rps"),
-                rps_64k=_num(_summary(e, "64k.bin"), "file_rps"),
-                x_anchor=_num(e, "x_nginx_4k_file_rps"),
-                x_baseline=_num(e, "x_stock_4k_file_rps"),
-                note=_small_note(e, roles.get(key, "")),
-            )
-        )
-    if data is not None:
-        if str(env.get("wrk", "")) in ("", "not installed") and not small:
-            rows.append(Row(small_section, "small files (`wrk`)", note="not installed (wrk)"))
-        else:
-            rows += [
-                _missing_row(small_section, label, program, env)
-                for key, label, program in optional
-                if key not in small
-            ]
-    return rows
-
-
-_AIOHTTP_ROLES = {"nginx": "anchor", "aiohttp_asyncio": "baseline"}
-
-
-def _aiohttp(data: Mapping[str, Any] | None) -> list[Row]:
-    """aiohttp_files.py: baseline aiohttp on the default loop; the zcio_uvloop row's note gives
-    its ratio to stock uvloop too (the issue's second comparison)."""
-    env = _summary(data, "environment")
-    rows = []
-    for key, e in _summary(data, "summary", "large").items():
-        note = _note(e, _AIOHTTP_ROLES.get(key, ""))
-        xu = _num(e, "x_uvloop_gbps")
-        if "target_met" in e and math.isfinite(xu):  # the zcio_uvloop row
-            note = f"{note}; x uvloop {xu:.2f}" if note else f"x uvloop {xu:.2f}"
-        rows.append(
-            Row(
-                "aiohttp large",
-                str(e.get("label", key)),
-                gbps=_num(e, "gbps"),
-                cpu_s_per_gib=_num(e, "server_cpu_s_per_gib"),
-                x_anchor=_num(e, "x_nginx_gbps"),
-                x_anchor_cpu=_num(e, "x_nginx_cpu"),
-                x_baseline=_num(e, "x_asyncio_gbps"),
-                x_baseline_cpu=_num(e, "x_asyncio_cpu"),
-                note=note,
-            )
-        )
-    small = _summary(data, "summary", "small")
-    for key, e in small.items():
-        note = _note(e, _AIOHTTP_ROLES.get(key, ""))
-        ratios = [_num(_summary(e, name), "x_uvloop") for name in ("4k.bin", "64k.bin")]
-        if "target_met" in e and any(math.isfinite(r) for r in ratios):
-            shown = " / ".join(f"{r:.2f}" if math.isfinite(r) else "-" for r in ratios)
-            note = f"{note}; x uvloop {shown}" if note else f"x uvloop {shown}"
-        rows.append(
-            Row(
-                "aiohttp small",
-                str(e.get("label", key)),
-                rps_4k=_num(_summary(e, "4k.bin"), "file_rps"),
-                rps_64k=_num(_summary(e, "64k.bin"), "file_rps"),
-                x_anchor=_num(e, "x_nginx_4k_file_rps"),
-                x_baseline=_num(e, "x_asyncio_4k_file_rps"),
-                note=note,
-            )
-        )
-    if data is not None and str(env.get("wrk", "")) in ("", "not installed") and not small:
-        rows.append(Row("aiohttp small", "small files (`wrk`)", note="not installed (wrk)"))
-    return rows
-
-
-#: http_litestar.py's: the anchor, and the servestatic row (optional: servestatic may be absent).
-_LITESTAR_OPTIONAL = (
-    ("nginx", "nginx, `sendfile on`", "nginx"),
-    ("servestatic_zcio_uvicorn", "servestatic `ServeStaticASGI`, zcio_uvicorn", "servestatic"),
-)
-_LITESTAR_ROLES = {"nginx": "anchor", "stock_litestar_uvicorn": "baseline"}
-
-
-def _litestar(data: Mapping[str, Any] | None) -> list[Row]:
-    return _http_rows(data, "litestar", _LITESTAR_OPTIONAL, _LITESTAR_ROLES)
-
-
-_BUILDERS = {
-    "send_file": _send_file,
-    "streams": _streams,
-    "relay": _relay,
-    "http_files": _http,
-    "aiohttp_files": _aiohttp,
-    "django_files": _django,
-    "http_litestar": _litestar,
-}
+def _script_rows(data: Mapping[str, Any]) -> list[Row]:
+    """One script's rows, section by section, each followed by its missing rows."""
+    env = data.get("environment") or {}
+    rows = _entries(data, "rows")
+    out: list[Row] = []
+    for section in _entries(data, "sections"):
+        present = [e for e in rows if e.get("section") == section.get("key")]
+        out += [_row(e) for e in present]
+        out += _missing_rows(section, present, env)
+    return out
 
 
 def build_rows(raw: Mapping[str, Mapping[str, Any] | None]) -> list[Row]:
@@ -413,95 +210,40 @@ def build_rows(raw: Mapping[str, Mapping[str, Any] | None]) -> list[Row]:
         if data is None:
             rows.append(Row(script, f"{script}.py", note="failed: no results"))
             continue
-        rows += _BUILDERS[script](data)
+        rows += _script_rows(data)
     return rows
 
 
 # --- Text -------------------------------------------------------------------------------------
 
 
-#: The HTTP scripts' two sections each, nginx their anchor: (script, section prefix, baseline,
-#: what the large section measures, what the small one does).
-_HTTP_SECTIONS = (
-    (
-        "http_files",
-        "http",
-        "stock Starlette `FileResponse`, uvicorn (httptools, asyncio)",
-        "one large cached file over HTTP; CPU: the server's process tree",
-        "4 and 64 KiB files, `wrk -t2 -c32`; x columns: 4 KiB file req/s",
-    ),
-    (
-        "aiohttp_files",
-        "aiohttp",
-        "aiohttp static route on the default asyncio loop (native `loop.sendfile`)",
-        "aiohttp static files, one large cached file; CPU: the server's process tree",
-        "aiohttp static files, 4 and 64 KiB, `wrk -t2 -c32`; x columns: 4 KiB req/s",
-    ),
-    (
-        "django_files",
-        "django",
-        "stock Django `FileResponse`, uvicorn (httptools, asyncio)",
-        "one large cached file from a Django `FileResponse`; CPU: the server's process tree; "
-        "ratios of medians",
-        "4 and 64 KiB Django `FileResponse`s, `wrk -t2 -c32`; x columns: 4 KiB file req/s",
-    ),
-    (
-        "http_litestar",
-        "litestar",
-        "stock Litestar `File`, uvicorn (httptools, asyncio)",
-        "one large cached file, Litestar and servestatic; CPU: the server's process tree",
-        "4 and 64 KiB files, Litestar and servestatic, `wrk -t2 -c32`; x columns: 4 KiB file req/s",
-    ),
-)
+def _anchor(section: Mapping[str, Any], env: Mapping[str, Any]) -> str:
+    """The anchor's name with the version measured, or "not installed"."""
+    anchor = str(section.get("anchor") or "-")
+    program = str(section.get("anchor_program") or "")
+    if not program:
+        return anchor
+    version = str(env.get(program, "")) or "?"
+    return "not installed" if version == "not installed" else f"{anchor} {version}"
 
 
 def sections(raw: Mapping[str, Mapping[str, Any] | None]) -> list[Section]:
     """What each section of the table compares with, named with the versions measured."""
     out: list[Section] = []
-    if "send_file" in raw:
-        out.append(
+    for script in SCRIPTS:
+        data = raw.get(script)
+        env = (data or {}).get("environment") or {}
+        out += [
             Section(
-                "send_file",
-                "send_file.py",
-                "a cached file into a TCP socket; CPU: the sender's",
-                "-",
-                "blocking `os.sendfile` loop (the ceiling for a Python sender)",
+                str(s.get("key", "?")),
+                f"{script}.py",
+                str(s.get("what", "")),
+                _anchor(s, env),
+                str(s.get("baseline", "-")),
+                str(s.get("sizing", "?")),
             )
-        )
-    if "streams" in raw:
-        what = "the stream integrations; CPU: the sender's; "
-        base = "the copying loop of the same backend"
-        out += [
-            Section("streams a", "streams.py", what + "standard receiver", "-", base),
-            Section("streams b", "streams.py", what + "receiver with SO_RCVLOWAT", "-", base),
+            for s in _entries(data, "sections")
         ]
-    if "relay" in raw:
-        version = str(_summary(raw["relay"], "environment").get("haproxy", "")) or "?"
-        haproxy = "not installed" if version == "not installed" else f"HAProxy {version}"
-        out += [
-            Section(
-                "relay",
-                "relay.py",
-                "TCP relay, sender -> relay -> receiver; CPU: the relay's",
-                haproxy,
-                "asyncio streams relay, 64 KiB reads",
-            ),
-            Section(
-                "tee",
-                "relay.py",
-                "`zcio.tee_stream` to 2 receivers; CPU: the relay's",
-                "-",
-                "`zcio.splice_stream` to one receiver, same backend",
-            ),
-        ]
-    for script, prefix, baseline, large, small in _HTTP_SECTIONS:
-        if script in raw:
-            version = str(_summary(raw[script], "environment").get("nginx", "")) or "?"
-            nginx = "not installed" if version == "not installed" else f"nginx {version}"
-            out += [
-                Section(f"{prefix} large", f"{script}.py", large, nginx, baseline),
-                Section(f"{prefix} small", f"{script}.py", small, nginx, baseline),
-            ]
     return out
 
 
@@ -517,34 +259,21 @@ def legend(raw: Mapping[str, Mapping[str, Any] | None]) -> str:
     ]
     for s in sections(raw):
         lines.append(
-            f"- {s.key} ({s.script}, {_sizing(s, raw)}): {s.what}. Anchor: {s.anchor}. "
+            f"- {s.key} ({s.script}, {s.sizing}): {s.what}. Anchor: {s.anchor}. "
             f"Baseline: {s.baseline}."
         )
     return "\n".join(lines)
 
 
-def _sizing(section: Section, raw: Mapping[str, Mapping[str, Any] | None]) -> str:
-    """How much was measured: "64 MiB x 3 runs", or wrk's duration and runs."""
-    data = raw.get(section.script.removesuffix(".py")) or {}
-    if section.key.endswith(" small"):
-        seconds, runs = data.get("wrk_seconds", "?"), data.get("wrk_runs", "?")
-        return f"wrk {seconds} s per URL x {runs} runs"
-    size, runs = data.get("size_bytes"), data.get("runs", "?")
-    mib = f"{int(size) >> 20} MiB" if isinstance(size, int) else "? MiB"
-    return f"{mib} x {runs} runs"
-
-
-def lag_line(raw: Mapping[str, Mapping[str, Any] | None]) -> str:
-    """send_file.py's event-loop lag (p99 over a cold file) in one line, or ``""``."""
-    lag = _summary(raw.get("send_file"), "lag", "summary")
-    parts = [
-        f"{e.get('label', key)} {float(e['p99_ms']):.2f} ms"
-        for key, e in lag.items()
-        if isinstance(e.get("p99_ms"), int | float)
+def footnotes(raw: Mapping[str, Mapping[str, Any] | None]) -> str:
+    """The scripts' lines under the table (send_file.py's event-loop lag), or ``""``."""
+    lines = [
+        str(line)
+        for script in SCRIPTS
+        for line in (raw.get(script) or {}).get("footnotes") or ()
+        if line
     ]
-    if not parts:
-        return ""
-    return "Event-loop lag, p99, file not in the page cache (send_file.py): " + "; ".join(parts)
+    return "\n".join(lines)
 
 
 def _fmt(x: float, digits: int) -> str:
