@@ -56,12 +56,12 @@ __all__ = [
     "without_extensions",
 ]
 
-#: The message that hands the server an open file, an offset and a count (``more_body`` too).
 ZEROCOPYSEND: Final = "http.response.zerocopysend"
-#: The message that hands the server a path, whose whole file is the rest of the body.
+"""The message that hands the server an open file, an offset and a count (and ``more_body``)."""
 PATHSEND: Final = "http.response.pathsend"
-#: Both, in the order a server that serves both advertises them.
+"""The message that hands the server a path, whose whole file is the rest of the body."""
 EXTENSIONS: Final = (ZEROCOPYSEND, PATHSEND)
+"""Both, in the order a server that serves both advertises them."""
 
 StrOrBytesPath = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 
@@ -263,15 +263,16 @@ class Offender:
 
     module: str
     prefix: str
-    reason: str  #: what :meth:`SendChainChecker.why_not` says when it is found
+    reason: str  # what SendChainChecker.why_not says when it finds it
 
     def matches(self, module: str, qualname: str) -> bool:
+        """Whether a function or class of this module and qualified name is this offender."""
         return module == self.module and qualname.startswith(self.prefix)
 
 
-#: The modules of servers' request cycles: a bound ``send`` of one of their classes is the
-#: server's own, and ends the chain (uvicorn's and zcio_uvicorn's).
 SERVER_MODULES: Final = ("uvicorn.protocols.", "zcio_uvicorn.")
+"""The modules of servers' request cycles: a bound ``send`` of one of their classes is the
+server's own, and ends the chain (uvicorn's and zcio_uvicorn's)."""
 
 # Far more hops than any real stack (an app with five middlewares is about fifteen); past
 # this the chain is not understood, and not understood means not trusted.
