@@ -91,7 +91,7 @@ def test_open_regular_gives_an_ordinary_fd(data: Path) -> None:
 def test_open_regular_errors(tmp_path: Path, fifo: Path) -> None:
     with pytest.raises(FileNotFoundError):
         open_regular(tmp_path / "missing")
-    with pytest.raises(NotARegularFileError, match=r"not a regular file \(a folder\)") as folder:
+    with pytest.raises(NotARegularFileError, match=r"not a regular file \(a directory\)") as folder:
         open_regular(tmp_path)
     assert isinstance(folder.value, IsADirectoryError)
     assert folder.value.errno == errno.EISDIR and folder.value.filename == str(tmp_path)

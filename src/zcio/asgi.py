@@ -108,18 +108,18 @@ class Opened(NamedTuple):
 
 
 class NotARegularFileError(OSError):
-    """The path names something other than a regular file: a folder, a FIFO, a socket or a
+    """The path names something other than a regular file: a directory, a FIFO, a socket or a
     device. It was opened without waiting (a FIFO with no writer does not block) and closed at
-    once, never read. For a folder the error is also an ``IsADirectoryError`` (``errno`` is
+    once, never read. For a directory the error is also an ``IsADirectoryError`` (``errno`` is
     ``EISDIR``); for anything else ``errno`` is ``EINVAL``."""
 
 
-class _FolderError(NotARegularFileError, IsADirectoryError):
-    """:class:`NotARegularFileError` for a folder."""
+class _DirectoryError(NotARegularFileError, IsADirectoryError):
+    """:class:`NotARegularFileError` for a directory."""
 
 
 _KINDS = (
-    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISDIR, "a directory"),
     (stat.S_ISFIFO, "a FIFO"),
     (stat.S_ISSOCK, "a socket"),
     (stat.S_ISCHR, "a character device"),
@@ -133,7 +133,7 @@ _OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
 def _not_regular(path: StrOrBytesPath, mode: int) -> NotARegularFileError:
     kind = next((name for test, name in _KINDS if test(mode)), "not a file")
     if stat.S_ISDIR(mode):
-        return _FolderError(errno.EISDIR, f"not a regular file ({kind})", os.fsdecode(path))
+        return _DirectoryError(errno.EISDIR, f"not a regular file ({kind})", os.fsdecode(path))
     return NotARegularFileError(errno.EINVAL, f"not a regular file ({kind})", os.fsdecode(path))
 
 
