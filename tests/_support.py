@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import ssl
+import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import anyio
+import httpx
 import pytest
 import sniffio
 import trustme
@@ -530,3 +532,49 @@ class Swapper(threading.Thread):
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
         self.join(TIMEOUT)
+
+
+# -- servers in subprocesses -------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that was free a moment ago, for a server subprocess to bind."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_server(
+    proc: subprocess.Popen[str],
+    url: str,
+    *,
+    name: str = "server",
+    timeout: float = 20.0,
+    interval: float = 0.05,
+    verify: Any = False,
+) -> None:
+    """Poll ``url`` with GETs until the server answers. If ``proc`` (started with
+    ``stderr=PIPE``) exits first, or ``timeout`` seconds pass, kill it and raise
+    ``RuntimeError("{name} did not start: ...")`` with the end of its stderr."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx.get(url, timeout=1, verify=verify)
+            return
+        except httpx.TransportError as exc:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                err = proc.communicate()[1][-2000:]
+                raise RuntimeError(f"{name} did not start: {err}") from exc
+            time.sleep(interval)
+
+
+def stop_server(proc: subprocess.Popen[str]) -> str:
+    """Terminate a server subprocess (killed if it has not exited 10 s later); its stderr."""
+    proc.terminate()
+    try:
+        _, err = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    return err

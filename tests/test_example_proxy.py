@@ -12,17 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from _support import make_data, tcp_listener
+from _support import free_port, make_data, tcp_listener
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 REQUEST = make_data(3_000_000, seed=31)
 RESPONSE = make_data(2_000_000, seed=32)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 RESET = b"\x01\x00\x00\x00\x00\x00\x00\x00"

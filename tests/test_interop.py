@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,16 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from _support import make_data, sha
+from _support import free_port, make_data, sha, stop_server, wait_for_server
 
 APPS = Path(__file__).parent / "apps"
 DATA = make_data(5 * 1024 * 1024 + 13, seed=71)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -106,24 +98,9 @@ def server(request: pytest.FixtureRequest, root: Path) -> Iterator[Server]:
     env = dict(os.environ, ZCIO_TEST_ROOT=str(root))
     proc = subprocess.Popen(command, cwd=APPS, env=env, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            httpx.get(url + "/sent", timeout=1)
-            break
-        except httpx.TransportError as exc:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                err = proc.communicate()[1][-2000:]
-                raise RuntimeError(f"{kind.name} did not start: {err}") from exc
-            time.sleep(0.05)
+    wait_for_server(proc, url + "/sent", name=kind.name)
     yield Server(kind, url, proc)
-    proc.terminate()
-    try:
-        proc.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
+    stop_server(proc)
 
 
 def messages(server: Server) -> dict[str, int]:

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from _support import make_data, sha
+from _support import free_port, make_data, sha, stop_server, wait_for_server
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("servestatic") is None, reason="servestatic is not installed"
@@ -69,30 +69,14 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module", params=list(CONFIGS))
 def server(request: pytest.FixtureRequest, root: Path) -> Iterator[Server]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     command = [sys.executable, *UVICORN, str(port), *CONFIGS[request.param]]
     env = dict(os.environ, ZCIO_TEST_ROOT=str(root))
     proc = subprocess.Popen(command, cwd=APPS, env=env, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(url + "/stats", timeout=1)
-            break
-        except httpx.TransportError as exc:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"server did not start: {proc.communicate()[1]}") from exc
-            time.sleep(0.1)
+    wait_for_server(proc, url + "/stats", timeout=30, interval=0.1)
     yield Server(request.param, url, port, request.param.startswith("zcio"))
-    proc.terminate()
-    try:
-        _, err = proc.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, err = proc.communicate()
+    err = stop_server(proc)
     assert "Traceback" not in err, err[-3000:]
 
 

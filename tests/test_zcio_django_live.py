@@ -24,7 +24,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from _support import make_data, sha
+from _support import free_port, make_data, sha, stop_server, wait_for_server
 
 pytest.importorskip("django")
 
@@ -51,12 +51,6 @@ class Server:
     def zcio_bytes(self) -> int:
         """Every byte zcio moved in the server, by any method (sendfile or the fallback)."""
         return sum(int(n) for n in self.stats()["bytes"].values())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 SERVERS = {
@@ -98,27 +92,12 @@ def start(name: str, root: Path) -> Server:
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            httpx.get(url + "/text", timeout=1)
-            return Server(name, url, port, proc)
-        except httpx.TransportError as exc:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                err = proc.communicate()[1][-2000:]
-                raise RuntimeError(f"{name} did not start: {err}") from exc
-            time.sleep(0.05)
+    wait_for_server(proc, url + "/text", name=name)
+    return Server(name, url, port, proc)
 
 
 def stop(server: Server) -> str:
-    server.proc.terminate()
-    try:
-        _, err = server.proc.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
-        _, err = server.proc.communicate()
-    return err
+    return stop_server(server.proc)
 
 
 @pytest.fixture(scope="module")

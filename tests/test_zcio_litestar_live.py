@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from _support import make_data, sha
+from _support import free_port, make_data, sha, stop_server, wait_for_server
 
 APPS = Path(__file__).parent / "apps"
 DATA = make_data(5 * 1024 * 1024 + 13, seed=140)
@@ -33,12 +33,6 @@ TEXT = b"".join(b"line %d of a text file\n" % i for i in range(3000))
 ZC = "http.response.zerocopysend"
 PS = "http.response.pathsend"
 SHRINK_ERROR = "promised bytes; connection aborted"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -102,24 +96,9 @@ def server(request: pytest.FixtureRequest, root: Path) -> Iterator[Server]:
     env = dict(os.environ, ZCIO_TEST_ROOT=str(root))
     proc = subprocess.Popen(command, cwd=APPS, env=env, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(url + "/stats", timeout=1)
-            break
-        except httpx.TransportError as exc:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                err = proc.communicate()[1][-2000:]
-                raise RuntimeError(f"{kind.name} did not start: {err}") from exc
-            time.sleep(0.1)
+    wait_for_server(proc, url + "/stats", name=kind.name, timeout=30, interval=0.1)
     yield Server(kind, url, port, proc)
-    proc.terminate()
-    try:
-        _, err = proc.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, err = proc.communicate()
+    err = stop_server(proc)
     # The only errors logged: the deliberately shrunk file's aborts (each logged error names
     # it; how many lines a traceback shows differs between Python versions).
     for logged in err.split("Exception in ASGI application")[1:]:

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from _support import make_data, sha
+from _support import free_port, make_data, sha, stop_server, wait_for_server
 
 APPS = Path(__file__).parent / "apps"
 DATA = make_data(3 * 1024 * 1024 + 7, seed=61)
@@ -45,12 +45,6 @@ class Server:
         return dict(httpx.get(self.url + "/stats", timeout=10).json())
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start(*args: str, scheme: str = "http", verify: Any = False) -> Server:
     port = free_port()
     error_log = Path(tempfile.mkdtemp(prefix="zcio-uvicorn-")) / "errors.jsonl"
@@ -65,26 +59,12 @@ def start(*args: str, scheme: str = "http", verify: Any = False) -> Server:
         text=True,
     )
     url = f"{scheme}://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            httpx.get(url + "/text", timeout=1, verify=verify)
-            return Server(url, port, proc, error_log)
-        except httpx.TransportError as exc:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                err = proc.communicate()[1][-2000:]
-                raise RuntimeError(f"server did not start: {err}") from exc
-            time.sleep(0.05)
+    wait_for_server(proc, url + "/text", timeout=15, verify=verify)
+    return Server(url, port, proc, error_log)
 
 
 def stop(server: Server) -> str:
-    server.proc.terminate()
-    try:
-        _, err = server.proc.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
-        _, err = server.proc.communicate()
+    err = stop_server(server.proc)
     if server.error_log.exists():
         lines = server.error_log.read_text().splitlines()
         server.errors = [json.loads(line) for line in lines]

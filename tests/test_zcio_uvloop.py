@@ -29,7 +29,7 @@ from aiohttp import web
 
 import zcio
 import zcio_uvloop
-from _support import TIMEOUT, file_of, make_data, sha, tls_contexts
+from _support import TIMEOUT, file_of, free_port, make_data, sha, tls_contexts
 from zcio._knowledge import ENV, KNOWLEDGE
 
 BIG = make_data(6 * 1024 * 1024 + 5, seed=121)
@@ -639,12 +639,6 @@ async def app(scope, receive, send):
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def http_get(port: int, path: str) -> bytes:

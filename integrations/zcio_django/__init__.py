@@ -11,8 +11,8 @@ handler, ``FileResponse(open(path, "rb"))`` in a view) is then sent with
 ``http.response.zerocopysend`` where the server advertises it (``zcio_uvicorn``), else with
 ``http.response.pathsend`` where that is exact (granian), else in bounded chunks read off the
 event loop (stock uvicorn, daphne, hypercorn). Django's own handler reads the whole file into
-memory first. Every other response is Django's own code path. Uses no zcio API: the server
-does the sending.
+memory first. Every other response is Django's own code path. The server does the sending:
+of zcio, only the extensions' names (``zcio.asgi``) are used.
 """
 
 from ._files import FileBody as FileBody, Way as Way, choose as choose, file_body as file_body

@@ -18,10 +18,9 @@ from typing import Any
 from django.core.files.base import File as DjangoFile
 from django.http import FileResponse
 
-__all__ = ["PATHSEND", "ZEROCOPYSEND", "FileBody", "Way", "choose", "file_body"]
+from zcio.asgi import PATHSEND, ZEROCOPYSEND
 
-ZEROCOPYSEND = "http.response.zerocopysend"
-PATHSEND = "http.response.pathsend"
+__all__ = ["FileBody", "Way", "choose", "file_body"]
 
 # Django's File wraps a file in a file; a few levels are real (a storage's File around a
 # File around the open file), more than this is not a file Django made.

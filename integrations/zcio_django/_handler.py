@@ -17,7 +17,9 @@ from django.contrib.staticfiles.handlers import (
 from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
 from django.http import HttpRequest, HttpResponseBase
 
-from ._files import PATHSEND, ZEROCOPYSEND, FileBody, Way, choose, file_body
+from zcio.asgi import PATHSEND, ZEROCOPYSEND
+
+from ._files import FileBody, Way, choose, file_body
 
 __all__ = ["ASGIHandler", "ASGIStaticFilesHandler", "FileSendingMixin", "get_asgi_application"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._chain import PATHSEND, ZEROCOPYSEND
+from zcio.asgi import without_extensions
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Receive, Scope, Send
@@ -31,12 +31,7 @@ class NoZeroCopyMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        extensions = scope.get("extensions")
-        if (
-            scope.get("type") == "http"  # type: ignore[comparison-overlap]
-            and extensions
-            and (ZEROCOPYSEND in extensions or PATHSEND in extensions)
-        ):
-            kept = {k: v for k, v in extensions.items() if k not in (ZEROCOPYSEND, PATHSEND)}
+        kept = without_extensions(scope.get("extensions"))
+        if scope.get("type") == "http" and kept is not None:  # type: ignore[comparison-overlap]
             scope["extensions"] = kept
         await self.app(scope, receive, send)

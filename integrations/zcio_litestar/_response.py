@@ -10,9 +10,6 @@ from email.utils import formatdate
 from inspect import CORO_CREATED, getcoroutinestate, iscoroutine
 from typing import TYPE_CHECKING, Any
 
-import anyio
-import anyio.lowlevel
-import anyio.to_thread
 from litestar.exceptions import InternalServerException, NotAuthorizedException
 from litestar.file_system import BaseLocalFileSystem, FileSystemAdapter
 from litestar.response.file import (
@@ -22,8 +19,10 @@ from litestar.response.file import (
 )
 
 import zcio
+import zcio.asgi
+from zcio.asgi import PATHSEND, ZEROCOPYSEND, NotARegularFileError
 
-from ._chain import PATHSEND, ZEROCOPYSEND, why_not
+from ._chain import why_not
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -213,10 +212,7 @@ class ASGIFileResponse(LitestarASGIFileResponse):
         if size == 0:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
-        file = early
-        if file is None:
-            opened = zcio.open_cached_stat(os.fspath(self.file_path))
-            file = opened[0] if opened is not None else await self._open_in_thread()
+        file = early if early is not None else await self._open()
         if file is None:  # no longer a regular file: Litestar's own reads, as it would
             await LitestarASGIFileResponse.send_body(self, send=send, receive=receive)
             return
@@ -233,28 +229,23 @@ class ASGIFileResponse(LitestarASGIFileResponse):
             if file is not early:  # early is closed by the caller
                 file.close()
 
-    async def _open_in_thread(self) -> io.FileIO | None:
-        """The file, opened in a worker thread, or ``None`` if it is no longer a regular file.
-        The trip is shielded: a cancellation meanwhile is taken right after, with the file
-        closed. Errors are Litestar's ``FileSystemAdapter.open``'s."""
+    async def _open(self) -> io.FileIO | None:
+        """The file, or ``None`` if it is no longer a regular file: opened on the event loop
+        when the kernel has its path cached, else in a worker thread
+        (:func:`zcio.asgi.open_file`; a cancellation meanwhile is taken right after the open,
+        with the file closed). Errors are Litestar's ``FileSystemAdapter.open``'s."""
         path = self.file_path
         try:
-            with anyio.CancelScope(shield=True):
-                file = await anyio.to_thread.run_sync(_open_regular, os.fspath(path))
+            opened = await zcio.asgi.open_file(os.fspath(path), opener=_open_regular)
+        except NotARegularFileError:
+            return None
         except PermissionError as exc:
             raise NotAuthorizedException(
                 f"failed to open {path} due to missing permissions"
             ) from exc
         except OSError as exc:
             raise InternalServerException from exc
-        if file is None:
-            return None
-        try:
-            await anyio.lowlevel.checkpoint_if_cancelled()
-        except BaseException:
-            file.close()
-            raise
-        return file
+        return opened.file
 
 
 @functools.lru_cache(maxsize=1024)
@@ -294,21 +285,9 @@ def _absolute(path: Any) -> str:
     return os.path.abspath(os.fspath(path))  # type: ignore[no-any-return]
 
 
-def _open_regular(path: str) -> io.FileIO | None:
-    """Open ``path`` for reading if it is a regular file (runs in a worker thread), and let
-    zcio learn its filesystem so that the next opens there happen inline. Non-blocking open,
-    so that a path swapped for a FIFO is not waited on: ``None`` then, nothing left open."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    try:
-        zcio.learn_filesystem(fd)
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            return None
-        os.set_blocking(fd, True)  # leave the server an ordinary fd
-        return io.FileIO(fd, "r", closefd=True)
-    except BaseException:
-        os.close(fd)
-        raise
+#: What the worker thread runs to open a file that is not cached (a name of this module's, so
+#: that a test can make the open fail).
+_open_regular = zcio.asgi.open_regular
 
 
 def adopt(response: LitestarASGIFileResponse, *, pathsend: bool = True) -> ASGIFileResponse:

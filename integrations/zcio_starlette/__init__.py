@@ -11,7 +11,9 @@ is on for its route.
 
 The classes are subclasses of Starlette's, with the same constructors and the same observable
 behaviour; without a server that advertises the extension they are Starlette's own code path.
-Uses no private name of zcio: the server does the sending.
+The server does the sending; the responses use zcio's public names only (``zcio.asgi`` to
+open files and to tell whether a file message can reach the server, ``zcio.Folder`` for
+``StaticFiles``).
 """
 
 from ._middleware import NoZeroCopyMiddleware as NoZeroCopyMiddleware

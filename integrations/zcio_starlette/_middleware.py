@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ._sendpath import PATHSEND, ZEROCOPYSEND
+from zcio.asgi import without_extensions
 
 __all__ = ["NoZeroCopyMiddleware"]
 
@@ -25,12 +25,7 @@ class NoZeroCopyMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        extensions = scope.get("extensions")
-        if (
-            scope["type"] == "http"
-            and extensions
-            and (ZEROCOPYSEND in extensions or PATHSEND in extensions)
-        ):
-            kept = {k: v for k, v in extensions.items() if k not in (ZEROCOPYSEND, PATHSEND)}
+        kept = without_extensions(scope.get("extensions"))
+        if scope["type"] == "http" and kept is not None:
             scope = {**scope, "extensions": kept}
         await self.app(scope, receive, send)

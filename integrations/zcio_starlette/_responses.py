@@ -10,9 +10,6 @@ import stat
 from secrets import token_hex
 from typing import NamedTuple
 
-import anyio
-import anyio.lowlevel
-import anyio.to_thread
 from starlette.datastructures import MutableHeaders
 from starlette.responses import (
     FileResponse as StarletteFileResponse,
@@ -24,8 +21,10 @@ from starlette.responses import (
 from starlette.types import Message, Receive, Scope, Send
 
 import zcio
+import zcio.asgi
+from zcio.asgi import PATHSEND, ZEROCOPYSEND, NotARegularFileError, Opened
 
-from ._sendpath import PATHSEND, ZEROCOPYSEND, why_not_zerocopy
+from ._sendpath import why_not_zerocopy
 
 __all__ = ["FileResponse"]
 
@@ -143,9 +142,9 @@ class FileResponse(StarletteFileResponse):
         if opened is None:
             await self._gone(scope, receive, send)
             return
-        extensions = scope.get("extensions") or {}
-        if PATHSEND in extensions:
-            scope = {**scope, "extensions": {k: v for k, v in extensions.items() if k != PATHSEND}}
+        kept = zcio.asgi.without_extensions(scope.get("extensions"), (PATHSEND,))
+        if kept is not None:
+            scope = {**scope, "extensions": kept}
         path, self.path = self.path, f"/proc/self/fd/{opened.file.fileno()}"
         try:
             await super().__call__(scope, receive, send)
@@ -175,29 +174,29 @@ class FileResponse(StarletteFileResponse):
     async def _open_in_thread(self) -> _Opened | None:
         """The open file and its sizes, opened in a worker thread (the path is not cached, or
         not on a local filesystem, or cannot be opened), with the stat Starlette does first
-        folded into the same trip; ``None`` if a given ``stat_result``'s path is no longer a
-        regular file. The trip is shielded: a cancellation meanwhile is taken right after,
-        with the file closed. Errors (missing file, not a file, no permission) raise here,
-        before anything is sent, and leave nothing open.
+        folded into the same trip; ``None`` for a file of ``StaticFiles`` that is gone. The
+        trip is shielded (:func:`zcio.asgi.open_in_thread`): a cancellation meanwhile is taken
+        right after, with the file closed. Errors (missing file, not a file, no permission)
+        raise here, before anything is sent, and leave nothing open.
         """
         check = self.stat_result is None
-        with anyio.CancelScope(shield=True):
-            if self.beneath is not None:
-                file, opened_stat = await anyio.to_thread.run_sync(_open_beneath, *self.beneath)
-            else:
-                file, opened_stat = await anyio.to_thread.run_sync(_open_regular, self.path, check)
-        if file is None or opened_stat is None:
-            if self.beneath is not None:
-                return None
-            if not check and opened_stat is not None and stat.S_ISDIR(opened_stat.st_mode):
-                # What Starlette's own open of a folder raises (but before anything is sent).
-                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(self.path))
-            raise RuntimeError(f"File at path {self.path} is not a file.")
         try:
-            await anyio.lowlevel.checkpoint_if_cancelled()
-            return self._sized(file, opened_stat)
+            if self.beneath is not None:
+                opened = await zcio.asgi.open_in_thread(_open_beneath, *self.beneath)
+            else:
+                opened = await zcio.asgi.open_in_thread(_open_regular, self.path, check)
+        except NotARegularFileError as exc:
+            if not check and isinstance(exc, IsADirectoryError):
+                # What Starlette's own open of a folder raises (but before anything is sent).
+                error = errno.EISDIR
+                raise IsADirectoryError(error, os.strerror(error), str(self.path)) from None
+            raise RuntimeError(f"File at path {self.path} is not a file.") from None
+        if opened is None:
+            return None
+        try:
+            return self._sized(*opened)
         except BaseException:
-            file.close()
+            opened.close()
             raise
 
     def _sized(self, file: io.FileIO, opened_stat: os.stat_result) -> _Opened:
@@ -331,30 +330,26 @@ def _stat_headers(size: int, mtime: float) -> tuple[tuple[bytes, bytes], ...]:
     return tuple(holder.raw_headers)
 
 
-def _open_beneath(
-    folder: zcio.Folder, relative: str
-) -> tuple[io.FileIO | None, os.stat_result | None]:
-    """Open ``relative`` beneath ``folder`` (runs in a worker thread): ``(None, None)`` when it
-    is missing, not a regular file, or leads out of the folder; other errors raise."""
+def _open_beneath(folder: zcio.Folder, relative: str) -> Opened | None:
+    """Open ``relative`` beneath ``folder`` (runs in a worker thread): ``None`` when it is
+    missing, not a regular file, or leads out of the folder; other errors raise."""
     try:
-        return folder.open(relative)
+        return Opened(*folder.open(relative))
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        return None, None
+        return None
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENAMETOOLONG):
-            return None, None
+            return None
         raise
 
 
-def _open_regular(
-    path: str | os.PathLike[str], check: bool
-) -> tuple[io.FileIO | None, os.stat_result]:
-    """Open ``path`` for reading if it is a regular file (runs in a worker thread).
+def _open_regular(path: str | os.PathLike[str], check: bool) -> Opened:
+    """Open ``path`` for reading if it is a regular file (runs in a worker thread), with
+    :func:`zcio.asgi.open_regular` (a FIFO swapped in meanwhile is not waited on: it raises
+    :class:`~zcio.asgi.NotARegularFileError`).
 
     ``check``: stat the path first and raise Starlette's errors (missing file, not a file)
-    without opening anything else. The open itself is non-blocking so that a path swapped for
-    a FIFO meanwhile is not waited on; the file's own fstat decides, and a file that is not
-    regular is closed at once (``None``).
+    without opening anything else.
     """
     if check:
         try:
@@ -363,15 +358,4 @@ def _open_regular(
             raise RuntimeError(f"File at path {path} does not exist.") from None
         if not stat.S_ISREG(st.st_mode):
             raise RuntimeError(f"File at path {path} is not a file.")
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    try:
-        zcio.learn_filesystem(fd)  # so that zcio.open_cached opens the next ones inline
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            os.close(fd)
-            return None, st
-        os.set_blocking(fd, True)  # leave the server an ordinary fd
-        return io.FileIO(fd, "r", closefd=True), st
-    except BaseException:
-        os.close(fd)
-        raise
+    return zcio.asgi.open_regular(path)

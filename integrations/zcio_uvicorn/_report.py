@@ -13,7 +13,7 @@ from typing import Any
 
 import zcio
 
-__all__ = ["Reporter", "moved", "sendfile_verdict"]
+__all__ = ["Reporter", "sendfile_verdict"]
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -39,16 +39,6 @@ def sendfile_verdict() -> str | None:
     except OSError as exc:
         return f"{errno.errorcode.get(exc.errno or 0, exc.errno)}: {exc.strerror}"
     return None if sent == 1 else f"moved {sent} bytes of 1"
-
-
-def moved(delta: zcio.Stats) -> str:
-    """Bytes moved by each method in ``delta``, and the fallbacks with their reasons (the
-    format of ``zcio serve``'s closing line)."""
-    parts = [f"{name} {m.bytes:,} B" for name, m in sorted(delta.methods.items()) if m.bytes]
-    text = "bytes moved: " + (", ".join(parts) if parts else "none")
-    if delta.fallbacks:
-        text += "; fallbacks: " + ", ".join(f"{k} x{v}" for k, v in sorted(delta.fallbacks.items()))
-    return text
 
 
 class Reporter:
@@ -92,7 +82,8 @@ class Reporter:
         """A connection is gone: after the shutdown, the last one ends the server's count."""
         if self.shutting_down and not self.done and not self.connections:
             self.done = True
-            logger.info("zcio_uvicorn: pid %d, %s", os.getpid(), moved(zcio.stats() - self.start))
+            moved = (zcio.stats() - self.start).summary()
+            logger.info("zcio_uvicorn: pid %d, %s", os.getpid(), moved)
 
 
 class _Connections(set[Any]):

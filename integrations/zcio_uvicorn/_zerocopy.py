@@ -15,24 +15,18 @@ its ``send`` would.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import errno
-import io
 import logging
 import os
 import socket
-import stat
 from collections.abc import Awaitable
 from typing import Any, Protocol
 
 import zcio
+import zcio.asgi
+from zcio.asgi import EXTENSIONS, PATHSEND, ZEROCOPYSEND
 
 __all__ = ["EXTENSIONS", "advertise", "cycle_class"]
-
-ZEROCOPYSEND = "http.response.zerocopysend"
-PATHSEND = "http.response.pathsend"
-EXTENSIONS = (ZEROCOPYSEND, PATHSEND)
 
 logger = logging.getLogger("zcio.uvicorn")
 
@@ -111,7 +105,7 @@ async def _pathsend(cycle: Any, framing: Framing, message: Any) -> None:
     # Opening can wait for the disk: on the event loop only when the kernel has the path cached.
     opened = zcio.open_cached_stat(message["path"])
     if opened is None:
-        file, size = await _open_in_thread(message["path"]), None
+        file, size = (await _open_in_thread(message["path"])).file, None
     else:
         file, size = opened[0], opened[1].st_size
     with file:
@@ -119,37 +113,17 @@ async def _pathsend(cycle: Any, framing: Framing, message: Any) -> None:
         await _body(cycle, framing, file.fileno(), 0, size, more_body=False)
 
 
-async def _open_in_thread(path: Any) -> io.FileIO:
+async def _open_in_thread(path: Any) -> zcio.asgi.Opened:
     """Open ``path`` in a worker thread, letting zcio learn its filesystem. A cancellation
-    meanwhile is raised at once; the file the thread still opens is then closed."""
-    loop = asyncio.get_running_loop()
-    opening = loop.run_in_executor(None, _open_learning, path)
-    try:
-        return await asyncio.shield(opening)
-    except asyncio.CancelledError:
-        opening.add_done_callback(_close_unwanted)
-        raise
+    meanwhile is raised at once (uvicorn cancels with ``Task.cancel()``); the file the thread
+    still opens is then closed. Anything but a regular file is refused with
+    :class:`zcio.asgi.NotARegularFileError` (the response then fails, before any byte of the
+    body)."""
+    return await zcio.asgi.open_in_thread(_open_learning, path, abandon_on_cancel=True)
 
 
-def _close_unwanted(opening: asyncio.Future[io.FileIO]) -> None:
-    if not opening.cancelled() and opening.exception() is None:
-        opening.result().close()
-
-
-def _open_learning(path: Any) -> io.FileIO:
-    """Open ``path`` (in a worker thread) and let zcio learn its filesystem. The open does not
-    wait (a FIFO swapped in has no writer to wait for) and anything but a regular file is
-    refused with ``OSError`` (the response then fails, before any byte of the body)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "pathsend: not a regular file", path)
-        os.set_blocking(fd, True)
-        zcio.learn_filesystem(fd)
-        return io.FileIO(fd, "r", closefd=True)
-    except BaseException:
-        os.close(fd)
-        raise
+#: What the worker thread runs (a name of this module's, so that a test can slow it down).
+_open_learning = zcio.asgi.open_regular
 
 
 async def _zerocopysend(cycle: Any, framing: Framing, message: Any) -> None:
@@ -215,8 +189,8 @@ async def _body(
 
 
 #: Bodies from this size on are sent with TCP_CORK set, as nginx's ``tcp_nopush``: the kernel
-#: then sends full segments, and the client is woken half as often (bench/http.py measured the
-#: server's CPU per GiB at about 0.5 s without it).
+#: then sends full segments, and the client is woken half as often (bench/http_files.py measured
+#: the server's CPU per GiB at about 0.5 s without it).
 CORK_FROM = 128 << 10
 
 

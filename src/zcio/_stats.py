@@ -76,6 +76,19 @@ class Stats:
             MappingProxyType({r: c for r, c in sorted(fallbacks.items()) if c}),
         )
 
+    def summary(self) -> str:
+        """One line for a log: the bytes each method moved (those that moved any, by name),
+        and the fallbacks by reason, if any. What ``zcio serve`` and ``zcio_uvicorn`` log when
+        they stop: ``bytes moved: sendfile 1,234 B; fallbacks: not_cached x2`` (``bytes
+        moved: none`` when nothing moved). Meant for a difference of two snapshots. Pure
+        formatting: no I/O."""
+        parts = [f"{name} {m.bytes:,} B" for name, m in sorted(self.methods.items()) if m.bytes]
+        text = "bytes moved: " + (", ".join(parts) if parts else "none")
+        if self.fallbacks:
+            reasons = ", ".join(f"{r} x{c}" for r, c in sorted(self.fallbacks.items()))
+            text += f"; fallbacks: {reasons}"
+        return text
+
     def prometheus(self, prefix: str = "zcio") -> str:
         """This snapshot in the Prometheus text exposition format (version 0.0.4).
 

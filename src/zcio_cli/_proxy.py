@@ -34,7 +34,7 @@ from anyio.abc import TaskGroup
 import zcio
 
 from ._errors import CliError, parse_address, require
-from ._report import active_methods, human, moved
+from ._report import active_methods, human
 from ._sockets import accept, connect, format_address, listen
 
 __all__ = ["register"]
@@ -257,8 +257,9 @@ class Proxy:
             self.report("so far")
 
     def report(self, when: str) -> None:
+        moved = (zcio.stats() - self.start).summary()
         log.info("%s: %d connection(s), %d active, %d mirror drop(s); %s", when, self.served,
-                 len(self.active), self.mirror_drops, moved(zcio.stats() - self.start))  # fmt: skip
+                 len(self.active), self.mirror_drops, moved)  # fmt: skip
 
     # -- one connection ---------------------------------------------------------------------
 

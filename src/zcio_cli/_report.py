@@ -6,7 +6,7 @@ import zcio
 
 from ._probe import kernel_report
 
-__all__ = ["active_methods", "human", "moved"]
+__all__ = ["active_methods", "human"]
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
@@ -37,12 +37,3 @@ def active_methods(wanted: tuple[str, ...]) -> str:
             off.append(f"{method} ({verdicts.get(method)})")
     line = "zero-copy: " + (", ".join(on) if on else "none, every byte is copied")
     return line + (f"; off: {', '.join(off)}" if off else "")
-
-
-def moved(delta: zcio.Stats) -> str:
-    """Bytes moved by each method in ``delta``, and the fallbacks with their reasons."""
-    parts = [f"{name} {m.bytes:,} B" for name, m in sorted(delta.methods.items()) if m.bytes]
-    text = "bytes moved: " + (", ".join(parts) if parts else "none")
-    if delta.fallbacks:
-        text += "; fallbacks: " + ", ".join(f"{k} x{v}" for k, v in sorted(delta.fallbacks.items()))
-    return text

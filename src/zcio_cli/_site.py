@@ -28,7 +28,7 @@ from starlette.types import Receive, Scope, Send
 import zcio
 from zcio_starlette import StaticFiles
 
-from ._report import human, moved
+from ._report import human
 
 __all__ = ["ROOT_ENV", "Site", "app_from_environment"]
 
@@ -60,7 +60,7 @@ class Site(StaticFiles):
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                log.info("pid %d, %s", os.getpid(), moved(zcio.stats() - self._start))
+                log.info("pid %d, %s", os.getpid(), (zcio.stats() - self._start).summary())
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
