@@ -41,9 +41,13 @@ docs: install
 	$(BIN)/mkdocs build --strict --quiet --site-dir $(VENV)/site
 
 ## PYTEST_ARGS: passed on to pytest (`.ci/run` gives 3.12 `-m "not load and not slow"`).
+## JOBS: pytest-xdist workers, one per CPU by default (`JOBS=0`: all in one process). Most
+## tests wait on sockets, threads and child processes, so two workers on two cores halve the
+## time; each worker is its own process, with its own fds, counters and pipe pool.
 PYTEST_ARGS ?=
+JOBS ?= auto
 pytest: install
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(JOBS) --dist worksteal $(PYTEST_ARGS)
 
 ## The test suite with every dependency zcio declares at its floor (anyio, trio, uvloop,
 ## starlette, uvicorn, httptools, matplotlib), in .venv-lowest(-3.x): see .ci/lowest.py.
