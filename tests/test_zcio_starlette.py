@@ -23,6 +23,7 @@ from typing import Any
 
 import anyio
 import pytest
+import starlette
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.middleware import Middleware
@@ -223,6 +224,7 @@ class Case:
     status: int = 200
 
 
+STARLETTE = tuple(int(part) for part in starlette.__version__.split(".")[:2])
 RANGES_101 = ",".join(f"{i}-{i}" for i in range(0, 202, 2))
 CASES = [
     Case("whole"),
@@ -251,7 +253,14 @@ CASES = [
     Case("head", method="HEAD", parts=0),
     Case("head-range", {"range": "bytes=0-9"}, method="HEAD", parts=0, status=206),
     Case("head-multipart", {"range": "bytes=0-9,20-29"}, method="HEAD", parts=0, status=206),
-    Case("post-ignores-range", {"range": "bytes=0-9"}, method="POST"),
+    # Starlette 1.10 ignores Range on other methods; 1.8 and 1.9 answer it (zcio follows both).
+    Case(
+        "post-ignores-range",
+        {"range": "bytes=0-9"},
+        method="POST",
+        parts=1,
+        status=200 if STARLETTE >= (1, 10) else 206,
+    ),
 ]
 
 

@@ -10,6 +10,7 @@ import stat
 from secrets import token_hex
 from typing import NamedTuple
 
+import starlette
 from starlette.datastructures import MutableHeaders
 from starlette.responses import (
     FileResponse as StarletteFileResponse,
@@ -25,6 +26,10 @@ import zcio.asgi
 from zcio.asgi import PATHSEND, ZEROCOPYSEND, NotARegularFileError, Opened
 
 from ._sendpath import why_not_zerocopy
+
+# Starlette 1.10 answers a Range header only on GET and HEAD; 1.9 on any method. Follow the
+# Starlette installed, as a drop-in must.
+_RANGES_ON_GET_ONLY = tuple(int(part) for part in starlette.__version__.split(".")[:2]) >= (1, 10)
 
 __all__ = ["FileResponse"]
 
@@ -242,7 +247,7 @@ class FileResponse(StarletteFileResponse):
         if (
             http_range is None
             or self.status_code != 200
-            or scope["method"].upper() not in ("GET", "HEAD")
+            or (_RANGES_ON_GET_ONLY and scope["method"].upper() not in ("GET", "HEAD"))
             or (http_if_range is not None and not self._should_use_range(http_if_range))
         ):
             return None
