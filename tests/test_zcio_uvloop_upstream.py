@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from test_uvicorn_upstream import sdist
+from _upstream import sdist
 
 HERE = Path(__file__).parent / "uvloop_upstream"
 
