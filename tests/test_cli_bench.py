@@ -408,7 +408,13 @@ def test_real_smoke_run_without_haproxy(tmp_path: Path) -> None:
     """The real scripts, smallest mode, as a user starts them; PATH holds only this Python's
     folder, so HAProxy is missing on every machine and gets its "not installed" row."""
     out = tmp_path / "out"
-    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}
+    # A folder of its own: another run of the suite on this machine (CI runs three at once)
+    # must not share the benchmark's files.
+    env = {
+        **os.environ,
+        "PATH": str(Path(sys.executable).parent),
+        "ZCIO_BENCH_DIR": str(tmp_path / "bench-files"),
+    }
     command = ["bench", "primitives", "relay", "--smoke", "--out", str(out)]
     done = subprocess.run(
         [sys.executable, "-m", "zcio", *command],

@@ -234,10 +234,14 @@ def demo_folder() -> str:
         "docs/notes.txt": "Folders get a listing; hidden files get a 404.\n",
         ".secret": "Hidden: neither listed nor served.\n",
     }
+    # Each file is written aside and renamed into place: two processes writing the demo at once
+    # (two `make serve`, or test runs side by side) never show each other a half-written file.
+    part = os.path.join(root, f".part-{os.getpid()}")
     for name, text in samples.items():
-        with open(os.path.join(root, name), "w") as f:
+        with open(part, "w") as f:
             f.write(text)
-    big, part = os.path.join(root, "random-64MiB.bin"), os.path.join(root, ".random.part")
+        os.replace(part, os.path.join(root, name))
+    big = os.path.join(root, "random-64MiB.bin")
     if not os.path.exists(big) or os.path.getsize(big) != 64 << 20:
         with open(part, "wb") as f:
             f.writelines([os.urandom(1 << 20)] * 64)  # one random MiB, 64 times
