@@ -87,7 +87,7 @@ def plant(root: Path) -> None:
         (root / name).symlink_to(target)
 
 
-@pytest.fixture(scope="module", params=["litestar"])
+@pytest.fixture(scope="module", params=["litestar", "django"])
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
