@@ -34,6 +34,7 @@ os.environ["ZCIO_DJANGO_ROOT"] = str(ROOT)
 sys.path.insert(0, str(Path(__file__).parent / "apps"))
 
 import django_app  # noqa: E402
+from django.contrib.staticfiles.finders import BaseFinder  # noqa: E402
 from django.http import FileResponse  # noqa: E402
 
 import zcio_django  # noqa: E402
@@ -282,6 +283,33 @@ async def test_symlinks_inside_and_the_opt_in(tmp_path: Path) -> None:
         assert "http.response.zerocopysend" in ours.kinds
     assert (await call(follow, "/static/status")).status == 404
     assert (await call(follow, "/static/fifo")).status == 404
+
+
+class OutsideFinder(BaseFinder):
+    """A finder of one's own (not Django's classes): asked for its path as Django asks it."""
+
+    def find(self, path: str, find_all: bool = False, **kwargs: Any) -> Any:
+        return str(OUTSIDE / path) if path in ("secret.txt", "fifo") else []
+
+    def list(self, ignore_patterns: Any) -> Any:
+        return iter(())
+
+
+@pytest.mark.parametrize("anyio_backend", [("asyncio", {})], ids=["asyncio"])
+async def test_a_finder_of_ones_own_is_asked_as_django_asks_it() -> None:
+    """Its path is opened by name (not contained: the finder decides where files are), as
+    Django opens it, but only a regular file is served."""
+    from django.test import override_settings
+
+    if not (OUTSIDE / "fifo").exists():
+        os.mkfifo(OUTSIDE / "fifo")
+    with override_settings(STATICFILES_FINDERS=[f"{__name__}.OutsideFinder"]):
+        stock = await call(django_app.stock_application, "/static/secret.txt", extensions=BOTH)
+        ours = await call(django_app.zcio_application, "/static/secret.txt", extensions=BOTH)
+        assert (ours.status, ours.headers, ours.body) == (stock.status, stock.headers, stock.body)
+        assert ours.body == SECRET
+        assert (await call(django_app.zcio_application, "/static/fifo")).status == 404
+        assert (await call(django_app.zcio_application, "/static/small.txt")).status == 404
 
 
 async def test_gzip_middleware_rewrites_the_body_as_on_stock() -> None:

@@ -119,7 +119,10 @@ class Finder:
         for finder in finders.get_finders():
             known = _locations(finder, path)
             if known is None:  # not a finder of Django's: its path, opened by name
-                matched = finder.find(path)
+                try:
+                    matched = finder.find(path)
+                except SuspiciousFileOperation:  # a path leading out of its storage
+                    continue
                 if matched:
                     found = self._open_by_path(str(matched))
                     if found is not None:
