@@ -5,7 +5,8 @@ any client can choose.
 
 Each server runs tests/apps/hostile_static_app.py: ``/static/`` is the drop-in as it comes
 (contained), ``/follow/`` the same with ``follow_symlink=True``. Bounded: every race runs for
-a few seconds and stops by itself; every request has a timeout.
+a few seconds and stops by itself; every request has a timeout. At the end, the core's
+``zcio.asgi.open_static`` (what ``follow_symlink=True`` opens with) on its own.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+import zcio.asgi
 from _support import INSIDE, SECRET, Swapper, free_port, make_root, stop_server
 
 pytest.importorskip("django")
@@ -293,3 +295,34 @@ def test_the_opt_in_race_sends_each_file_under_its_own_headers(server: Server) -
     assert counts["bad"] == 0 and counts["broken"] == 0, counts
     assert set(counts) <= {"inside", "outside", "leaked", "404"}, counts
     no_traceback(server.output())
+
+
+# --- zcio.asgi.open_static, what follow_symlink=True opens with ------------------------------
+
+
+NOT_REAL_FILES = [
+    "/proc/self/status",
+    "/proc/self/environ",
+    "/sys/kernel/mm/transparent_hugepage/enabled",
+    "/dev/zero",
+    "/dev/null",
+]
+
+
+@pytest.mark.parametrize("path", NOT_REAL_FILES)
+def test_open_static_refuses_what_is_not_a_real_file(path: str) -> None:
+    if not os.path.exists(path):
+        pytest.skip(f"no {path} here")
+    with pytest.raises(zcio.asgi.NotARegularFileError, match="not a regular file"):
+        zcio.asgi.open_static(path)
+
+
+def test_open_static_opens_a_regular_file(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"data")
+    with zcio.asgi.open_static(tmp_path / "f") as opened:
+        assert opened.file.read() == b"data" and opened.stat.st_size == 4
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(zcio.asgi.NotARegularFileError):
+        zcio.asgi.open_static(tmp_path / "fifo")  # no writer: never waited for
+    with pytest.raises(ValueError, match="null"):
+        zcio.asgi.open_static(str(tmp_path / "a\0b"))
