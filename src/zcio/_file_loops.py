@@ -44,12 +44,13 @@ class Warmth:
         #: A slice was not cached, and the pages ahead have not all been seen cached since.
         self.cold = False
 
-    def loop_may_read(self, job: Job) -> bool:
-        """False while the file is cold at ``job.pos``: the next slice goes to a thread."""
+    def loop_may_read(self, job: Job, n: int = 0) -> bool:
+        """False while the file is cold at ``job.pos``, or (given ``n``) when ``cachestat``
+        says ``n`` bytes from there are not all cached: the next slice goes to a thread."""
         if self.cold and not in_cache(self.fd, job.pos, job.slice(COLD_LOOKAHEAD)):
             return False
         self.cold = False
-        return True
+        return n == 0 or in_cache(self.fd, job.pos, n) is not False
 
 
 async def _sendfile_to_stream(job: Job, src_fd: int) -> None:
@@ -110,13 +111,10 @@ async def _into_regular_file(job: Job, src_fd: int, method: Method) -> None:
         await job.pause()
 
 
-def _loop_may_read(warmth: Warmth, job: Job, n: int) -> bool:
-    return warmth.loop_may_read(job) and in_cache(warmth.fd, job.pos, n) is not False
-
-
 async def userspace_from_file(job: Job, src_fd: int) -> None:
     """Read into a buffer, write it out. Reads come from the page cache on the event loop when
-    ``preadv2(RWF_NOWAIT)`` can serve them, from a worker thread otherwise."""
+    :class:`Warmth` allows it and ``preadv2(RWF_NOWAIT)`` can serve them, from a worker thread
+    otherwise."""
     sink = job.sink
     to_file = sink.info.kind is Kind.REGULAR_FILE
     chunk = DATAGRAM_CHUNK if sink.info.kind is Kind.DATAGRAM else USER_CHUNK
@@ -127,7 +125,7 @@ async def userspace_from_file(job: Job, src_fd: int) -> None:
         got = None
         # cachestat first: an RWF_NOWAIT read of pages that are not cached starts their read.
         # At the end of the file, a read returns 0 before it looks for any page.
-        if not to_file and (job.at_expected_end or _loop_may_read(warmth, job, len(view))):
+        if not to_file and (job.at_expected_end or warmth.loop_may_read(job, len(view))):
             got = read_nowait(src_fd, view, job.pos)
         offload = warmth.cold = got is None
         if got is None:
