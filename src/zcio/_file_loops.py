@@ -1,9 +1,10 @@
 """Transfer loops whose source is a regular file: sendfile, copy_file_range, user space.
 
-The event loop never waits on a disk here, nor starts a disk read: ``_syscalls.cached`` decides
-per slice whether the file's pages are in the page cache, slices that are not go to a worker
-thread, and so do the slices after them until the pages ahead are all cached (:class:`Warmth`);
-copies into regular files always run in worker threads.
+The event loop never waits on a disk here, nor starts a disk read (but for a slice of one or
+two pages that is not cached, which ``_syscalls.cached`` probes by reading it):
+``_syscalls.cached`` decides per slice whether the file's pages are in the page cache, slices
+that are not go to a worker thread, and so do the slices after them until the pages ahead are
+all cached (:class:`Warmth`); copies into regular files always run in worker threads.
 """
 
 from __future__ import annotations
