@@ -9,6 +9,7 @@ import os
 
 __all__ = [
     "CLOSE_POLL",
+    "COLD_LOOKAHEAD",
     "DATAGRAM_CHUNK",
     "DIRECT_CHUNK",
     "FILE_CHUNK",
@@ -37,6 +38,10 @@ SPLICE_FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
 #: default). It bounds how long one call holds the loop when the peer is fast: about 1 ms here,
 #: against 2-3 ms for 4 MiB, for the same throughput (bench/send_file.py, lag table).
 SENDFILE_CHUNK = 2 << 20
+#: After a slice of a file that was not in the page cache, the event loop reads that file's
+#: pages again only once this much ahead (or the rest of the transfer) is cached
+#: (``_file_loops.Warmth``): more than a readahead window of the worker thread's reads.
+COLD_LOOKAHEAD = 64 << 20
 #: Slice for file-to-file copies, each one a worker-thread round trip.
 FILE_CHUNK = 16 << 20
 #: Buffer for user-space copies.

@@ -1,8 +1,10 @@
 """Transfer loops whose source is a regular file: sendfile, copy_file_range, user space.
 
-The event loop never waits on a disk here: ``_syscalls.cached`` decides per slice whether the
-file's pages are in the page cache, and slices that are not go to a worker thread; copies into
-regular files always run in worker threads.
+The event loop never waits on a disk here, nor starts a disk read (but for a slice of one or
+two pages that is not cached, which ``_syscalls.cached`` probes by reading it):
+``_syscalls.cached`` decides per slice whether the file's pages are in the page cache, slices
+that are not go to a worker thread, and so do the slices after them until the pages ahead are
+all cached (:class:`Warmth`); copies into regular files always run in worker threads.
 """
 
 from __future__ import annotations
@@ -12,21 +14,54 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
-from ._constants import DATAGRAM_CHUNK, FILE_CHUNK, SENDFILE_CHUNK, USER_CHUNK
+from ._constants import COLD_LOOKAHEAD, DATAGRAM_CHUNK, FILE_CHUNK, SENDFILE_CHUNK, USER_CHUNK
 from ._job import Job, deliver
 from ._kinds import Kind, Method
 from ._knowledge import Refusal
-from ._syscalls import at_end, cached, read_nowait
+from ._syscalls import at_end, cached, in_cache, read_nowait
 
-__all__ = ["file_runners", "userspace_from_file"]
+__all__ = ["Warmth", "file_runners", "userspace_from_file"]
+
+
+class Warmth:
+    """Whether the event loop may read a file's next slice itself, or leave it to a thread.
+
+    Reading a page can start a disk read from the thread that reads it, even a read that is
+    told not to wait (``RWF_NOWAIT``): the kernel's readahead marks a page some way into each
+    window it reads, and whoever reads that page starts the next window (allocating its pages,
+    mapping its blocks, queueing the requests), as does a read of a page that is not cached at
+    all. Once a slice of the file was not cached, the slices after it were brought in by the
+    worker thread's readahead and carry those marks; the loop would start most of the file's
+    disk reads with its probes and sendfiles. So after such a slice the loop leaves every slice
+    to the worker thread until ``cachestat(2)``, which starts nothing, says the next
+    :data:`COLD_LOOKAHEAD` bytes (or what is left) are all cached; without ``cachestat``, for
+    the rest of the transfer.
+    """
+
+    __slots__ = ("cold", "fd")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        #: A slice was not cached, and the pages ahead have not all been seen cached since.
+        self.cold = False
+
+    def loop_may_read(self, job: Job, n: int = 0) -> bool:
+        """False while the file is cold at ``job.pos``, or (given ``n``) when ``cachestat``
+        says ``n`` bytes from there are not all cached: the next slice goes to a thread."""
+        if self.cold and not in_cache(self.fd, job.pos, job.slice(COLD_LOOKAHEAD)):
+            return False
+        self.cold = False
+        return n == 0 or in_cache(self.fd, job.pos, n) is not False
 
 
 async def _sendfile_to_stream(job: Job, src_fd: int) -> None:
+    warmth = Warmth(src_fd)
     while job.remaining > 0:
         if job.at_expected_end and at_end(src_fd, job.pos):
             return  # end of file, seen on the loop: a sendfile there would go to a thread
         n = job.slice(SENDFILE_CHUNK)
-        offload = not cached(src_fd, job.pos, n)
+        offload = not (warmth.loop_may_read(job) and cached(src_fd, job.pos, n))
+        warmth.cold = offload
         try:
             if offload:  # the pages come from the disk: let a worker thread wait for them
                 job.yielded = True
@@ -79,15 +114,21 @@ async def _into_regular_file(job: Job, src_fd: int, method: Method) -> None:
 
 async def userspace_from_file(job: Job, src_fd: int) -> None:
     """Read into a buffer, write it out. Reads come from the page cache on the event loop when
-    ``preadv2(RWF_NOWAIT)`` can serve them, from a worker thread otherwise."""
+    :class:`Warmth` allows it and ``preadv2(RWF_NOWAIT)`` can serve them, from a worker thread
+    otherwise."""
     sink = job.sink
     to_file = sink.info.kind is Kind.REGULAR_FILE
     chunk = DATAGRAM_CHUNK if sink.info.kind is Kind.DATAGRAM else USER_CHUNK
     buf = memoryview(bytearray(max(1, job.slice(chunk))))
+    warmth = Warmth(src_fd)
     while job.remaining > 0:
         view = buf[: job.slice(len(buf))]
-        got = None if to_file else read_nowait(src_fd, view, job.pos)
-        offload = got is None
+        got = None
+        # cachestat first: an RWF_NOWAIT read of pages that are not cached starts their read.
+        # At the end of the file, a read returns 0 before it looks for any page.
+        if not to_file and (job.at_expected_end or warmth.loop_may_read(job, len(view))):
+            got = read_nowait(src_fd, view, job.pos)
+        offload = warmth.cold = got is None
         if got is None:
             job.yielded = True
             got = await anyio.to_thread.run_sync(os.preadv, src_fd, [view], job.pos)

@@ -13,7 +13,7 @@ import os
 
 from ._constants import MAX_CALL
 
-__all__ = ["MAX_CALL", "PAGE", "at_end", "cached", "read_nowait", "tee"]
+__all__ = ["MAX_CALL", "PAGE", "at_end", "cached", "in_cache", "read_nowait", "tee"]
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -35,6 +35,28 @@ class _CacheStat(ctypes.Structure):
 _has_cachestat = True
 
 
+def in_cache(fd: int, offset: int, length: int) -> bool | None:
+    """Whether every page of ``[offset, offset + length)`` is in the page cache, by
+    ``cachestat(2)`` (Linux 6.5+) alone: one call that copies nothing and starts no I/O. Pages
+    whose readahead is still in flight count as cached. None when the kernel cannot tell (no
+    ``cachestat``, or it failed).
+    """
+    global _has_cachestat
+    if length <= 0:
+        return True
+    if not _has_cachestat:
+        return None
+    first = offset // PAGE
+    pages = (offset + length + PAGE - 1) // PAGE - first
+    rng = _Range(first * PAGE, pages * PAGE)
+    stat = _CacheStat()
+    if _libc.syscall(_SYS_CACHESTAT, fd, ctypes.byref(rng), ctypes.byref(stat), 0) == 0:
+        return int(stat.cache) >= pages
+    if ctypes.get_errno() in (errno.ENOSYS, errno.EPERM, errno.EOPNOTSUPP):
+        _has_cachestat = False
+    return None
+
+
 def cached(fd: int, offset: int, length: int) -> bool:
     """Whether ``[offset, offset + length)`` can be read without waiting for the disk.
 
@@ -42,24 +64,16 @@ def cached(fd: int, offset: int, length: int) -> bool:
     also counts pages whose read is still in flight (readahead), which a sendfile would wait
     for. So a range it calls cached must also pass a ``preadv2(RWF_NOWAIT)`` probe of its first
     and last byte, which fails on pages still being read. Without ``cachestat`` only the probe
-    runs, which can miss a hole in the middle of the range.
+    runs, which can miss a hole in the middle of the range. A probe is a read: on a page that
+    is not cached, or that the kernel marked for readahead, it starts that I/O (without waiting
+    for it) from the calling thread.
     """
-    global _has_cachestat
     if length <= 0:
         return True
     last = offset + length - 1
-    if _has_cachestat and last // PAGE - offset // PAGE > 1:  # 1-2 pages: the probes cover them
-        first = offset // PAGE
-        pages = (offset + length + PAGE - 1) // PAGE - first
-        rng = _Range(first * PAGE, pages * PAGE)
-        stat = _CacheStat()
-        rc = _libc.syscall(_SYS_CACHESTAT, fd, ctypes.byref(rng), ctypes.byref(stat), 0)
-        if rc == 0:
-            if int(stat.cache) < pages:
-                return False
-        elif ctypes.get_errno() in (errno.ENOSYS, errno.EPERM, errno.EOPNOTSUPP):
-            _has_cachestat = False
-        else:
+    if last // PAGE - offset // PAGE > 1:  # 1-2 pages: the probes cover them
+        whole = in_cache(fd, offset, length)
+        if whole is False or (whole is None and _has_cachestat):
             return False  # when unsure, treat the range as cold: a thread is always safe
     one = memoryview(bytearray(1))
     if read_nowait(fd, one, offset) != 1:
