@@ -61,6 +61,10 @@ BIG = 4 << 20  # big.iso in the fixture folder: big enough for sendfile, quick t
 PATHS = {"/srv/files": "{folder}"}
 #: Commands that run until stopped, and how to ask them something.
 SERVERS = {"zcio serve": "http", "zcio proxy": "echo", "uvicorn": "http"}
+SERVERS["zcio-hypercorn"] = "http"
+#: Servers asked for app.py's big.iso (not /): with zcio's protocols, /metrics must then show
+#: that it went by sendfile.
+BIG_ISO = ("uvicorn", "zcio-hypercorn")
 START_S = 30.0
 BLOCKS = all_blocks()
 
@@ -382,9 +386,10 @@ def _check_command(command: str, folder: Path, shown: list[str]) -> str:
                 else:
                     real += f" --port {port}"
             paths = ["/", *re.findall(r'"GET (\S+) HTTP', "\n".join(shown))]
-            if command.startswith("uvicorn"):
+            if command.startswith(BIG_ISO):
                 paths = ["/big.iso"]
-            check = _zero_copy_counted if "zcio_uvicorn" in command else None
+            zero_copy = "zcio_uvicorn" in command or command.startswith("zcio-hypercorn")
+            check = _zero_copy_counted if zero_copy else None
             status, output = _serve_and_probe(real, folder, port, server, paths, env, check)
             if command.startswith("zcio"):
                 assert status == 0, f"{command}: exit status {status} after SIGINT\n{output}"
