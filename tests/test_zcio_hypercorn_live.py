@@ -1,5 +1,6 @@
-"""zcio_hypercorn live, over loopback, on hypercorn's asyncio, uvloop and trio workers, each
-native and with zcio's methods forced off (``ZCIO_DISABLE=all``: the user-space copy).
+"""zcio_hypercorn live, over loopback, on hypercorn's asyncio, uvloop and trio workers, native,
+and on asyncio and trio with zcio's methods forced off (``ZCIO_DISABLE=all``: the user-space
+copy).
 
 The servers are real hypercorn processes started with zcio_hypercorn's command line
 (``python -m zcio_hypercorn``, and the ``zcio-hypercorn`` script for ``--workers 2``), serving
@@ -120,7 +121,12 @@ def interrupt(proc: subprocess.Popen[str]) -> str:
         return stop_server(proc)
 
 
-SERVERS = [(worker, mode) for mode in ("native", "fallback") for worker in WORKERS]
+# The copy on asyncio and trio: on uvloop it is the asyncio worker's code with the same copy.
+SERVERS = [
+    *((worker, "native") for worker in WORKERS),
+    ("asyncio", "fallback"),
+    ("trio", "fallback"),
+]
 
 
 @pytest.fixture(scope="module", params=SERVERS, ids=[f"{w}-{m}" for w, m in SERVERS])
