@@ -37,7 +37,7 @@ def install() -> None:
 
 def uninstall() -> None:
     """Put Tornado's own ``StaticFileHandler.get`` back. Idempotent."""
-    tornado.web.StaticFileHandler.get = STOCK_GET  # type: ignore[method-assign]
+    tornado.web.StaticFileHandler.get = STOCK_GET  # type: ignore[method-assign,assignment]
 
 
 def installed() -> bool:

@@ -82,9 +82,7 @@ class _Capture:
         return type(self.handler).get_content(abspath, start, end)
 
 
-async def get(
-    self: tornado.web.StaticFileHandler, path: str, include_body: bool = True
-) -> None:
+async def get(self: tornado.web.StaticFileHandler, path: str, include_body: bool = True) -> None:
     """``StaticFileHandler.get``: Tornado's, with the body sent as the module says.
 
     Errors before the first byte (a file that vanished since it was checked) are raised as
@@ -189,9 +187,7 @@ async def _sendfile_body(
         dup = sock.dup()  # ours to wait on, and ours until we close it: see the module
         progress = zcio.Progress()
         try:
-            await zcio.send_file(
-                dup, opened.file, offset=offset, count=length, progress=progress
-            )
+            await zcio.send_file(dup, opened.file, offset=offset, count=length, progress=progress)
         except zcio.IncompleteTransfer as exc:
             log.warning(
                 "%s ended after %d of %d bytes: connection aborted", abspath, exc.sent, length
