@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from _support import BIG, make_root, sha
+from _support import BIG, evict, make_root, sha
 
 pytest.importorskip("tornado")
 
@@ -140,6 +140,19 @@ def test_every_handler_sends_by_sendfile_once_installed(
     assert head.startswith(b"HTTP/1.1 200") and sha(body) == sha(BIG)
     assert (zcio.stats() - before).bytes("sendfile") == len(BIG)
     assert (b"X-Explicit: 1" in head) is (prefix == "jupyter")
+
+
+def test_a_cold_file_is_sent_from_a_worker_thread(
+    root: Path, installed: None, run: Callable[[Coroutine[Any, Any, Any]], Any]
+) -> None:
+    run(fetch(app(root), "/static/big.bin"))  # Tornado hashes the file once for its ETag
+    if not evict(str(root / "big.bin")):
+        pytest.skip("this filesystem keeps the file in memory (tmpfs?): nothing to evict")
+    before = zcio.stats()
+    head, body = run(fetch(app(root), "/static/big.bin"))
+    assert head.startswith(b"HTTP/1.1 200") and sha(body) == sha(BIG)
+    moved = (zcio.stats() - before).methods["sendfile"]
+    assert moved.bytes == len(BIG) and moved.offloaded > 0, moved
 
 
 def test_the_class_sends_by_sendfile_without_install(
