@@ -71,6 +71,14 @@ class OwnContent(tornado.web.StaticFileHandler):
             yield chunk.upper()
 
 
+class NoLength(tornado.web.StaticFileHandler):
+    """Takes Content-Length away as the headers go: the body must then be chunked."""
+
+    def flush(self, include_footers: bool = False) -> Any:
+        self.clear_header("Content-Length")
+        return super().flush(include_footers)
+
+
 def app(root: Path, **settings: Any) -> tornado.web.Application:
     return tornado.web.Application(
         [
@@ -78,6 +86,7 @@ def app(root: Path, **settings: Any) -> tornado.web.Application:
             (r"/jupyter/(.*)", JupyterStyle, {"path": str(root)}),
             (r"/own/(.*)", OwnContent, {"path": str(root)}),
             (r"/class/(.*)", zcio_tornado.StaticFileHandler, {"path": str(root)}),
+            (r"/nolength/(.*)", NoLength, {"path": str(root)}),
         ],
         **settings,
     )
@@ -191,6 +200,19 @@ def test_gzip_goes_tornados_way_byte_for_byte(
     assert gzip.decompress(body) == TEXT
     # The same compressed bytes, but for the gzip header's timestamp (bytes 4 to 8).
     assert body[:4] + body[8:] == stock_body[:4] + stock_body[8:]
+
+
+def test_no_content_length_goes_tornados_way(
+    root: Path, run: Callable[[Coroutine[Any, Any, Any]], Any]
+) -> None:
+    stock_head, stock_body = run(fetch(app(root), "/nolength/big.bin"))
+    zcio_tornado.install()
+    try:
+        head, body = run(fetch(app(root), "/nolength/big.bin"))
+    finally:
+        zcio_tornado.uninstall()
+    assert b"Transfer-Encoding: chunked" in head and dechunk(body) == BIG
+    assert without_date(head) == without_date(stock_head) and body == stock_body
 
 
 def test_own_get_content_is_tornados_get(

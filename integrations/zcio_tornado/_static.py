@@ -181,8 +181,13 @@ async def _sendfile_body(
             await handler.flush()  # the headers and anything buffered: they go first
         except iostream.StreamClosedError:
             return
-        if conn._expected_content_remaining is None or conn.stream.closed():
-            return  # gone meanwhile, or framing we do not know: Tornado's finish() decides
+        if conn.stream.closed():
+            return  # the client went away meanwhile: Tornado's get just returns
+        if conn._expected_content_remaining is None:
+            # No Content-Length went out (a subclass took it away): chunked framing, which
+            # only Tornado's writes produce.
+            await _tornado_body(handler, abspath, offset, offset + length)
+            return
         _counts["sendfile"] += 1
         dup = sock.dup()  # ours to wait on, and ours until we close it: see the module
         progress = zcio.Progress()
