@@ -1,7 +1,8 @@
 """jupyter_server's own ``tests/test_files.py`` (``/files/``, hidden files, downloads), from
 the sdist of the installed jupyter_server, with the ``zcio_tornado.jupyter`` extension enabled
-in every server it starts (tests/jupyter_upstream/zcio_jupyter_plugin.py), against the same
-tests on stock jupyter_server.
+in every server it starts (tests/jupyter_upstream/zcio_jupyter_plugin.py). Every test must
+pass, none skipped (stock jupyter_server 2.21.1: 20 passed); jupyter starts slowly, so the stock
+run is not repeated here.
 
 The sdist is fetched once (tests/_upstream.py); without network the test is skipped with the
 reason, never failed. A test that fails in the whole run is retried once alone, both results
@@ -48,14 +49,13 @@ def _run(tree: Path, *plugins: str) -> tuple[str, str]:
     return summary[1], run.first.stdout
 
 
-@pytest.mark.timeout(420)  # one pip download and two runs of their own (timeout=300 each)
+@pytest.mark.timeout(420)  # one pip download and a run of its own (timeout=300)
 def test_jupyter_server_files_tests_pass_with_the_extension() -> None:
     tree = sdist("jupyter_server")
     assert (tree / "tests" / "test_files.py").is_file(), f"no tests in {tree}"
-    stock, _ = _run(tree)
     ours, output = _run(tree, "zcio_jupyter_plugin")
-    print(f"jupyter_server tests/test_files.py: stock {stock}; with zcio_tornado.jupyter {ours}")
-    assert ours == stock
+    print(f"jupyter_server tests/test_files.py with zcio_tornado.jupyter: {ours}")
+    assert re.fullmatch(r"\d+ passed", ours) and int(ours.split()[0]) >= 20, ours
     said = re.search(r"^ZCIO_TORNADO (.*)$", output, re.MULTILINE)
     assert said, output[-2000:]
     counters = json.loads(said[1])

@@ -3,9 +3,9 @@
 
 tests/tornado_upstream/runner.py installs, runs ``tornado.test.runtests`` (which fails a test
 that logs unexpectedly) and prints zcio's counters at exit. ``web_test`` holds Tornado's
-static-file tests (StaticFileTest, CustomStaticFileTest, ranges, HEAD, 304, GzipTestCase);
-``httpserver_test`` its HTTP/1 connection tests. A test that fails in the whole run is
-retried once alone, both results printed; only one that fails twice fails this test.
+static-file tests (StaticFileTest, CustomStaticFileTest, ranges, HEAD, 304, GzipTestCase).
+A test that fails in the whole run is retried once alone, both results printed; only one
+that fails twice fails this test.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from _upstream import run_suite, unittest_failures
 pytest.importorskip("tornado")
 
 RUNNER = Path(__file__).parent / "tornado_upstream" / "runner.py"
-MODULES = ("tornado.test.web_test", "tornado.test.httpserver_test")
+MODULES = ("tornado.test.web_test",)
 
 
 def _run(*flags: str) -> tuple[str, dict[str, object]]:

@@ -70,7 +70,7 @@ def jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jupyter]:
     stop_server(proc)
 
 
-def test_files_download_by_sendfile_to_a_client_with_the_token(jupyter: Jupyter) -> None:
+def test_files_by_sendfile_to_a_client_with_the_token_and_to_no_other(jupyter: Jupyter) -> None:
     auth = {"Authorization": f"token {TOKEN}"}
     with httpx.Client(headers=auth, timeout=60) as client:
         before = jupyter.stats(client)
@@ -88,9 +88,7 @@ def test_files_download_by_sendfile_to_a_client_with_the_token(jupyter: Jupyter)
     moved = after["bytes"].get("sendfile", 0) - before["bytes"].get("sendfile", 0)
     assert moved >= 2 * len(DATA) + 4000000 - 1000, (before, after)
     assert after["counts"]["sendfile"] - before["counts"].get("sendfile", 0) == 3
-
-
-def test_files_refused_without_the_token(jupyter: Jupyter) -> None:
+    # One test, not two: xdist would start a jupyter_server (seconds) for each.
     answer = httpx.get(jupyter.url + "/files/data/model.bin", timeout=60)
     assert answer.status_code in (302, 403), answer.status_code
     assert sha(answer.content) != sha(DATA) and len(answer.content) < len(DATA)
