@@ -1,7 +1,7 @@
 """Benchmark Tornado's ``StaticFileHandler``, stock and with ``zcio_tornado.install()``; nginx
 with ``sendfile on`` as the anchor (a "not installed" row when it is missing).
 
-The server is ``bench/tornado_app.py`` (a static route over the same folder and URLs as
+The server is ``bench/tornado_bench_app.py`` (a static route over the same folder and URLs as
 ``bench/http_files.py``'s app, plus in-memory responses of the small files); the machinery is
 ``bench/http_files.py``'s: a fresh server process per run, a splice client for the large file
 (GB/s from the request to the last byte, server CPU from ``/proc`` over the whole process
@@ -83,7 +83,7 @@ TARGET_X_STOCK_CPU = 0.5
 TARGET_P99_MS = 20.0
 TARGET_X_STOCK_SMALL = 1.0
 
-TORNADO_APP = Path(__file__).resolve().with_name("tornado_app.py")
+TORNADO_APP = Path(__file__).resolve().with_name("tornado_bench_app.py")
 #: The other client: how long it waits between two requests, and which file it asks for.
 PROBE_GAP_S = 0.005
 PROBE_PATH = "/f/4k.bin"

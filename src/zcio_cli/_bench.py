@@ -60,7 +60,7 @@ NEEDED = (
     "aiohttp_app.py",
     "django_bench_app.py",
     "http_litestar_app.py",
-    "tornado_app.py",
+    "tornado_bench_app.py",
 )
 
 #: The scripts' sizing options per mode (no options: the scripts' full defaults).

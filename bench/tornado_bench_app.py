@@ -1,7 +1,7 @@
 """The Tornado server that ``bench/tornado_files.py`` measures: stock, or after
 ``zcio_tornado.install()``.
 
-    python tornado_app.py --host H --port P --flavour stock|zcio [--loop asyncio|uvloop]
+    python tornado_bench_app.py --host H --port P --flavour stock|zcio [--loop asyncio|uvloop]
 
 ``ZCIO_BENCH_FILES`` is the folder of files (``bench/http_files.py``'s ``prepare_files``).
 Routes, the same URLs as ``bench/http_app.py``:
