@@ -60,6 +60,7 @@ NEEDED = (
     "aiohttp_app.py",
     "django_bench_app.py",
     "http_litestar_app.py",
+    "tornado_bench_app.py",
 )
 
 #: The scripts' sizing options per mode (no options: the scripts' full defaults).
@@ -100,6 +101,7 @@ SMOKE: dict[str, tuple[str, ...]] = {
 }
 SMOKE["http_litestar"] = SMOKE["http_files"]
 SMOKE["http_hypercorn"] = SMOKE["http_files"]
+SMOKE["tornado_files"] = SMOKE["aiohttp_files"]
 #: Rough minutes per script and mode on the 2-core development VM, for the announcement.
 MINUTES = {
     "full": {
@@ -111,6 +113,7 @@ MINUTES = {
         "django_files": 11.0,
         "http_litestar": 7.0,
         "http_hypercorn": 9.0,
+        "tornado_files": 5.0,
         "soak": 3.3,
     },
     "quick": {
@@ -122,6 +125,7 @@ MINUTES = {
         "django_files": 1.0,
         "http_litestar": 1.5,
         "http_hypercorn": 2.0,
+        "tornado_files": 1.0,
         "soak": 0.7,
     },
     "smoke": {
@@ -133,6 +137,7 @@ MINUTES = {
         "django_files": 0.5,
         "http_litestar": 0.6,
         "http_hypercorn": 0.8,
+        "tornado_files": 0.7,
         "soak": 0.3,
     },
 }
@@ -146,6 +151,10 @@ STOP_S = 15.0
 TAIL_LINES = 20
 
 
+#: The groups whose scripts give rows of the table, in GROUPS' order.
+_ROW_GROUPS = [g for g in GROUPS if g not in ("all", *EXTRA_SCRIPTS)]
+
+
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "bench",
@@ -153,10 +162,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description="Run the benchmark scripts (bench/ in a checkout, shipped in the wheel) one "
         "after the other and print one table combining them: GB/s, CPU s/GiB, requests/s, "
         "and ratios against the anchors installed here (nginx, HAProxy, granian, anycorn) "
-        "and the baselines the scripts measure. Groups: primitives (send_file.py, "
-        "streams.py), relay (relay.py), http (http_files.py), aiohttp (aiohttp_files.py), "
-        "django (django_files.py), litestar (http_litestar.py), hypercorn (http_hypercorn.py), "
-        "all (default: these eight). "
+        "and the baselines the scripts measure. Groups: "
+        + ", ".join(f"{g} ({', '.join(f'{s}.py' for s in GROUPS[g])})" for g in _ROW_GROUPS)
+        + f", all (default: these {len(SCRIPTS)} scripts). "
         "A full run takes about 40 minutes; --quick about 8, --smoke about 4. soak (soak.py, "
         "not part of all): 3 minutes of mixed load against zcio serve and zcio proxy "
         "--mirror, printing requests/s, errors, fds and RSS over time (--quick 30 s, --smoke "
@@ -168,7 +176,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "groups",
         nargs="*",
         metavar="GROUP",
-        help="primitives, relay, http, aiohttp, django, litestar, hypercorn, all (default) or soak",
+        help=f"{', '.join(_ROW_GROUPS)}, all (default) or soak",
     )
     size = parser.add_mutually_exclusive_group()
     size.add_argument(
@@ -228,6 +236,12 @@ def _mode(args: argparse.Namespace) -> str:
 WAITING = (
     *("streams", "http_files", "aiohttp_files", "django_files", "http_litestar"),
     "http_hypercorn",
+    "streams",
+    "http_files",
+    "aiohttp_files",
+    "django_files",
+    "http_litestar",
+    "tornado_files",
 )
 
 

@@ -48,6 +48,7 @@ SCRIPTS = (
     "django_files",
     "http_litestar",
     "http_hypercorn",
+    "tornado_files",
 )
 #: Scripts with no rows in the table (their own summary follows it), run only when asked for:
 #: ``soak`` takes minutes by design and measures stability over time, not speed.
@@ -62,6 +63,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "django": ("django_files",),
     "litestar": ("http_litestar",),
     "hypercorn": ("http_hypercorn",),
+    "tornado": ("tornado_files",),
     "all": SCRIPTS,
 }
 
