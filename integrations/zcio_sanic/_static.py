@@ -128,13 +128,18 @@ async def static_request_handler(
     not_found = FileNotFound(
         "File not found", path=Path(file_or_directory), relative_url=__file_uri__
     )
-    file_path = await app._get_file_path(
-        file_or_directory,
-        __file_uri__,
-        not_found,
-        follow_external_symlink_files,
-        follow_external_symlink_dirs,
-    )
+    try:
+        file_path = await app._get_file_path(
+            file_or_directory,
+            __file_uri__,
+            not_found,
+            follow_external_symlink_files,
+            follow_external_symlink_dirs,
+        )
+    except OSError:
+        # Sanic's resolve() met a name changing under it (EINVAL from readlink when a symlink
+        # became a file): Sanic answers 500; nothing was servable at that moment, so 404.
+        raise not_found from None
     beneath = not (follow_external_symlink_files or follow_external_symlink_dirs)
     opened: zcio.asgi.Opened | None = None
     try:
