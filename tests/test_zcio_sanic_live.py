@@ -1,5 +1,5 @@
-"""zcio_sanic on Sanic's own server over loopback (tests/apps/sanic_app.py in a subprocess, one
-process, programmatic ``app.run(single_process=True)``).
+"""zcio_sanic on Sanic's own server over loopback: tests/apps/sanic_live_app.py in a
+subprocess, one process, started programmatically (``app.run(single_process=True)``).
 
 Servers: stock Sanic (no ``install``), and zcio_sanic on uvloop (Sanic's default), on the
 default asyncio loop, with zero-copy forced off (``ZCIO_DISABLE=all``), and with an
@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -105,7 +106,7 @@ def _start(kind: Kind, root: Path) -> Server:
     log = root / f"{kind.name}-{port}.log"
     with open(log, "w") as err:
         proc = subprocess.Popen(
-            [sys.executable, "sanic_app.py", str(port)],
+            [sys.executable, "sanic_live_app.py", str(port)],
             cwd=APPS,
             env=env,
             stderr=err,
@@ -375,7 +376,11 @@ def test_client_reset_mid_body(server: Server) -> None:
             sock.connect(("127.0.0.1", server.port))
             sock.sendall(_request("/zcio/file/huge.bin"))
             sock.recv(4096)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            sock.setsockopt(
+                socket.SOL_SOCKET,
+                socket.SO_LINGER,
+                struct.pack("ii", 1, 0),  # close with RST
+            )
     _fds_back(server, fds)
     assert httpx.get(server.url + "/zcio/file/small.bin", timeout=30).content == SMALL
 
@@ -416,15 +421,17 @@ def test_symlink_swap_race_never_serves_outside(server: Server, root: Path) -> N
         pytest.skip("the opening is the same on every path: two loops suffice")
     www = root / "www"
     counts = {"inside": 0, "missing": 0}
-    with Swapper(www, f"race-{server.kind.name}.txt", "symlink") as swapper:
-        with httpx.Client(base_url=server.url, timeout=30) as client:
-            for _ in range(200):
-                r = client.get(f"/static/race-{server.kind.name}.txt")
-                assert SECRET not in r.content
-                if r.status_code == 200:
-                    assert r.content == INSIDE
-                    counts["inside"] += 1
-                else:
-                    assert r.status_code == 404
-                    counts["missing"] += 1
+    with (
+        Swapper(www, f"race-{server.kind.name}.txt", "symlink") as swapper,
+        httpx.Client(base_url=server.url, timeout=30) as client,
+    ):
+        for _ in range(200):
+            r = client.get(f"/static/race-{server.kind.name}.txt")
+            assert SECRET not in r.content
+            if r.status_code == 200:
+                assert r.content == INSIDE
+                counts["inside"] += 1
+            else:
+                assert r.status_code == 404
+                counts["missing"] += 1
     assert swapper.swaps > 0 and counts["inside"] > 0, counts

@@ -1,5 +1,5 @@
 """A Sanic app serving the same files with stock Sanic and with zcio_sanic, run by Sanic's own
-server as a subprocess: ``python sanic_app.py PORT`` (one process, no worker manager).
+server as a subprocess: ``python sanic_live_app.py PORT`` (one process, no worker manager).
 
 Environment: ZCIO_TEST_ROOT (the files), ZCIO_SANIC_INSTALL=1 (``zcio_sanic.install(app)``:
 the static routes serve with zcio_sanic), ZCIO_SANIC_LOOP=asyncio (the default loop instead of
