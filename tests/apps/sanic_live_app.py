@@ -3,7 +3,8 @@ server as a subprocess: ``python sanic_live_app.py PORT`` (one process, no worke
 
 Environment: ZCIO_TEST_ROOT (the files), ZCIO_SANIC_INSTALL=1 (``zcio_sanic.install(app)``:
 the static routes serve with zcio_sanic), ZCIO_SANIC_LOOP=asyncio (the default loop instead of
-uvloop), ZCIO_SANIC_SIGNAL=1 (an ``http.lifecycle.send`` handler that counts what it sees).
+uvloop), ZCIO_SANIC_SIGNAL=1 (an ``http.lifecycle.send`` handler that counts what it sees),
+ZCIO_SANIC_CERT and ZCIO_SANIC_KEY (PEM files: serve HTTPS).
 
 GET|HEAD /{stock,zcio}/file/NAME[?filename=F]     sanic.response.file / zcio_sanic.file (the
          request's Range and If-Modified-Since honoured, as the static handler does)
@@ -119,10 +120,12 @@ async def stats(request: Any) -> Any:
 
 
 if __name__ == "__main__":
+    cert = os.environ.get("ZCIO_SANIC_CERT")
     app.run(
         host="127.0.0.1",
         port=int(sys.argv[1]),
         single_process=True,
         motd=False,
         access_log=False,
+        ssl={"cert": cert, "key": os.environ["ZCIO_SANIC_KEY"]} if cert else None,
     )
