@@ -290,6 +290,11 @@ def test_signal_handlers_see_the_body(server: Server) -> None:
     assert after - before > len(DATA)  # headers and every body byte passed the handler
 
 
+def _not_on_signal(server: Server) -> None:
+    if server.kind.name == "zcio-signal":
+        pytest.skip("Sanic's own path (chunks through its send): the hashes and keep-alive suffice")
+
+
 def _request(path: str, keep_alive: bool = True) -> bytes:
     connection = "keep-alive" if keep_alive else "close"
     return f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: {connection}\r\n\r\n".encode()
@@ -325,6 +330,7 @@ def test_keep_alive_after_a_file(server: Server) -> None:
 
 
 def test_larger_than_the_socket_buffer_slow_reader(server: Server) -> None:
+    _not_on_signal(server)
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.settimeout(30)
@@ -369,6 +375,7 @@ def _fds_back(server: Server, fds: int) -> None:
 
 
 def test_client_reset_mid_body(server: Server) -> None:
+    _not_on_signal(server)
     fds = server.stats()["fds"]
     for _ in range(5):
         with socket.socket() as sock:
@@ -386,6 +393,7 @@ def test_client_reset_mid_body(server: Server) -> None:
 
 
 def test_file_shrinking_mid_send_aborts(server: Server, root: Path) -> None:
+    _not_on_signal(server)
     name = f"shrink-{server.kind.name}.bin"
     with open(root / name, "wb") as f:
         f.truncate(64 << 20)
@@ -437,8 +445,7 @@ def test_symlink_swap_race_never_serves_outside(server: Server, root: Path) -> N
     assert swapper.swaps > 0 and counts["inside"] > 0, counts
 
 
-@pytest.mark.parametrize("path", ["file/data.bin", "stream/data.bin"])
-def test_tls_is_sanics_own_path(root: Path, tmp_path: Path, path: str) -> None:
+def test_tls_is_sanics_own_path(root: Path, tmp_path: Path) -> None:
     import trustme
 
     ca = trustme.CA()
@@ -451,12 +458,13 @@ def test_tls_is_sanics_own_path(root: Path, tmp_path: Path, path: str) -> None:
     try:
         before = server.moved()
         with httpx.Client(base_url=server.url, timeout=60, verify=False) as client:
-            expected = client.get("/stock/" + path)
-            got = client.get("/zcio/" + path)
-            ranged = client.get("/zcio/" + path, headers={"Range": "bytes=-70000"})
+            for path in ("file/data.bin", "stream/data.bin"):
+                expected = client.get("/stock/" + path)
+                got = client.get("/zcio/" + path)
+                ranged = client.get("/zcio/" + path, headers={"Range": "bytes=-70000"})
+                assert comparable(got) == comparable(expected)
+                assert got.content == DATA and ranged.content == DATA[-70000:]
         after = server.moved()
     finally:
         _stop(server)
-    assert comparable(got) == comparable(expected)
-    assert got.content == DATA and ranged.content == DATA[-70000:]
     assert after == before  # encrypted in Python: zcio moved nothing

@@ -16,7 +16,10 @@ chunks in a worker thread and given to Sanic's ``send``. The whole file is never
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+from collections.abc import Iterator
 from datetime import datetime
 from email.utils import formatdate
 from mimetypes import guess_type
@@ -45,6 +48,8 @@ CHUNK = 64 * 1024
 #: Bytes per ``send_file`` call on the zero-copy path: between two calls Sanic's clock for the
 #: response timeout is reset, as its own ``send`` does on every write.
 SLICE = 16 * 1024 * 1024
+#: Bodies up to this size leave with their headers in one segment (:func:`corked`).
+CORK_MAX = 256 * 1024
 
 
 async def open_file(location: str | PurePath) -> zcio.asgi.Opened:
@@ -73,6 +78,25 @@ def zero_copy_stream(stream: Any) -> Any:
     if any(route.name == "http.lifecycle.send" for route in protocol.app.signal_router.routes):
         return None
     return stream
+
+
+@contextlib.contextmanager
+def corked(stream: Any, count: int) -> Iterator[None]:
+    """For a small body: ``TCP_CORK`` on the socket while the headers and the file go in, so
+    they leave in one segment, as Sanic's single write of headers and body does (nginx's
+    ``tcp_nopush``). Two ``setsockopt`` calls; a socket that refuses them is left alone."""
+    sock = stream.protocol.transport.get_extra_info("socket") if count <= CORK_MAX else None
+    try:
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+    except (OSError, AttributeError):
+        sock = None
+    try:
+        yield
+    finally:
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
 
 
 async def send_range(stream: Any, file: zcio.asgi.Opened, offset: int, count: int) -> None:
@@ -164,12 +188,13 @@ class ZeroCopyFile(HTTPResponse):
             if stream is None:
                 await self._send_own(opened)
                 return
-            await stream.send(b"", end_stream=False)  # the headers, queued in the transport
-            if stream.response_func != stream.http1_response_normal:
-                # Not framed by Content-Length (the request ended meanwhile): Sanic decides.
-                await super().send(b"", True)
-                return
-            await send_range(stream, opened, self._zcio_offset, self._zcio_count)
+            with corked(stream, self._zcio_count):
+                await stream.send(b"", end_stream=False)  # the headers, into the transport
+                if stream.response_func != stream.http1_response_normal:
+                    # Not framed by Content-Length (the request ended meanwhile): Sanic decides.
+                    await super().send(b"", True)
+                    return
+                await send_range(stream, opened, self._zcio_offset, self._zcio_count)
             stream.response_bytes_left -= self._zcio_count
             await stream.send(b"", end_stream=True)  # Sanic's own end: keep-alive, next request
 
