@@ -19,12 +19,12 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from email.utils import formatdate
 from mimetypes import guess_type
 from pathlib import PurePath
-from time import time
 from typing import Any
 
 import anyio
@@ -117,7 +117,7 @@ async def send_range(stream: Any, file: zcio.asgi.Opened, offset: int, count: in
             size = min(SLICE, count - done)
             done += await zcio.send_file(transport, fd, offset=offset + done, count=size)
             if hasattr(protocol, "_time"):
-                protocol._time = protocol.loop.time()  # what Sanic's send sets on every write
+                protocol._time = time.monotonic()  # what Sanic's send sets on every write
     except zcio.IncompleteTransfer as exc:
         transport.abort()
         raise ServerError("File ended before the promised length was sent") from exc
@@ -287,7 +287,7 @@ async def file_response(
             cache_control = "no-store"
         elif max_age:
             cache_control = f"public, max-age={max_age}"
-            headers.setdefault("expires", formatdate(time() + max_age, usegmt=True))
+            headers.setdefault("expires", formatdate(time.time() + max_age, usegmt=True))
         else:
             cache_control = "no-cache"
         headers.setdefault("cache-control", cache_control)
