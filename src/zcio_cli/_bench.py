@@ -61,6 +61,7 @@ NEEDED = (
     "django_bench_app.py",
     "http_litestar_app.py",
     "tornado_bench_app.py",
+    "sanic_app.py",
 )
 
 #: The scripts' sizing options per mode (no options: the scripts' full defaults).
@@ -102,6 +103,7 @@ SMOKE: dict[str, tuple[str, ...]] = {
 SMOKE["http_litestar"] = SMOKE["http_files"]
 SMOKE["http_hypercorn"] = SMOKE["http_files"]
 SMOKE["tornado_files"] = SMOKE["aiohttp_files"]
+SMOKE["sanic_files"] = ("--smoke",)
 #: Rough minutes per script and mode on the 2-core development VM, for the announcement.
 MINUTES = {
     "full": {
@@ -114,6 +116,7 @@ MINUTES = {
         "http_litestar": 7.0,
         "http_hypercorn": 9.0,
         "tornado_files": 5.0,
+        "sanic_files": 6.0,
         "soak": 3.3,
     },
     "quick": {
@@ -126,6 +129,7 @@ MINUTES = {
         "http_litestar": 1.5,
         "http_hypercorn": 2.0,
         "tornado_files": 1.0,
+        "sanic_files": 2.0,
         "soak": 0.7,
     },
     "smoke": {
@@ -138,6 +142,7 @@ MINUTES = {
         "http_litestar": 0.6,
         "http_hypercorn": 0.8,
         "tornado_files": 0.7,
+        "sanic_files": 1.0,
         "soak": 0.3,
     },
 }

@@ -49,6 +49,7 @@ SCRIPTS = (
     "http_litestar",
     "http_hypercorn",
     "tornado_files",
+    "sanic_files",
 )
 #: Scripts with no rows in the table (their own summary follows it), run only when asked for:
 #: ``soak`` takes minutes by design and measures stability over time, not speed.
@@ -64,6 +65,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "litestar": ("http_litestar",),
     "hypercorn": ("http_hypercorn",),
     "tornado": ("tornado_files",),
+    "sanic": ("sanic_files",),
     "all": SCRIPTS,
 }
 
