@@ -293,7 +293,8 @@ class HttpToolsProtocol(_BodyClock, _Configurable, httptools_impl.HttpToolsProto
         self._zcio_in_body = False  # between a head's end and its message's end
         self._zcio_header_bytes = 0
         self._zcio_fields = 0
-        self._zcio_unparsed = b""  # read, not yet parsed: reading is paused meanwhile
+        # read, not yet parsed (a view of the read: never copied): reading is paused meanwhile
+        self._zcio_unparsed: memoryview | bytes = b""
         self._zcio_release_soon = False
         self._zcio_chunk_gap = False  # after a chunk's size line, before any of its data
         self._zcio_gap_bytes = 0
@@ -320,11 +321,11 @@ class HttpToolsProtocol(_BodyClock, _Configurable, httptools_impl.HttpToolsProto
     def data_received(self, data: bytes) -> None:
         self._unset_keepalive_if_required()
         if self._zcio_unparsed:  # a read that was under way as reading paused
-            self._zcio_unparsed += data
+            self._zcio_unparsed = bytes(self._zcio_unparsed) + data
             return
         self._zcio_feed(data)
 
-    def _zcio_feed(self, data: bytes) -> None:
+    def _zcio_feed(self, data: bytes | memoryview) -> None:
         """Parse ``data`` a piece at a time; keep what is left once the queue is full."""
         most = self.limits.max_pipelined
         if most is None:
@@ -334,7 +335,7 @@ class HttpToolsProtocol(_BodyClock, _Configurable, httptools_impl.HttpToolsProto
         at, end = 0, len(data)
         while at < end:
             if len(self.pipeline) >= most:
-                self._zcio_unparsed = bytes(view[at:])
+                self._zcio_unparsed = view[at:]
                 self.flow.pause_reading()
                 return
             piece = view[at : at + (PIECE_PIPELINED if self.pipeline else PIECE)]
