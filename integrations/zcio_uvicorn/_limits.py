@@ -1,6 +1,7 @@
-"""Limits on what one client may make a server hold: the request line, the header section, the
-time to send a request's head, how many connections are open at once, and how long a response
-may go unread.
+"""Limits on what one client may make a server hold: the request line, the header section (and
+a chunked body's trailer), the time to send a request's head and the time between the pieces
+of its body, the requests it may pipeline, how many connections are open at once, and how long
+a response may go unread.
 
 uvicorn's protocols take none of these from it: httptools' parser accumulates a request line or
 a header of any length (with quadratic copying), and nothing closes a connection that never
@@ -15,7 +16,8 @@ connections that are waiting for a request's head, oldest first: it closes those
 late (one timer for the whole server, set for the oldest deadline) and, when a new connection
 would go over ``max_connections``, the one that has waited longest (as nginx reuses idle
 keep-alive connections when it runs out of them), so a flood of idle or slow connections cannot
-keep a prompt client out.
+keep a prompt client out. It also keeps the connections waiting for the next piece of a
+request's body (their own timer, and closed for a newcomer when none waits for a head).
 """
 
 from __future__ import annotations
@@ -243,7 +245,11 @@ class Gate:
     ``waiting`` maps a protocol to its deadline (``time.monotonic()``); it is ordered by
     deadline because every entry has the same timeout. Protocols call :meth:`admit` when a
     connection opens, :meth:`wait` when they become ready for a head, :meth:`done` when a head
-    is complete, and :meth:`forget` when the connection is lost.
+    is complete, :meth:`body` when they wait for (more of) a body, :meth:`body_done` when it
+    is complete, and :meth:`forget` when the connection is lost. ``bodies`` maps a protocol
+    waiting for a body to when it began to wait, oldest first. A protocol answers
+    ``_zcio_body_held()`` (the server, not the client, holds its body up) and
+    ``_zcio_body_answer()`` (408, or None once a response has started).
     """
 
     WARN_EVERY = 10.0
