@@ -10,6 +10,7 @@ asserted), the server's fds afterwards. Loopback only; every loop is bounded.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import socket
@@ -18,10 +19,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import pytest
 
+import zcio_uvicorn
 from _support import make_data, sha
 from test_zcio_uvicorn_limits import TIMEOUT, Server, answer, connect, serving
 
@@ -289,3 +292,129 @@ def test_slow_uploaders_at_the_cap_do_not_shut_others_out(server: Server) -> Non
     assert statuses == [200] * 10
     assert "closed for a new connection while sending a body" in server.output()
     fds_come_back(server, baseline)
+
+
+# -- in process: what a protocol holds, exactly ------------------------------------------------
+
+
+class _Transport:
+    """The little of an asyncio transport a uvicorn protocol uses, counting pauses."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.closed = False
+        self.paused = False
+
+    def get_extra_info(self, key: str) -> object:
+        return {"peername": ("127.0.0.1", 1), "sockname": ("127.0.0.1", 2)}.get(key)
+
+    def write(self, data: bytes) -> None:
+        self.buffer += data
+
+    def close(self) -> None:
+        self.closed = True
+
+    abort = close
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+
+def _in_process(
+    protocol: str,
+    limits: zcio_uvicorn.Limits,
+    pieces: list[bytes],
+    check: Callable[[Any, _Transport, list[bytes]], None],
+) -> None:
+    """Feed ``pieces`` to a fresh protocol (an app that reads bodies and answers 200), let
+    the app run, then ``check(protocol, transport, bodies the app got)``."""
+    from uvicorn.config import Config
+    from uvicorn.server import ServerState
+
+    bodies: list[bytes] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        bodies.append(body)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def main() -> None:
+        cls = getattr(zcio_uvicorn, protocol).configure(limits, report=False)
+        config = Config(app=app, log_level="critical")
+        proto = cls(config=config, server_state=ServerState(), app_state={})
+        transport = _Transport()
+        proto.connection_made(transport)
+        try:
+            for piece in pieces:
+                if not transport.closed:
+                    proto.data_received(piece)
+            check(proto, transport, bodies)
+        finally:
+            proto.connection_lost(None)
+
+    asyncio.run(main())
+
+
+def test_a_read_of_tiny_pipelined_requests_queues_a_bounded_number() -> None:
+    """256 KiB of 31-byte requests in one read: httptools is fed a piece at a time until 16
+    are queued (more at most by what one piece holds: the first is 4 KiB, 131 requests, the
+    next 512 bytes), reading pauses, and the rest waits unparsed."""
+    request = b"GET /text HTTP/1.1\r\nHost: x\r\n\r\n"
+    read = request * (256 * 1024 // len(request))
+
+    def check(proto: Any, transport: _Transport, bodies: list[bytes]) -> None:
+        assert 16 <= len(proto.pipeline) <= 4096 // len(request) + 512 // len(request) + 1
+        assert transport.paused
+        assert 0 < len(proto._zcio_unparsed) < len(read)
+
+    _in_process("HttpToolsProtocol", zcio_uvicorn.Limits(), [read], check)
+
+
+def test_many_small_chunks_are_not_a_trailer() -> None:
+    """A chunked body of 2,000 small chunks, under a 200-byte header limit: every chunk's size
+    line is followed by its data, so nothing counts as a trailer; the app gets it all."""
+    body = make_data(100_000, seed=9)
+    chunks = b"".join(b"%x\r\n%s\r\n" % (50, body[i : i + 50]) for i in range(0, len(body), 50))
+    request = (
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + chunks
+        + b"0\r\nx-sum: 1\r\n\r\n"
+    )
+    limits = zcio_uvicorn.Limits(max_header_bytes=200)
+
+    def check(proto: Any, transport: _Transport, bodies: list[bytes]) -> None:
+        assert not transport.closed
+
+    for protocol in ("HttpToolsProtocol", "H11Protocol"):
+        pieces = [request[i : i + 7000] for i in range(0, len(request), 7000)]
+        _in_process(protocol, limits, pieces, check)
+
+
+@pytest.mark.parametrize("protocol", ["HttpToolsProtocol", "H11Protocol"])
+def test_an_endless_trailer_closes_without_an_answer(protocol: str) -> None:
+    """Past the header limit, a trailer closes the connection: no 431 (the app has the
+    request, and may be answering it)."""
+    request = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n"
+    pieces = [request, b"x-long: "] + [b"a" * 4096] * 64
+
+    def check(proto: Any, transport: _Transport, bodies: list[bytes]) -> None:
+        assert transport.closed
+        assert b"431" not in transport.buffer
+
+    _in_process(protocol, zcio_uvicorn.Limits(), pieces, check)

@@ -104,6 +104,9 @@ class Limits:
     - ``max_pipelined``: requests one connection may have queued behind the one being
       answered (pipelining). At the limit, the server stops reading that connection until the
       queue drains; what it already read and not yet parsed (one read, 256 KiB at most) waits.
+      httptools is fed 4 KiB at a time (512 bytes while requests are queued), so the requests
+      in the piece that reaches the limit are queued too (131 of 31 bytes at the most); h11
+      parses one request ahead by itself.
 
     Trailer fields of a chunked body count against ``max_headers`` and ``max_header_bytes``
     (with the head's fields), and the bytes of an unfinished trailer against

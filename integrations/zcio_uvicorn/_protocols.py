@@ -297,7 +297,8 @@ class HttpToolsProtocol(_BodyClock, _Configurable, httptools_impl.HttpToolsProto
         self._zcio_unparsed: memoryview | bytes = b""
         self._zcio_release_soon = False
         self._zcio_chunk_gap = False  # after a chunk's size line, before any of its data
-        self._zcio_gap_bytes = 0
+        self._zcio_gap_bytes = 0  # bytes of the pieces since, not counting the piece it was in
+        self._zcio_gap_began = False  # in the piece being parsed
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -380,7 +381,9 @@ class HttpToolsProtocol(_BodyClock, _Configurable, httptools_impl.HttpToolsProto
             self._zcio_gate.refuse(self, 431, f"request head over {budget} bytes")
             return False
         most = limits.max_header_bytes
-        if self._zcio_chunk_gap and most is not None:
+        if self._zcio_gap_began:  # where in this piece is unknown: counting starts at the next
+            self._zcio_gap_began = False
+        elif self._zcio_chunk_gap and most is not None:
             self._zcio_gap_bytes += len(data)
             if self._zcio_gap_bytes > most:
                 self._zcio_gate.refuse(self, None, f"chunked trailer over {most} bytes")
@@ -394,6 +397,7 @@ class HttpToolsProtocol(_BodyClock, _Configurable, httptools_impl.HttpToolsProto
             self._zcio_unparsed = b""
             return
         data, self._zcio_unparsed = self._zcio_unparsed, b""
+        self._unset_keepalive_if_required()  # as for bytes just read
         self._zcio_feed(data)
         self.flow.resume_reading()  # unless the queue filled again
 
@@ -443,7 +447,7 @@ class HttpToolsProtocol(_BodyClock, _Configurable, httptools_impl.HttpToolsProto
         super().on_body(body)
 
     def on_chunk_header(self) -> None:
-        self._zcio_chunk_gap = True
+        self._zcio_chunk_gap = self._zcio_gap_began = True
         self._zcio_gap_bytes = 0
 
     def on_message_complete(self) -> None:
