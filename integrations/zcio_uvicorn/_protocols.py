@@ -240,12 +240,15 @@ class _LimitedConnection(h11.Connection):
         try:
             event = super().next_event()
         except h11.RemoteProtocolError as exc:
-            if exc.error_status_hint != 431 or state not in (h11.IDLE, h11.SEND_BODY):
-                raise
+            heads = (limits.max_request_line, limits.max_header_bytes, limits.max_headers)
+            if exc.error_status_hint != 431 or heads == (None, None, None):
+                raise  # uvicorn's own answer (400), as stock
             if state is h11.SEND_BODY:  # an unfinished trailer over h11's bound
                 size = len(self.trailing_data[0])
                 self.zcio_refusal = (None, f"chunked trailer over {size} bytes")
                 return h11.NEED_DATA
+            if state is not h11.IDLE:
+                raise
             unfinished = self.trailing_data[0]
             if b"\n" not in unfinished:  # still in the request line
                 self.zcio_refusal = (414, f"request line over {len(unfinished)} bytes")
