@@ -110,3 +110,17 @@ def test_copies_for_lack_of_pipes_are_warned_about_once() -> None:
                 sock.close()
         assert command.stop() == 0
     assert command.output.count("copied through user space for lack of a pipe") == 1
+
+
+def test_a_pool_keeps_at_most_keep_idle_pipes() -> None:
+    """zcio.PipePool(keep=N): a burst may use up to ``limit`` pipes; only N stay open after."""
+    import zcio
+
+    pool = zcio.PipePool(limit=6, size=64 * 1024, keep=2)
+    pipes = [pool.acquire() for _ in range(6)]
+    assert all(p is not None for p in pipes) and pool.acquire() is None
+    for pipe in pipes:
+        assert pipe is not None
+        pool.release(pipe)
+    assert (pool.busy, pool.idle) == (0, 2)
+    pool.clear()

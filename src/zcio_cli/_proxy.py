@@ -52,6 +52,7 @@ CONNECT_TIMEOUT = 5.0
 PIPE_SIZE = 256 * 1024  # bytes of kernel memory a full pipe holds: 512 MiB for 1,024 relays
 PIPES_PER_RELAY = 2  # one each way
 PIPES_PER_MIRRORED_RELAY = 5  # the tee's three (source, target, mirror), down, the discard
+PIPES_KEPT = 64  # idle pipes kept open after a burst (as many as zcio's shared pool)
 PIPE_WARN_EVERY = 10.0  # seconds: at most one warning about user-space copies this often
 CAP_WARN_EVERY = 10.0  # seconds: at most one line about the connection limit this often
 CAP_RETRY = 1.0  # seconds: at the limit with every relay busy, how often to look again
@@ -182,7 +183,9 @@ class Proxy:
         self.start = zcio.stats()
         self.slots = anyio.Semaphore(options.max_connections)
         per_relay = PIPES_PER_MIRRORED_RELAY if options.mirror else PIPES_PER_RELAY
-        self.pool = zcio.PipePool(limit=per_relay * options.max_connections, size=PIPE_SIZE)
+        self.pool = zcio.PipePool(
+            limit=per_relay * options.max_connections, size=PIPE_SIZE, keep=PIPES_KEPT
+        )
         self.evicted = 0
         self._cap_logged_at: dict[str, float] = {}  # per message
         self.stopping = False
