@@ -242,6 +242,8 @@ def test_idle_connections_are_closed(backend: str) -> None:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_the_connection_limit_makes_new_clients_wait(backend: str) -> None:
+    """While every relay moves bytes, a new client waits in the backlog (an idle relay would
+    be closed for it: tests/test_hostile_proxy.py)."""
     with (
         server(echo) as target,
         proxy(
@@ -251,15 +253,31 @@ def test_the_connection_limit_makes_new_clients_wait(backend: str) -> None:
         first = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
         first.sendall(b"one")
         assert first.recv(3) == b"one"
-        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as second:
-            second.sendall(b"two")  # the kernel queues it; the proxy does not take it yet
-            second.settimeout(0.3)
-            with pytest.raises(TimeoutError):
-                second.recv(3)
-            command.wait_for("at the limit of 1 connections")
-            first.close()  # a slot frees up: the second one is relayed
-            second.settimeout(TIMEOUT)
-            assert second.recv(3) == b"two"
+        stop = threading.Event()
+
+        def keep_busy() -> None:  # bytes both ways, all the time: never idle
+            while not stop.is_set():
+                with suppress(OSError):
+                    first.sendall(b"x" * 4096)
+                    first.recv(65536)
+
+        busy = threading.Thread(target=keep_busy, daemon=True)
+        busy.start()
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as second:
+                second.sendall(b"two")  # the kernel queues it; the proxy does not take it yet
+                second.settimeout(0.3)
+                with pytest.raises(TimeoutError):
+                    second.recv(3)
+                command.wait_for("at the limit of 1 connections: new ones wait")
+                stop.set()
+                busy.join(TIMEOUT)
+                first.close()  # a slot frees up: the second one is relayed
+                second.settimeout(TIMEOUT)
+                assert second.recv(3) == b"two"
+        finally:
+            stop.set()
+            first.close()
         assert command.stop() == 0
 
 

@@ -1,6 +1,7 @@
-"""Limits on what one client may make a server hold: the request line, the header section, the
-time to send a request's head, how many connections are open at once, and how long a response
-may go unread.
+"""Limits on what one client may make a server hold: the request line, the header section (and
+a chunked body's trailer), the time to send a request's head and the time between the pieces
+of its body, the requests it may pipeline, how many connections are open at once, and how long
+a response may go unread.
 
 uvicorn's protocols take none of these from it: httptools' parser accumulates a request line or
 a header of any length (with quadratic copying), and nothing closes a connection that never
@@ -15,7 +16,8 @@ connections that are waiting for a request's head, oldest first: it closes those
 late (one timer for the whole server, set for the oldest deadline) and, when a new connection
 would go over ``max_connections``, the one that has waited longest (as nginx reuses idle
 keep-alive connections when it runs out of them), so a flood of idle or slow connections cannot
-keep a prompt client out.
+keep a prompt client out. It also keeps the connections waiting for the next piece of a
+request's body (their own timer, and closed for a newcomer when none waits for a head).
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ ENVIRONMENT = {
     "head_timeout": "ZCIO_UVICORN_HEAD_TIMEOUT",
     "max_connections": "ZCIO_UVICORN_MAX_CONNECTIONS",
     "send_timeout": "ZCIO_UVICORN_SEND_TIMEOUT",
+    "body_timeout": "ZCIO_UVICORN_BODY_TIMEOUT",
+    "max_pipelined": "ZCIO_UVICORN_MAX_PIPELINED",
 }
 
 #: Room for the method, the HTTP version and the line ends around the request target and the
@@ -91,6 +95,23 @@ class Limits:
     - ``send_timeout``: seconds a response may make no progress because the client reads
       nothing (its receive window stays shut); then the kernel drops the connection
       (``TCP_USER_TIMEOUT``, as nginx's ``send_timeout``). An idle connection is not affected.
+    - ``body_timeout``: seconds the server may wait for the next piece of a request's body (or
+      of a chunked body's trailer), counted from the head, from the last piece, or from when
+      the app asked for more (which is when a ``100 Continue`` goes out). Never while the
+      server itself is not reading (the app has not taken what came). Late: ``408`` and closed
+      when no response has started, else closed. Such a connection is also closed for a
+      newcomer at ``max_connections`` when no connection is waiting for a head.
+    - ``max_pipelined``: requests one connection may have queued behind the one being
+      answered (pipelining). At the limit, the server stops reading that connection until the
+      queue drains; what it already read and not yet parsed (one read, 256 KiB at most) waits.
+      httptools is fed 4 KiB at a time (512 bytes while requests are queued), so the requests
+      in the piece that reaches the limit are queued too (131 of 31 bytes at the most); h11
+      parses one request ahead by itself.
+
+    Trailer fields of a chunked body count against ``max_headers`` and ``max_header_bytes``
+    (with the head's fields), and the bytes of an unfinished trailer against
+    ``max_header_bytes``: over them, the connection is closed without an answer (the app may
+    be answering already) and the app sees ``http.disconnect``.
 
     Refusals are answered with ``Connection: close`` before any app sees the request, and
     logged on uvicorn's logger (``uvicorn.error``): 414 and 431 as warnings, 408 at info, the
@@ -103,6 +124,8 @@ class Limits:
     head_timeout: float | None = 10.0
     max_connections: int | None = field(default_factory=default_max_connections)
     send_timeout: float | None = 60.0
+    body_timeout: float | None = 30.0
+    max_pipelined: int | None = 16
 
     def __post_init__(self) -> None:
         for name in ENVIRONMENT:
@@ -161,7 +184,9 @@ class Limits:
             f"header {show(self.max_header_bytes, ' B')} / {show(self.max_headers, ' fields')}, "
             f"head timeout {show(self.head_timeout, ' s')}, "
             f"connections {show(self.max_connections, '')}, "
-            f"send timeout {show(self.send_timeout, ' s')}"
+            f"send timeout {show(self.send_timeout, ' s')}, "
+            f"body timeout {show(self.body_timeout, ' s')}, "
+            f"pipelined {show(self.max_pipelined, '')}"
         )
 
     def replace(self, **changes: Any) -> Limits:
@@ -223,7 +248,11 @@ class Gate:
     ``waiting`` maps a protocol to its deadline (``time.monotonic()``); it is ordered by
     deadline because every entry has the same timeout. Protocols call :meth:`admit` when a
     connection opens, :meth:`wait` when they become ready for a head, :meth:`done` when a head
-    is complete, and :meth:`forget` when the connection is lost.
+    is complete, :meth:`body` when they wait for (more of) a body, :meth:`body_done` when it
+    is complete, and :meth:`forget` when the connection is lost. ``bodies`` maps a protocol
+    waiting for a body to when it began to wait, oldest first. A protocol answers
+    ``_zcio_body_held()`` (the server, not the client, holds its body up) and
+    ``_zcio_body_answer()`` (408, or None once a response has started).
     """
 
     WARN_EVERY = 10.0
@@ -232,6 +261,9 @@ class Gate:
         self.limits = limits
         self.loop = loop
         self.waiting: OrderedDict[Any, float] = OrderedDict()
+        # protocol -> when it began to wait for the next piece of a body, oldest first
+        self.bodies: OrderedDict[Any, float] = OrderedDict()
+        self._body_sweep: Any = None
         self.closing: set[Any] = set()  # closed by the gate, not yet lost
         self._sweep: Any = None  # the timer for the oldest deadline
         self.evicted = 0
@@ -244,8 +276,9 @@ class Gate:
 
     def admit(self, protocol: Any) -> bool:
         """Called once the connection is counted in the server's connections. Over the cap:
-        close the connection that has waited longest for a head, or, when none is waiting,
-        refuse this one (503). False when this one was refused."""
+        close the connection that has waited longest for a head, else the one that has waited
+        longest for a piece of a request's body, or, when none is waiting, refuse this one
+        (503). False when this one was refused."""
         cap = self.limits.max_connections
         if cap is None or len(protocol.connections) - len(self.closing) <= cap:
             return True
@@ -255,10 +288,28 @@ class Gate:
             self._close(oldest, 503 if oldest._zcio_head_bytes else None)
             self._warn_cap(cap)
             return True
+        stalled = self._stalled_body()
+        if stalled is not None:
+            del self.bodies[stalled]
+            self.evicted += 1
+            logger.info("%sclosed for a new connection while sending a body", _who(stalled))
+            self._close(stalled, None)
+            self._warn_cap(cap)
+            return True
         self.refused += 1
         self._close(protocol, 503)
         self._warn_cap(cap)
         return False
+
+    def _stalled_body(self) -> Any:
+        """The connection that has waited longest for a piece of a body, leaving out those
+        the server itself is not reading (their app has not taken what came)."""
+        for count, protocol in enumerate(self.bodies):
+            if count == self.BATCH:
+                break
+            if not protocol._zcio_body_held():
+                return protocol
+        return None
 
     def wait(self, protocol: Any) -> None:
         """``protocol`` is ready for a request's head: its clock starts now."""
@@ -280,16 +331,38 @@ class Gate:
         """A head is complete: the connection is busy, neither timed nor evictable."""
         self.waiting.pop(protocol, None)
 
+    def body(self, protocol: Any) -> None:
+        """``protocol`` waits for (more of) a request's body: its body clock starts now."""
+        if protocol in self.closing:
+            return
+        timeout = self.limits.body_timeout
+        if timeout is None and self.limits.max_connections is None:
+            return
+        self.bodies[protocol] = time.monotonic()
+        self.bodies.move_to_end(protocol)
+        if timeout is not None and self._body_sweep is None:
+            self._body_sweep = self.loop.call_later(timeout, self._expire_bodies)
+
+    def body_done(self, protocol: Any) -> None:
+        """The request's body is complete (or the connection changed hands)."""
+        self.bodies.pop(protocol, None)
+
     def forget(self, protocol: Any) -> None:
         self.waiting.pop(protocol, None)
+        self.bodies.pop(protocol, None)
         self.closing.discard(protocol)
 
     # -- closing -----------------------------------------------------------------------------
 
-    def refuse(self, protocol: Any, status: int, why: str) -> None:
-        """Answer ``status`` and close: a head over a limit."""
+    def refuse(self, protocol: Any, status: int | None, why: str) -> None:
+        """Answer ``status`` and close: a head over a limit. ``None``: close without an
+        answer (a trailer over a limit, when the app may be answering already)."""
         self.done(protocol)
-        logger.warning("%s%s: %d %s", _who(protocol), why, status, HTTPStatus(status).phrase)
+        self.body_done(protocol)
+        if status is None:
+            logger.warning("%s%s: connection closed", _who(protocol), why)
+        else:
+            logger.warning("%s%s: %d %s", _who(protocol), why, status, HTTPStatus(status).phrase)
         self._close(protocol, status)
 
     def _close(self, protocol: Any, status: int | None) -> None:
@@ -325,6 +398,34 @@ class Gate:
                 self._close(protocol, None)
         if self.waiting:
             self._schedule(now)  # more are late: the next batch after other work
+
+    def _expire_bodies(self) -> None:
+        """Close the connections whose next piece of a body is late; restart the clock of
+        those the server is not reading; then wait for the next deadline."""
+        self._body_sweep = None
+        timeout = self.limits.body_timeout
+        if timeout is None:
+            return
+        now = time.monotonic()
+        for _ in range(self.BATCH):
+            if not self.bodies:
+                return
+            protocol, since = next(iter(self.bodies.items()))
+            if since + timeout > now:
+                self._body_sweep = self.loop.call_later(since + timeout - now, self._expire_bodies)
+                return
+            if protocol._zcio_body_held():  # the server's doing, not the client's
+                self.bodies.move_to_end(protocol)
+                self.bodies[protocol] = now
+                continue
+            del self.bodies[protocol]
+            self.timed_out += 1
+            status = protocol._zcio_body_answer()
+            logger.info("%srequest body: nothing for %g s: %s", _who(protocol), timeout,
+                        "closed" if status is None else status)  # fmt: skip
+            self._close(protocol, status)
+        if self.bodies:
+            self._body_sweep = self.loop.call_later(0, self._expire_bodies)
 
     def _warn_cap(self, cap: int) -> None:
         now = time.monotonic()

@@ -66,23 +66,35 @@ class Pipe:
 
 
 class PipePool:
-    """At most ``limit`` pipes of ``size`` bytes, reused across transfers. Thread-safe."""
+    """At most ``limit`` pipes of ``size`` bytes, reused across transfers; of those, at most
+    ``keep`` (default: ``limit``) are kept open while idle, so a pool sized for a burst does
+    not hold the burst's fds after it. Thread-safe."""
 
-    def __init__(self, limit: int = 64, size: int = _DEFAULT_SIZE) -> None:
+    def __init__(
+        self, limit: int = 64, size: int = _DEFAULT_SIZE, *, keep: int | None = None
+    ) -> None:
         self._lock = threading.Lock()
         self._idle: list[Pipe] = []
         self._busy = 0
-        self.configure(limit=limit, size=size)
+        self.keep: int | None = None
+        self.configure(limit=limit, size=size, keep=keep)
 
-    def configure(self, *, limit: int | None = None, size: int | None = None) -> None:
-        """Change the bound or the size; idle pipes of another size are closed."""
+    def configure(
+        self, *, limit: int | None = None, size: int | None = None, keep: int | None = None
+    ) -> None:
+        """Change the bound, the size or how many idle pipes are kept; idle pipes of another
+        size are closed."""
         if limit is not None and limit < 0:
             raise ValueError("limit must be >= 0")
+        if keep is not None and keep < 0:
+            raise ValueError("keep must be >= 0")
         if size is not None and size <= 0:
             raise ValueError("size must be > 0")
         with self._lock:
             if limit is not None:
                 self.limit = limit
+            if keep is not None:
+                self.keep = keep
             if size is not None:
                 self.size = min(size, _max_size())
                 # What F_SETPIPE_SZ makes of it: a power of two, at least a page.
@@ -128,7 +140,8 @@ class PipePool:
         clean = pipe.held == 0 and pipe.size == self._pipe_size and pending(pipe.r) == 0
         with self._lock:
             self._busy -= 1
-            if clean and len(self._idle) + self._busy < self.limit:
+            kept = len(self._idle)
+            if clean and kept + self._busy < self.limit and (self.keep is None or kept < self.keep):
                 self._idle.append(pipe)
                 return
         pipe.close()

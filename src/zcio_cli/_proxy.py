@@ -12,6 +12,13 @@ to finish, then cancel them (each closes its sockets; bytes already taken from o
 flushed to the other for at most a second, by zcio). A second signal cancels them at once.
 A relay that ends in an error (a peer's reset) resets both sides: a plain close would tell the
 other peer that its stream ended whole.
+
+At ``--max-connections``, a new client closes the relay that has been idle longest (nothing
+moved either way for at least a second), as nginx reuses idle keep-alive connections; only
+when every relay is moving bytes does it wait in the backlog. The pipes come from a pool of
+the proxy's own, sized for every relay at once (2 per relay, 5 with a mirror, 256 KiB each);
+when relays still find none (the process or the user out of pipes), they copy through user
+space, and a warning says so at most every ``PIPE_WARN_EVERY`` seconds.
 """
 
 from __future__ import annotations
@@ -42,6 +49,13 @@ __all__ = ["register"]
 log = logging.getLogger("zcio.proxy")
 
 CONNECT_TIMEOUT = 5.0
+PIPE_SIZE = 256 * 1024  # bytes of kernel memory a full pipe holds: 512 MiB for 1,024 relays
+PIPES_PER_RELAY = 2  # one each way
+PIPES_PER_MIRRORED_RELAY = 5  # the tee's three (source, target, mirror), down, the discard
+PIPES_KEPT = 64  # idle pipes kept open after a burst (as many as zcio's shared pool)
+PIPE_WARN_EVERY = 10.0  # seconds: at most one warning about user-space copies this often
+CAP_WARN_EVERY = 10.0  # seconds: at most one line about the connection limit this often
+CAP_RETRY = 1.0  # seconds: at the limit with every relay busy, how often to look again
 ACCEPT_PAUSE = 0.1  # seconds between accepts while the process is out of fds or memory
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 # Any of these ends one connection (a peer that reset, a refused connect); never the proxy.
@@ -50,7 +64,15 @@ ENDED = (OSError, zcio.TransferError)
 
 # flag, type, default, metavar, help
 _TUNING: list[tuple[str, type[int] | type[float], float, str, str]] = [
-    ("--max-connections", int, 1024, "N", "connections relayed at once; more wait in the backlog"),
+    (
+        "--max-connections",
+        int,
+        1024,
+        "N",
+        "connections relayed at once; one more closes the longest-idle relay, or waits in the "
+        "backlog while every relay moves bytes. Sizes the pipe pool: 2 pipes of 256 KiB per "
+        "connection (5 with --mirror), so 512 MiB of kernel memory at most for 1024",
+    ),
     ("--idle-timeout", float, 300, "S", "close a connection after S seconds without a byte"),
     ("--mirror-lag", float, 0.25, "S", "drop the mirror when still busy S s after the target"),
     ("--grace", float, 10, "S", "on SIGINT/SIGTERM, how long active connections may finish"),
@@ -139,6 +161,9 @@ class Connection:
     mirrored: zcio.TeeProgress = field(default_factory=zcio.TeeProgress)  # up, with a mirror
     down: zcio.Progress = field(default_factory=zcio.Progress)
     mirror_dropped: bool = False
+    idle: float = 0.0  # seconds without a byte either way, as the watch last saw it
+    scope: anyio.CancelScope | None = None  # set once relaying: cancelling it ends the relay
+    evicted: bool = False
 
     @property
     def taken_up(self) -> int:
@@ -157,6 +182,12 @@ class Proxy:
         self.mirror_drops = 0
         self.start = zcio.stats()
         self.slots = anyio.Semaphore(options.max_connections)
+        per_relay = PIPES_PER_MIRRORED_RELAY if options.mirror else PIPES_PER_RELAY
+        self.pool = zcio.PipePool(
+            limit=per_relay * options.max_connections, size=PIPE_SIZE, keep=PIPES_KEPT
+        )
+        self.evicted = 0
+        self._cap_logged_at: dict[str, float] = {}  # per message
         self.stopping = False
         self._control: TaskGroup | None = None
         self._connections: TaskGroup | None = None
@@ -181,7 +212,10 @@ class Proxy:
         with ExitStack() as stack:
             for sock in listeners:
                 stack.enter_context(sock)
-            await self._serve(listeners)
+            try:
+                await self._serve(listeners)
+            finally:
+                self.pool.clear()  # every relay has ended: all its pipes are idle
         self.report("exit")
 
     async def _serve(self, listeners: list[socket.socket]) -> None:
@@ -190,6 +224,8 @@ class Proxy:
         if self.options.mirror:
             to += f" (mirror {format_address(self.options.mirror)})"
         log.info("%s", active_methods(("splice", "tee") if self.options.mirror else ("splice",)))
+        log.info("pipe pool: up to %d pipes of %s (%s of kernel memory when all are full)",
+                 self.pool.limit, human(PIPE_SIZE), human(self.pool.limit * PIPE_SIZE))  # fmt: skip
         print(
             f"zcio proxy: listening on {bound}, relaying to {to} ({self.options.backend})",
             flush=True,
@@ -206,6 +242,7 @@ class Proxy:
                         control.start_soon(self.accept_loop, sock, connections)
                     if self.options.stats_interval:
                         control.start_soon(self.report_every, self.options.stats_interval)
+                    control.start_soon(self.watch_pipes)
                 for sock in listeners:  # stop listening first: a new client is refused now,
                     sock.close()  # not accepted by the kernel and reset at exit
                 if self.active:
@@ -216,11 +253,14 @@ class Proxy:
 
     async def accept_loop(self, listener: socket.socket, connections: TaskGroup) -> None:
         while True:
-            if self.slots.value == 0:
-                log.info(
-                    "at the limit of %d connections: new ones wait", self.options.max_connections
-                )
-            await self.slots.acquire()
+            await anyio.wait_readable(listener)  # a client is waiting
+            if self.slots.value == 0 and not self.make_room():
+                self.log_cap("new ones wait")
+                with anyio.move_on_after(CAP_RETRY):  # by then a relay may have gone idle
+                    await self.slots.acquire()
+                    self.slots.release()
+                continue
+            await self.slots.acquire()  # at once, or once the relay closed for room has ended
             try:
                 client, peer = await accept(listener)
             except OSError as exc:
@@ -236,6 +276,51 @@ class Proxy:
                 raise
             self.served += 1
             connections.start_soon(self.relay, client, Connection(self.served, peer))
+
+    def make_room(self) -> bool:
+        """At the limit with a client waiting: close the relay idle longest (the oldest of
+        those idle as long). False when every relay moved bytes in the last second (or is
+        still connecting to the target)."""
+        idle = [c for c in self.active.values() if c.idle > 0 and not c.evicted and c.scope]
+        if not idle:
+            return False
+        victim = max(idle, key=lambda c: (c.idle, -c.number))
+        scope, victim.evicted = victim.scope, True
+        self.evicted += 1
+        log.info("#%d %s: idle for %g s, closed for a new client (at the limit of %d)",
+                 victim.number, victim.peer, victim.idle, self.options.max_connections)  # fmt: skip
+        self.log_cap("idle relays are closed for new ones")
+        if scope is not None:  # always: only relaying connections were candidates
+            scope.cancel()
+        return True
+
+    def log_cap(self, what: str) -> None:
+        now = anyio.current_time()
+        if now - self._cap_logged_at.get(what, float("-inf")) >= CAP_WARN_EVERY:
+            self._cap_logged_at[what] = now
+            log.info("at the limit of %d connections: %s (%d idle ones closed so far)",
+                     self.options.max_connections, what, self.evicted)  # fmt: skip
+
+    async def watch_pipes(self) -> None:
+        """Warn when relays copied through user space for lack of a pipe (the process or the
+        user out of pipes, or the pool at its limit): at once, then at most once every
+        ``PIPE_WARN_EVERY`` seconds, with the count since the last warning."""
+        seen = zcio.stats().fallbacks.get("no_pipe", 0)
+        warned_at = float("-inf")
+        while True:
+            await anyio.sleep(1.0)
+            now = zcio.stats().fallbacks.get("no_pipe", 0)
+            if now == seen or anyio.current_time() - warned_at < PIPE_WARN_EVERY:
+                continue
+            warned_at = anyio.current_time()
+            log.warning(
+                "%d transfer(s) copied through user space for lack of a pipe (pool: %d of %d "
+                "in use); see ulimit -n and /proc/sys/fs/pipe-user-pages-soft",
+                now - seen,
+                self.pool.busy,
+                self.pool.limit,
+            )
+            seen = now
 
     async def watch_signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -324,12 +409,13 @@ class Proxy:
         mirror: socket.socket | None,
     ) -> None:
         async with anyio.create_task_group() as whole:
+            conn.scope = whole.cancel_scope
             whole.start_soon(self.watch, conn, whole.cancel_scope, mirror)
             if mirror is not None:
-                whole.start_soon(_discard, mirror)
+                whole.start_soon(_discard, mirror, self.pool)
             async with anyio.create_task_group() as pumps:
                 pumps.start_soon(self.upstream, conn, client, target, mirror)
-                pumps.start_soon(_pump, target, client, conn.down)
+                pumps.start_soon(_pump, target, client, conn.down, self.pool)
             whole.cancel_scope.cancel()  # both directions ended: stop the watch and the discard
         self.notice_drop(conn, mirror)
 
@@ -341,10 +427,12 @@ class Proxy:
         mirror: socket.socket | None,
     ) -> None:
         if mirror is None:
-            await _pump(client, target, conn.up)
+            await _pump(client, target, conn.up, self.pool)
             return
         lag, progress = self.options.mirror_lag, conn.mirrored
-        await zcio.tee_stream(client, target, mirrors=[mirror], mirror_lag=lag, progress=progress)
+        await zcio.tee_stream(
+            client, target, mirrors=[mirror], mirror_lag=lag, progress=progress, pool=self.pool
+        )
         target.shutdown(socket.SHUT_WR)
         if not progress.dropped:
             # The mirror may have died after taking the last bytes (the tee did not see it;
@@ -362,6 +450,7 @@ class Proxy:
             await anyio.sleep(tick)
             self.notice_drop(conn, mirror)
             idle = 0.0 if conn.moved != last else idle + tick
+            conn.idle = idle
             last = conn.moved
             if idle >= self.options.idle_timeout:
                 log.info("#%d %s: idle for %g s, closing", conn.number, conn.peer, idle)
@@ -380,12 +469,14 @@ class Proxy:
             mirror.shutdown(socket.SHUT_RDWR)
 
 
-async def _pump(src: socket.socket, dst: socket.socket, progress: zcio.Progress) -> None:
-    await zcio.splice_stream(src, dst, progress=progress)
+async def _pump(
+    src: socket.socket, dst: socket.socket, progress: zcio.Progress, pool: zcio.PipePool
+) -> None:
+    await zcio.splice_stream(src, dst, progress=progress, pool=pool)
     dst.shutdown(socket.SHUT_WR)  # pass the half-close on; the other direction goes on
 
 
-async def _discard(mirror: socket.socket) -> None:
+async def _discard(mirror: socket.socket, pool: zcio.PipePool) -> None:
     """Splice what the mirror answers into /dev/null, so that it never blocks on its writes.
 
     Whatever goes wrong here is the mirror's trouble, never the connection's: the mirror's
@@ -393,7 +484,7 @@ async def _discard(mirror: socket.socket) -> None:
     try:
         null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
         try:
-            await zcio.splice_stream(mirror, null)
+            await zcio.splice_stream(mirror, null, pool=pool)
         finally:
             os.close(null)
     except Exception as exc:

@@ -81,7 +81,8 @@ LIMITS: list[tuple[str, type, str, str]] = [
         "--max-connections",
         int,
         "N",
-        "connections open at once; one more closes the longest-idle one, or gets 503 "
+        "connections open at once; one more closes the longest-idle one (waiting for a head, "
+        "else for a body), or gets 503 "
         "(default: half the open-file limit less 64, at most 10000)",
     ),
     (
@@ -90,6 +91,20 @@ LIMITS: list[tuple[str, type, str, str]] = [
         "S",
         "seconds a response may make no progress because the client reads nothing; then the "
         "connection is dropped (default: 60)",
+    ),
+    (
+        "--body-timeout",
+        float,
+        "S",
+        "seconds to wait for the next piece of a request's body (or from a 100 Continue to "
+        "it); later: 408, or closed (default: 30)",
+    ),
+    (
+        "--max-pipelined",
+        int,
+        "N",
+        "requests queued behind the one being answered on a connection; more wait unread "
+        "(default: 16)",
     ),
 ]
 

@@ -13,6 +13,7 @@ tests, independent of how a Python version formats tracebacks.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -57,6 +58,16 @@ async def app(scope: Scope, receive: Any, send: Any) -> None:
         methods = {name: m.bytes for name, m in zcio.stats().methods.items()}
         fds = len(os.listdir("/proc/self/fd"))
         await _body(send, json.dumps({"bytes": methods, "fds": fds}).encode())
+    elif path == "/upload":  # the body's length and sha256, once it is all in
+        digest, size, more = hashlib.sha256(), 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            digest.update(message.get("body", b""))
+            size += len(message.get("body", b""))
+            more = message.get("more_body", False)
+        await _body(send, f"{size} {digest.hexdigest()}".encode())
     elif path in ("/file", "/truncate"):
         await _file(scope, send, query["path"], query.get("how", "zerocopy"), path == "/truncate")
     else:
