@@ -35,6 +35,11 @@ CACHE = (Path(sys.prefix) if sys.prefix != sys.base_prefix else ROOT / ".venv") 
 # More failures than this in one run are not a timing flake: they are reported as they are.
 MAX_RETRIES = 3
 
+#: For a suite that uses neither: zcio's venv has pytest-asyncio and pytest-trio (hypercorn's
+#: suite needs them), and their plugins load in every pytest process unless turned off; under a
+#: suite that makes warnings errors, pytest-asyncio's configuration warning alone ends the run.
+WITHOUT_ASYNC_PLUGINS = ("-p", "no:asyncio", "-p", "no:trio")
+
 
 def sdist(name: str, wanted: str | None = None) -> Path:
     """The extracted sdist of ``name`` (its installed version unless ``wanted``), fetched once.

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from _upstream import pytest_failures, run_suite, sdist
+from _upstream import WITHOUT_ASYNC_PLUGINS, pytest_failures, run_suite, sdist
 
 pytest.importorskip("jupyter_server")
 pytest.importorskip("pytest_jupyter")
@@ -33,6 +33,7 @@ def _run(tree: Path, *plugins: str) -> tuple[str, str]:
     options = [
         *(f"-p{p}" for p in ("jupyter_server.pytest_plugin", *plugins)),
         *("-p", "no:cacheprovider", "-p", "no:xdist", "-o", "addopts=-rfEs"),
+        *WITHOUT_ASYNC_PLUGINS,
     ]
     command = [sys.executable, "-m", "pytest", "-q", *options]
     run = run_suite(

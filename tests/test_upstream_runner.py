@@ -29,7 +29,8 @@ def test_fine():
 def _run(tmp_path: Path, broken: bool = False) -> SuiteRun:
     (tmp_path / "test_upstreamish.py").write_text(FLAKY)
     (tmp_path / "marker").write_text("")
-    env = dict(os.environ, BROKEN="1" if broken else "0")
+    # No plugin autoloading: the venv's many pytest plugins would make each run seconds long.
+    env = dict(os.environ, BROKEN="1" if broken else "0", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
     base = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE"]
     return run_suite(
         [*base, "test_upstreamish.py"],

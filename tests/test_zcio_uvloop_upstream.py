@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from _upstream import sdist
+from _upstream import WITHOUT_ASYNC_PLUGINS, sdist
 
 HERE = Path(__file__).parent / "uvloop_upstream"
 
@@ -57,6 +57,7 @@ def _aiohttp_suite(tree: Path, tmp: Path) -> tuple[subprocess.CompletedProcess[s
     run = subprocess.run(
         [
             *(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"),
+            *WITHOUT_ASYNC_PLUGINS,
             "tests/test_web_sendfile_functional.py",
             *("tests/test_web_urldispatcher.py", "-k", "not test_web_urldispatcher or static"),
             *("-c", str(HERE / "aiohttp_pytest.ini"), "--rootdir", str(tree)),
