@@ -460,12 +460,16 @@ def default_max_files() -> int:
     return max(16, min(soft // 4, 4096))
 
 
+#: The options :func:`default_file_cache` makes its caches with (tests change them).
+DEFAULT_OPTIONS: dict[str, Any] = {}
+
+
 def default_file_cache() -> FileCache:
     """This thread's default :class:`FileCache` (made with the defaults at first use): the one
     ``zcio_starlette``'s responses share unless given another."""
     cache: FileCache | None = getattr(_DEFAULTS, "cache", None)
     if cache is None:
-        cache = _DEFAULTS.cache = FileCache()
+        cache = _DEFAULTS.cache = FileCache(**DEFAULT_OPTIONS)
     return cache
 
 
