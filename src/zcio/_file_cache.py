@@ -166,7 +166,8 @@ class FileCache:
     ``ttl``: seconds an entry is trusted before its name is opened again and compared (default
     1; ``0``: every request). ``max_files``: most entries, and so most cached fds (default: a
     quarter of the soft ``RLIMIT_NOFILE``, at most 4096). ``max_body``: files of at most this
-    many bytes are kept in memory and their fd closed (default 16 KiB; ``0``: never).
+    many bytes are kept in memory and their fd closed (default 16 KiB; ``0``: none, not even
+    empty files).
     ``max_memory``: most bytes of bodies in all (default 16 MiB).
 
     :meth:`get` is the one way in. Counters (:attr:`hits`, :attr:`misses`,
@@ -357,7 +358,12 @@ class FileCache:
         """The whole file if it is small, its pages are cached (never a wait for a disk on
         the loop) and it did not change while read; else ``None`` (the fd is kept instead)."""
         size = st.st_size
-        if size > self.max_body or self._memory + size > self.max_memory or not _RWF_NOWAIT:
+        if (
+            self.max_body <= 0
+            or size > self.max_body
+            or self._memory + size > self.max_memory
+            or not _RWF_NOWAIT
+        ):
             return None
         buffer = bytearray(size + 1)  # one byte more: a file that grew reads long
         try:
