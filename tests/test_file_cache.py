@@ -133,7 +133,7 @@ async def test_after_a_change_never_a_mix_and_after_ttl_the_new_state(
             first = await get(app, url)
             assert isinstance(first, Reply)
             versions.check(first)
-        assert bytes(first.body) == versions.latest
+        assert isinstance(first, Reply) and bytes(first.body) == versions.latest
         if change == "rename":
             versions.replace()
         elif change == "same-size":

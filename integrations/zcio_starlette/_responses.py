@@ -273,20 +273,24 @@ class FileResponse(StarletteFileResponse):
         swapped between the two, perhaps for a symlink to a file outside the folder) gets
         the stat headers of the file actually opened: no size, date or ETag of another file
         goes out."""
-        if self.beneath is not None and self.stat_result is not None:
-            looked_up = self.stat_result
-            if (looked_up.st_dev, looked_up.st_ino) != (opened_stat.st_dev, opened_stat.st_ino):
-                self.raw_headers[:] = [  # in place: ``self.headers`` shares the list
-                    (name, value)
-                    for name, value in self.raw_headers
-                    if name not in (b"content-length", b"last-modified", b"etag")
-                ]
-                try:
-                    self.set_stat_headers(opened_stat)
-                except BaseException:
-                    file.close()
-                    raise
-                self.stat_result = opened_stat
+        # The full identity: a name replaced by rename can get a new file under the inode
+        # number its old file just freed (tmpfs and ext4 reuse them at once).
+        if (
+            self.beneath is not None
+            and self.stat_result is not None
+            and zcio.asgi.identity(self.stat_result) != zcio.asgi.identity(opened_stat)
+        ):
+            self.raw_headers[:] = [  # in place: ``self.headers`` shares the list
+                (name, value)
+                for name, value in self.raw_headers
+                if name not in (b"content-length", b"last-modified", b"etag")
+            ]
+            try:
+                self.set_stat_headers(opened_stat)
+            except BaseException:
+                file.close()
+                raise
+            self.stat_result = opened_stat
         if self.stat_result is None:
             try:
                 self.set_stat_headers(opened_stat)

@@ -60,7 +60,7 @@ from typing import Any
 from . import _open
 from ._folder import Folder
 
-__all__ = ["CachedFile", "FileCache", "clear_file_caches", "default_file_cache"]
+__all__ = ["CachedFile", "FileCache", "clear_file_caches", "default_file_cache", "identity"]
 
 StrPath = str | os.PathLike[str]
 Identity = tuple[int, int, int, int, int]
@@ -73,7 +73,10 @@ _RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
 
 
 def identity(st: os.stat_result) -> Identity:
-    """The full identity of a file as the cache compares it."""
+    """The full identity of a file, as :class:`FileCache` compares it: ``(st_dev, st_ino,
+    st_size, st_mtime_ns, st_ctime_ns)``. Two stats with the same identity describe the same
+    file in the same state (as far as the filesystem's timestamps can tell); the inode alone
+    does not (a file edited in place, or a new file given a freed inode number)."""
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 

@@ -49,6 +49,7 @@ from ._file_cache import (
     FileCache as FileCache,
     clear_file_caches as clear_file_caches,
     default_file_cache as default_file_cache,
+    identity as identity,
 )
 
 __all__ = [
@@ -64,13 +65,14 @@ __all__ = [
     "SendChainChecker",
     "clear_file_caches",
     "default_file_cache",
+    "identity",
     "open_file",
     "open_in_thread",
     "open_regular",
     "without_extensions",
 ]
 
-for _public in (CachedFile, FileCache, clear_file_caches, default_file_cache):
+for _public in (CachedFile, FileCache, clear_file_caches, default_file_cache, identity):
     _public.__module__ = __name__  # shown (docs, reprs, tracebacks) where users import it
 del _public
 
