@@ -34,6 +34,7 @@ os.environ["ZCIO_DJANGO_ROOT"] = str(ROOT)
 sys.path.insert(0, str(Path(__file__).parent / "apps"))
 
 import django_app  # noqa: E402
+from django.contrib.staticfiles.finders import BaseFinder  # noqa: E402
 from django.http import FileResponse  # noqa: E402
 
 import zcio_django  # noqa: E402
@@ -201,12 +202,114 @@ async def test_same_reply_as_stock_django(url: str, way: Way) -> None:
             assert not zc and not ps, where
         elif extensions is not None and "http.response.zerocopysend" in extensions:
             assert zc and not ps, where
-        elif extensions is PATHSEND and "skip" not in url:
+        elif extensions is PATHSEND and "skip" not in url and not url.startswith("/static/"):
+            # (static files never go by pathsend: see DELIBERATE_DIFFERENCES)
             assert ps and not zc, where
         else:
             assert not zc and not ps, where
             # Bounded chunks, never the whole file in one message.
             assert ours.kinds.count("http.response.body") >= 2, where
+
+
+OUTSIDE = Path(tempfile.mkdtemp(prefix="zcio-django-outside-"))
+atexit.register(shutil.rmtree, OUTSIDE, True)
+SECRET = b"outside the static folder\n"
+(OUTSIDE / "secret.txt").write_bytes(SECRET)
+(ROOT / "escape.txt").symlink_to(OUTSIDE / "secret.txt")
+(ROOT / "alias.txt").symlink_to("small.txt")  # stays inside: followed, as Django does
+(ROOT / "loop").symlink_to("loop")
+(ROOT / "status").symlink_to("/proc/self/status")
+os.mkfifo(ROOT / "fifo")
+
+#: Where zcio_django's ASGIStaticFilesHandler answers differently from Django's on purpose
+#: (issue 21), and why: request -> (stock status, zcio_django's, the reason). A stock status
+#: of None: not asked of stock here (it would wait on a FIFO forever, holding a thread; or
+#: read /dev/zero into memory: tests/test_hostile_static.py). Also different on purpose: a
+#: static file never goes by pathsend (the server would open the name again, after the
+#: lookup: the race itself); it goes in chunks of the file opened instead.
+DELIBERATE_DIFFERENCES: dict[str, tuple[int | None, int, str]] = {
+    "/static/escape.txt": (200, 404, "a symlink leading out of the folder (opt-in: "
+                           "follow_symlink=True)"),
+    "/static/status": (500, 404, "a symlink to /proc: leads out (and /proc's sizes lie: "
+                       "stock's FileResponse fails to seek it, a 500)"),
+    "/static/fifo": (None, 404, "a FIFO: never opened to wait, never read"),
+    "/static/../secret.txt": (500, 404, "a path leading out (SuspiciousFileOperation, "
+                              "a traceback, for stock): a name that leads nowhere"),
+    "/static/%2e%2e/%2e%2e/etc/passwd": (500, 404, "the same, spelt otherwise"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("anyio_backend", [("asyncio", {})], ids=["asyncio"])
+@pytest.mark.parametrize("url", list(DELIBERATE_DIFFERENCES))
+async def test_deliberate_differences(url: str) -> None:
+    """Each listed request: stock's answer is still the one listed (when it can be asked)
+    and zcio_django's is Django's own 404 page, whatever the extensions offered."""
+    from urllib.parse import unquote
+
+    stock_status, ours_status, _ = DELIBERATE_DIFFERENCES[url]
+    not_found = await call(django_app.stock_application, "/static/missing.js")
+    for method, extensions in VARIANTS:
+        if stock_status is not None:
+            try:
+                stock = await call(
+                    django_app.stock_application, unquote(url), method=method, extensions=extensions
+                )
+                status = stock.status
+            except Exception:
+                status = 500
+            assert status == stock_status, (method, extensions)
+        ours = await call(
+            django_app.zcio_application, unquote(url), method=method, extensions=extensions
+        )
+        assert (ours.status, ours.headers) == (ours_status, not_found.headers)
+        assert SECRET not in ours.body and b"VmRSS" not in ours.body
+
+
+@pytest.mark.parametrize("anyio_backend", [("asyncio", {})], ids=["asyncio"])
+async def test_symlinks_inside_and_the_opt_in(tmp_path: Path) -> None:
+    """A symlink that stays inside is served as stock serves it; ``follow_symlink=True``
+    follows one out, as stock does."""
+    for url in ("/static/alias.txt",):
+        stock = await call(django_app.stock_application, url, extensions=BOTH)
+        ours = await call(django_app.zcio_application, url, extensions=BOTH)
+        assert (ours.status, ours.headers, ours.body) == (stock.status, stock.headers, stock.body)
+    follow = zcio_django.ASGIStaticFilesHandler(
+        zcio_django.get_asgi_application(), follow_symlink=True
+    )
+    for url in ("/static/escape.txt", "/static/small.txt"):
+        stock = await call(django_app.stock_application, url, extensions=BOTH)
+        ours = await call(follow, url, extensions=BOTH)
+        assert (ours.status, ours.headers, ours.body) == (stock.status, stock.headers, stock.body)
+        assert "http.response.zerocopysend" in ours.kinds
+    assert (await call(follow, "/static/status")).status == 404
+    assert (await call(follow, "/static/fifo")).status == 404
+
+
+class OutsideFinder(BaseFinder):
+    """A finder of one's own (not Django's classes): asked for its path as Django asks it."""
+
+    def find(self, path: str, find_all: bool = False, **kwargs: Any) -> Any:
+        return str(OUTSIDE / path) if path in ("secret.txt", "fifo") else []
+
+    def list(self, ignore_patterns: Any) -> Any:
+        return iter(())
+
+
+@pytest.mark.parametrize("anyio_backend", [("asyncio", {})], ids=["asyncio"])
+async def test_a_finder_of_ones_own_is_asked_as_django_asks_it() -> None:
+    """Its path is opened by name (not contained: the finder decides where files are), as
+    Django opens it, but only a regular file is served."""
+    from django.test import override_settings
+
+    if not (OUTSIDE / "fifo").exists():
+        os.mkfifo(OUTSIDE / "fifo")
+    with override_settings(STATICFILES_FINDERS=[f"{__name__}.OutsideFinder"]):
+        stock = await call(django_app.stock_application, "/static/secret.txt", extensions=BOTH)
+        ours = await call(django_app.zcio_application, "/static/secret.txt", extensions=BOTH)
+        assert (ours.status, ours.headers, ours.body) == (stock.status, stock.headers, stock.body)
+        assert ours.body == SECRET
+        assert (await call(django_app.zcio_application, "/static/fifo")).status == 404
+        assert (await call(django_app.zcio_application, "/static/small.txt")).status == 404
 
 
 async def test_gzip_middleware_rewrites_the_body_as_on_stock() -> None:

@@ -278,6 +278,7 @@ def build_app(root: Path, zero_copy: bool, **config: Any) -> Litestar:
                 cache_control=CacheControlHeader(max_age=60),
                 name="attach",
             ),
+            router("/follow", directories=[root / "www"], name="follow", **FOLLOW[zero_copy]),
             router(
                 "/mem",
                 directories=["/"],
@@ -290,6 +291,8 @@ def build_app(root: Path, zero_copy: bool, **config: Any) -> Litestar:
 
 
 BACKGROUND: list[str] = []
+#: zcio_litestar's opt-in to Litestar's symlinks (stock has no such argument).
+FOLLOW: dict[bool, dict[str, Any]] = {False: {}, True: {"follow_symlink": True}}
 
 
 @pytest.fixture(scope="module")
@@ -313,6 +316,12 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "more").mkdir()
     (root / "more" / "extra.bin").write_bytes(DATA[:70000])
     (root / "secret.txt").write_bytes(b"outside the static directories")
+    # Ways out of www, and names that cannot lead to a file (see DELIBERATE_DIFFERENCES).
+    (www / "escape.txt").symlink_to(root / "secret.txt")
+    (www / "alias.txt").symlink_to("page.txt")  # stays inside: followed, as Litestar does
+    (www / "loop").symlink_to("loop")
+    (www / "status").symlink_to("/proc/self/status")
+    os.mkfifo(www / "fifo")
     return root
 
 
@@ -366,6 +375,9 @@ REQUESTS = [
     ("/attach/extra.bin", True),  # from the second directory
     ("/mem/page.txt", False),
     ("/mem/nothing.txt", False),
+    ("/static/alias.txt", True),  # a symlink that stays inside: followed, as Litestar does
+    ("/follow/escape.txt", True),  # follow_symlink=True: out of the directory, as Litestar
+    ("/follow/page.txt", True),
 ]
 
 
@@ -378,7 +390,7 @@ async def same_reply(
     assert got.same() == expected.same()
     assert got.complete
     # The router's files never go by pathsend (the server would open the path again).
-    router = path.startswith(("/static/", "/site/", "/attach/"))
+    router = path.startswith(("/static/", "/site/", "/attach/", "/follow/"))
     if zero_copy and (ZC in extensions or (PS in extensions and not router)):
         # The body goes by the best message offered, in one message after the start (an empty
         # file is one empty body message where zerocopysend is offered).
@@ -423,6 +435,49 @@ async def test_head_is_litestars(apps: tuple[Litestar, Litestar], path: str) -> 
         assert ZC not in got.kinds and PS not in got.kinds
         if extensions:
             assert got.kinds == [START, BODY] and not got.body
+
+
+#: Where zcio_litestar's static files router answers differently from stock Litestar on
+#: purpose (issue 21), and why: request -> (stock status, zcio_litestar's, the reason). A
+#: stock status of None: not asked of stock here, since stock would hang on it or read it
+#: without end (a FIFO with no writer; /dev/zero in tests/test_hostile_static.py). Also
+#: different, and not testable as root: a file without read permission is Litestar's 401
+#: before anything is sent, where Litestar sends the headers and then fails.
+DELIBERATE_DIFFERENCES: dict[str, tuple[int | None, int, str]] = {
+    "/static/escape.txt": (200, 404, "a symlink leading out of the directory (opt-in: "
+                           "follow_symlink=True)"),
+    "/static/status": (200, 404, "a symlink to /proc: leads out; /proc's sizes lie (stock "
+                       "sends its text after a Content-Length of 0)"),
+    "/follow/status": (200, 404, "even with follow_symlink=True: a /proc file's size lies"),
+    "/static/fifo": (None, 404, "a FIFO: never opened to wait, never read (stock waits for "
+                     "a writer in a worker thread, forever)"),
+    "/follow/fifo": (None, 404, "the same with follow_symlink=True"),
+    "/static/loop": (500, 404, "a symlink loop is a name that leads nowhere, not a server error"),
+    "/follow/loop": (500, 404, "the same with follow_symlink=True"),
+    "/static/" + "x" * 300: (500, 404, "an over-long name: the same"),
+    "/static/page.txt/x": (500, 404, "a file used as a folder: the same"),
+    "/static/a%00b": (500, 404, "a NUL byte: the same"),
+    "/follow/a%00b": (500, 404, "the same with follow_symlink=True"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("path", list(DELIBERATE_DIFFERENCES))
+async def test_deliberate_differences(apps: tuple[Litestar, Litestar], path: str) -> None:
+    """Each listed request: stock's answer is still the one listed (when it can be asked),
+    and zcio_litestar's is a 404, the body of a 404 (nothing of the file), whatever the
+    extensions offered."""
+    stock_status, ours_status, _ = DELIBERATE_DIFFERENCES[path]
+    stock, ours = apps
+    not_found = await call(stock, "/static/nothing.txt")
+    for extensions in SETS:
+        if stock_status is not None:
+            expected = await call(stock, path, extensions=extensions)
+            assert expected.status == stock_status
+        got = await call(ours, path, extensions=extensions)
+        assert got.status == ours_status
+        assert got.kinds == [START, BODY] and got.body.startswith(b'{"status_code":404')
+        assert got.header(b"content-type") == not_found.header(b"content-type")
 
 
 async def test_range_is_ignored_as_litestar_does(apps: tuple[Litestar, Litestar]) -> None:

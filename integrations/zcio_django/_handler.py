@@ -15,11 +15,12 @@ from django.contrib.staticfiles.handlers import (
     StaticFilesHandlerMixin,
 )
 from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
-from django.http import HttpRequest, HttpResponseBase
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBase
 
 from zcio.asgi import PATHSEND, ZEROCOPYSEND
 
 from ._files import FileBody, Way, choose, file_body
+from ._static import Finder
 
 __all__ = ["ASGIHandler", "ASGIStaticFilesHandler", "FileSendingMixin", "get_asgi_application"]
 
@@ -42,6 +43,10 @@ class FileSendingMixin:
     whose body is not a plain binary regular file (see :func:`zcio_django.file_body`) goes
     through Django's own ``send_response``, unchanged.
     """
+
+    #: Whether a file body may go by ``http.response.pathsend`` (the server opens the path
+    #: again, later): not for files opened beneath a folder (:class:`ASGIStaticFilesHandler`).
+    pathsend_allowed = True
 
     #: The size of each read when the body goes in chunks (no extension on the server).
     #: Each read is one ``http.response.body`` message: what a download holds in memory.
@@ -70,6 +75,8 @@ class FileSendingMixin:
         scope = _scope.get()
         body = file_body(response) if scope is not None else None
         way = choose(scope, body) if scope is not None else Way.DJANGO
+        if way is Way.PATHSEND and not self.pathsend_allowed:
+            way = Way.CHUNKS
         if way is Way.DJANGO or body is None:
             await super().send_response(response, send)  # type: ignore[misc]
             return
@@ -167,7 +174,38 @@ class ASGIStaticFilesHandler(FileSendingMixin, DjangoASGIStaticFilesHandler):  #
     """``django.contrib.staticfiles``' ``ASGIStaticFilesHandler`` with the same file
     sending: Django's reads every static file into memory (``sync_to_async(list)``) before
     sending it; this one leaves a file body as it is for :class:`FileSendingMixin`. Wrap
-    the application the same way: ``ASGIStaticFilesHandler(get_asgi_application())``."""
+    the application the same way: ``ASGIStaticFilesHandler(get_asgi_application())``.
+
+    **Containment.** Django's finders check that a path exists, then Django opens it again by
+    name: a symlink planted in a static folder is followed out of it, a name swapped in
+    between serves one file under another's headers, a FIFO is waited on, ``/dev/zero`` is
+    read into memory, and ``..`` in a URL is a 500. Here each candidate location is opened
+    instead of checked, once, in Django's finders' order, and the response made from that
+    open file (``zcio_django._static.Finder``): with ``follow_symlink=False`` (the default)
+    beneath a descriptor of the location (:class:`zcio.Folder`), so a symlink or ``..``
+    leading out is never followed whatever races (symlinks that stay inside are); with
+    ``follow_symlink=True`` by path, as Django does. Either way only a regular file is served
+    (a FIFO or a device is never waited on nor read; with ``follow_symlink=True`` a file of
+    ``/proc`` or ``/sys`` is refused too), and what is not served is Django's 404: a FIFO, a
+    device, a symlink leading out, ``..``, a symlink loop, an over-long name. The file goes by
+    ``zerocopysend`` or in chunks, never by ``pathsend`` (the server would open the path
+    again). Finders other than Django's ``FileSystemFinder`` and ``AppDirectoriesFinder``
+    are asked for a path as Django asks them, and that path opened by name (not contained).
+    Errors are Django's (a file it cannot read is a 500); a lookup runs in a worker thread,
+    which a cancellation waits for, as Django's does.
+    """
+
+    pathsend_allowed = False
+
+    def __init__(self, application: Any, *, follow_symlink: bool = False) -> None:
+        super().__init__(application)
+        self.follow_symlink = follow_symlink
+        self.finder = Finder(follow_symlink=follow_symlink)
+        self.finder.open_folders()
+
+    def serve(self, request: HttpRequest) -> HttpResponse | FileResponse:
+        """Serve the request's path (in a worker thread): :meth:`Finder.serve`."""
+        return self.finder.serve(request, self.file_path(request.path))
 
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
         # StaticFilesHandlerMixin's serve, then what Django's subclass adds, except the read

@@ -15,6 +15,7 @@ from litestar.file_system import BaseLocalFileSystem, FileSystemAdapter
 from litestar.response.file import (
     ASGIFileResponse as LitestarASGIFileResponse,
     File as LitestarFile,
+    async_file_iterator,
     create_etag_for_file,
 )
 
@@ -35,9 +36,9 @@ if TYPE_CHECKING:
     from litestar.types import Receive, Scope, Send, TypeEncodersMap
     from litestar.types.file_types import FileInfo
 
-__all__ = ["ASGIFileResponse", "File", "adopt", "file_info", "why_not_zerocopy"]
+__all__ = ["ASGIFileResponse", "File", "adopt", "file_info", "stat_info", "why_not_zerocopy"]
 
-_LOCAL_OPEN = BaseLocalFileSystem.open
+LOCAL_OPEN = BaseLocalFileSystem.open
 LOCAL_INFO = BaseLocalFileSystem.info
 _ADAPTER_INFO_CODE = FileSystemAdapter.info.__code__
 
@@ -98,13 +99,26 @@ class ASGIFileResponse(LitestarASGIFileResponse):
     grew is sent to the promised size (Litestar would send more than Content-Length).
     """
 
+    #: The file the static files router opened beneath its directory, for this response to
+    #: send and close (:class:`zcio_litestar.StaticFiles`): sent by ``zerocopysend`` or
+    #: Litestar's reads, never by ``pathsend``, never opened again by its name.
+    opened: io.FileIO | None = None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        opened = self.opened
         message = self._file_message(scope, send)
         if message is None:
-            await super().__call__(scope, receive, send)
+            try:
+                await super().__call__(scope, receive, send)  # send_body reads ``opened``
+            finally:
+                if opened is not None:
+                    opened.close()
             return
         head = scope.get("method") == "HEAD"
-        file = self._open_early() if message == ZEROCOPYSEND and not head else None
+        if opened is not None:
+            file: io.FileIO | None = opened
+        else:
+            file = self._open_early() if message == ZEROCOPYSEND and not head else None
         try:
             await self.start_response(send=send)
             if head:
@@ -191,12 +205,12 @@ class ASGIFileResponse(LitestarASGIFileResponse):
             self.is_head_response
             or status < 200
             or status in (204, 304)
-            or type(self.adapter.file_system).open is not _LOCAL_OPEN
+            or type(self.adapter.file_system).open is not LOCAL_OPEN
         ):
             return None
         if why_not(scope, send, ZEROCOPYSEND) is None:
             return ZEROCOPYSEND
-        if self._zcio_pathsend and why_not(scope, send, PATHSEND) is None:
+        if self._zcio_pathsend and self.opened is None and why_not(scope, send, PATHSEND) is None:
             return PATHSEND
         return None
 
@@ -204,6 +218,18 @@ class ASGIFileResponse(LitestarASGIFileResponse):
     #: (:func:`adopt` with ``pathsend=False``), whose path the server would open again, later,
     #: after the router checked it (a symlink swapped in meanwhile would be followed).
     _zcio_pathsend = True
+
+    async def send_body(self, send: Send, receive: Receive) -> None:
+        """Litestar's ``send_body``; for a file the router opened (:attr:`opened`), Litestar's
+        reads of that file, through ``/proc/self/fd``: the same inode, whatever happened to
+        its name since (the headers, its ETag included, are made from the name already)."""
+        opened = self.opened
+        if opened is not None and not opened.closed:
+            self.file_path = f"/proc/self/fd/{opened.fileno()}"
+            self.iterator = async_file_iterator(
+                file_path=self.file_path, chunk_size=self.chunk_size, adapter=self.adapter
+            )
+        await super().send_body(send=send, receive=receive)
 
     async def _send_zerocopy(self, send: Send, receive: Receive, early: io.FileIO | None) -> None:
         """The body, by one ``zerocopysend`` of the file ``early`` (opened before the start),
@@ -265,6 +291,12 @@ def file_info(path: str, st: os.stat_result) -> FileInfo | None:
     whose info Litestar also reads the link for: ask Litestar then."""
     if stat.S_ISLNK(os.lstat(path).st_mode):
         return None
+    return stat_info(path, st)
+
+
+def stat_info(path: str, st: os.stat_result) -> FileInfo:
+    """``BaseLocalFileSystem.info(path)``'s result made from the ``fstat`` of the regular file
+    open at ``path`` (``islink`` False: the file, not how it was reached)."""
     return {
         "created": st.st_ctime,
         "gid": st.st_gid,

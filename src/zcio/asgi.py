@@ -12,6 +12,7 @@ do. Three pieces:
   lets zcio learn the file's filesystem, so the next files there open on the loop), with
   :func:`open_in_thread` the worker-thread half on its own. Never anything but a regular
   file, never a wait on a FIFO, never an fd left open on an error or a cancellation.
+  :func:`open_static` also refuses the files of ``/proc`` and ``/sys``, whose sizes lie.
 - :class:`SendChainChecker`: whether a middleware known to lose file messages wraps the
   ``send`` a response was given. Middleware that wraps ``send`` passes the server's scope on
   unchanged, extensions included, so the scope alone cannot tell. The checker follows the chain
@@ -27,6 +28,7 @@ do. Three pieces:
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import functools
 import io
@@ -52,6 +54,8 @@ from ._file_cache import (
     identity as identity,
 )
 
+_libc = ctypes.CDLL(None, use_errno=True)
+
 __all__ = [
     "EXTENSIONS",
     "PATHSEND",
@@ -59,6 +63,7 @@ __all__ = [
     "ZEROCOPYSEND",
     "CachedFile",
     "FileCache",
+    "PSEUDO_FILESYSTEMS",
     "NotARegularFileError",
     "Offender",
     "Opened",
@@ -69,6 +74,7 @@ __all__ = [
     "open_file",
     "open_in_thread",
     "open_regular",
+    "open_static",
     "without_extensions",
 ]
 
@@ -177,6 +183,50 @@ def open_regular(path: StrOrBytesPath) -> Opened:
     except BaseException:
         os.close(fd)
         raise
+
+
+#: Filesystems the kernel makes up as they are read (``statfs`` magic numbers): a file's size
+#: there says nothing of what a read returns (a procfs file is 0 bytes long and reads text;
+#: sysfs's claim 4096), so a static file server must not serve them.
+PSEUDO_FILESYSTEMS: Final = {
+    0x9FA0: "proc",
+    0x62656572: "sysfs",
+    0x64626720: "debugfs",
+    0x74726163: "tracefs",
+    0x73636673: "securityfs",
+    0x27E0EB: "cgroup",
+    0x63677270: "cgroup2",
+    0x62656570: "configfs",
+    0xCAFE4A11: "bpf",
+    0xDE5E81E4: "efivarfs",
+}
+_STATFS_SIZE = 256  # more than struct statfs on any architecture; f_type comes first
+
+
+def open_static(path: StrOrBytesPath) -> Opened:
+    """:func:`open_regular`, for a static file server that opens by path: also refuses a file
+    on a pseudo filesystem (:data:`PSEUDO_FILESYSTEMS`: ``/proc``, ``/sys``...), with
+    :class:`NotARegularFileError`, opened and closed without a read. May wait for a disk or a
+    server: call it in a worker thread. Errors are :func:`open_regular`'s, and ``ValueError``
+    for a path with a NUL byte; nothing is left open when it raises."""
+    opened = open_regular(path)
+    try:
+        fstype = _filesystem_type(opened.file.fileno())
+        if fstype in PSEUDO_FILESYSTEMS:
+            kind = f"not a regular file (a {PSEUDO_FILESYSTEMS[fstype]} file)"
+            raise NotARegularFileError(errno.EINVAL, kind, os.fsdecode(path))
+    except BaseException:
+        opened.close()
+        raise
+    return opened
+
+
+def _filesystem_type(fd: int) -> int | None:
+    """``fstatfs(fd).f_type``; ``None`` if the call fails."""
+    buffer = ctypes.create_string_buffer(_STATFS_SIZE)
+    if _libc.fstatfs(fd, buffer) != 0:
+        return None
+    return ctypes.c_ulong.from_buffer(buffer).value & 0xFFFFFFFF
 
 
 class _SupportsClose(Protocol):
