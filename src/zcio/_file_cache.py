@@ -210,6 +210,9 @@ class FileCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __bool__(self) -> bool:
+        return True  # a cache, even empty, is a cache (``cache or default`` must keep it)
+
     @property
     def open_fds(self) -> int:
         """How many fds the entries still in the cache hold (not counting retired ones that a
