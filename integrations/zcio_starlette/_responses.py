@@ -101,21 +101,23 @@ class FileResponse(StarletteFileResponse):
     beneath: tuple[zcio.Folder, str] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # HEAD: headers only, nothing to hand over (Starlette's own path).
-        body = scope["type"] == "http" and scope["method"].upper() != "HEAD"
-        if body and self.beneath is None and self.cache is not False:
-            handled = await self._call_cached(scope, receive, send)
-            if handled is not None:
-                if handled and self.background is not None:
-                    await self.background()
-                return
-        if not body or why_not_zerocopy(scope, send) is not None:
+        if (
+            scope["type"] != "http"
+            or scope["method"].upper() == "HEAD"  # headers only: nothing to hand over
+            or why_not_zerocopy(scope, send) is not None
+        ):
             if self.beneath is not None and scope.get("method", "GET").upper() != "HEAD":
                 await self._call_starlette_beneath(scope, receive, send)
             else:
                 await super().__call__(scope, receive, send)
             return
 
+        if self.beneath is None and self.cache is not False:
+            handled = await self._call_cached(scope, receive, send)
+            if handled is not None:
+                if handled and self.background is not None:
+                    await self.background()
+                return
         opened = self._open_cached()
         if opened is None:
             opened = await self._open_in_thread()
@@ -149,9 +151,9 @@ class FileResponse(StarletteFileResponse):
         """The response from the open-file cache: ``True`` when sent, ``False`` when a 400 or
         416 was sent instead (no background task then), ``None`` when the cache cannot serve
         it (not a regular file, a given ``stat_result`` of another file, a range of a file
-        kept in memory, a file sent from its fd where ``zerocopysend`` cannot reach the
-        server): then the uncached way follows, with its errors. A file kept in memory goes
-        out as one ``http.response.body``, on any server and through any middleware.
+        kept in memory): then the uncached way follows, with its errors. Called only where
+        ``zerocopysend`` reaches the server (elsewhere the response is Starlette's own path);
+        a file kept in memory goes out as one ``http.response.body``.
 
         A hit awaits nothing but ``send``. The cached fd is held (reference counted) until the
         last message carrying it has been sent, raised or been cancelled."""
@@ -160,11 +162,8 @@ class FileResponse(StarletteFileResponse):
         entry = await cache.get(self.path)
         if entry is None:
             return None
-        if entry.file is None:
-            if any(name == b"range" for name, _ in scope["headers"]):
-                return None  # kept in memory: ranges are Starlette's (rare for files this small)
-        elif why_not_zerocopy(scope, send) is not None:
-            return None  # from an fd: only by zerocopysend (a body from memory goes anywhere)
+        if entry.file is None and any(name == b"range" for name, _ in scope["headers"]):
+            return None  # kept in memory: ranges are Starlette's (rare for files this small)
         cached, given = entry.stat, self.stat_result
         if given is None:
             self.set_stat_headers(cached)
