@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import BENCH_DIR, free_port, listening
+from _common import BENCH_DIR, environment, free_port, listening
 from http_files import APP_DIR, APP_MODULE, NGINX_CONFIG, wrk
 
 FOLDER = BENCH_DIR / "small-files"
@@ -97,8 +97,11 @@ def measure(port: int, pid: int, paths: list[str], seconds: int) -> dict[str, fl
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=5, help="wrk's -d per URL (default 5)")
+    parser.add_argument("--quick", action="store_true", help="--seconds 2")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
+    if args.quick:
+        args.seconds = min(args.seconds, 2)
     if shutil.which("wrk") is None:
         print("wrk is not installed: nothing measured")
         return 0
@@ -145,9 +148,11 @@ def main() -> int:
             stop(proc)
     else:
         print("nginx is not installed: its row is left out")
-    print(table(results))
+    text = table(results)
+    print(text)
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        out = {"results": results, "table": text, "environment": environment()}
+        args.json.write_text(json.dumps(out, indent=2))
     return 0
 
 

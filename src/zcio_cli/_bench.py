@@ -97,6 +97,7 @@ SMOKE: dict[str, tuple[str, ...]] = {
         *("--quiet-timeout", "0"),
     ),
     "soak": ("--smoke",),
+    "small_files": ("--seconds", "1"),
 }
 SMOKE["http_litestar"] = SMOKE["http_files"]
 #: Rough minutes per script and mode on the 2-core development VM, for the announcement.
@@ -110,6 +111,7 @@ MINUTES = {
         "django_files": 11.0,
         "http_litestar": 7.0,
         "soak": 3.3,
+        "small_files": 6.0,
     },
     "quick": {
         "send_file": 0.3,
@@ -120,6 +122,7 @@ MINUTES = {
         "django_files": 1.0,
         "http_litestar": 1.5,
         "soak": 0.7,
+        "small_files": 2.5,
     },
     "smoke": {
         "send_file": 0.1,
@@ -130,6 +133,7 @@ MINUTES = {
         "django_files": 0.5,
         "http_litestar": 0.6,
         "soak": 0.3,
+        "small_files": 1.5,
     },
 }
 #: Without a terminal, a line every this many seconds says the benchmark is still running.
@@ -155,7 +159,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "A full run takes about 40 minutes; --quick about 8, --smoke about 4. soak (soak.py, "
         "not part of all): 3 minutes of mixed load against zcio serve and zcio proxy "
         "--mirror, printing requests/s, errors, fds and RSS over time (--quick 30 s, --smoke "
-        "5 s); with --out, soak.png charts them.",
+        "5 s); with --out, soak.png charts them. small (small_files.py, not part of all): 4 "
+        "and 64 KiB files through zcio_starlette with the open-file cache off and on, against "
+        "the same server's in-memory response, servestatic and nginx (about 6 minutes).",
     )
     # No ``choices=`` here: on Python 3.11 argparse checks an empty ``nargs="*"`` list
     # against the choices and rejects ``zcio bench`` with no group; run() checks the names.
@@ -163,7 +169,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "groups",
         nargs="*",
         metavar="GROUP",
-        help="primitives, relay, http, aiohttp, django, litestar, all (default) or soak",
+        help="primitives, relay, http, aiohttp, django, litestar, all (default), soak or small",
     )
     size = parser.add_mutually_exclusive_group()
     size.add_argument(
@@ -425,6 +431,9 @@ def report(
         parts += ["", notes]
     if "soak" in raw:
         parts += ["", soak_section(raw["soak"])]
+    if "small_files" in raw:
+        small = raw["small_files"] or {}
+        parts += ["", "## Small files", "", small.get("table") or "small_files.py: no results"]
     return "\n".join(parts) + "\n", [r.as_json() for r in rows]
 
 
