@@ -29,6 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 import zcio
+import zcio._open
 import zcio.asgi
 from test_zcio_starlette import ZC, Reply, call
 from zcio.asgi import FileCache
@@ -201,7 +202,7 @@ async def test_hits_need_no_thread_and_no_open(
             raise AssertionError("a hit opened something")
 
         monkeypatch.setattr(zcio.asgi, "open_in_thread", forbidden)
-        monkeypatch.setattr(zcio, "open_cached_stat", forbidden)
+        monkeypatch.setattr(zcio._open, "open_cached_stat", forbidden)
         monkeypatch.setattr(zcio.Folder, "open_cached", forbidden)
         monkeypatch.setattr(anyio.to_thread, "run_sync", forbidden)
         hits = cache.hits

@@ -57,6 +57,10 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any
 
+import anyio
+import anyio.lowlevel
+import anyio.to_thread
+
 from . import _open
 from ._folder import Folder
 
@@ -413,9 +417,7 @@ def _open_here(path: StrPath, folder: Folder | None) -> Any:
     opened on; but a server looking files up by the folder's *path* (Starlette) finds nothing
     once the folder is renamed. So the path must still name the same folder."""
     if folder is None:
-        import zcio  # looked up at each call, as zcio.asgi.open_file does (tests replace it)
-
-        return zcio.open_cached_stat(path)
+        return _open.open_cached_stat(path)
     if not _open.available():
         return None
     handle = _open.openat2(-100, os.fsencode(folder.path), _HOW_PATH)  # AT_FDCWD
@@ -436,23 +438,36 @@ async def _open_away(
     path: StrPath, folder: Folder | None
 ) -> tuple[io.FileIO, os.stat_result] | None:
     """Opened in a worker thread: ``None`` for a name that is not a regular file here;
-    ``EMFILE``/``ENFILE`` raise, any other error is ``None`` too."""
-    from . import asgi  # asgi imports this module: resolved at call time
+    ``EMFILE``/``ENFILE`` raise, any other error is ``None`` too. The thread is waited for
+    (shielded): a cancellation meanwhile is taken after it, with the file closed."""
+    with anyio.CancelScope(shield=True):
+        opened = await anyio.to_thread.run_sync(_open_blocking, path, folder)
+    try:
+        await anyio.lowlevel.checkpoint_if_cancelled()
+    except BaseException:
+        if opened is not None:
+            opened[0].close()
+        raise
+    return opened
 
-    opened = await asgi.open_in_thread(_open_blocking, path, folder)
-    return None if opened is None else (opened.file, opened.stat)
+
+_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
 
 
-def _open_blocking(path: StrPath, folder: Folder | None) -> Any:
-    from . import asgi
-
+def _open_blocking(path: StrPath, folder: Folder | None) -> tuple[io.FileIO, os.stat_result] | None:
+    """The open of :func:`_open_away`, in the worker thread: may wait for a disk or a server.
+    Only a regular file (a FIFO is opened without waiting and closed at once)."""
     try:
         if folder is not None:
             here, there = os.stat(folder.path), os.fstat(folder.fd)
             if (here.st_dev, here.st_ino) != (there.st_dev, there.st_ino):
                 return None  # the folder moved: see _open_here
-            return asgi.Opened(*folder.open(os.fspath(path)))
-        return asgi.open_regular(path)
+            return folder.open(os.fspath(path))
+        opened = _open.regular_fd(os.open(path, _OPEN_FLAGS))
+        if opened is None:
+            return None
+        _open.learn_filesystem(opened[0])  # so that the next files there open on the loop
+        return io.FileIO(opened[0], "r", closefd=True), opened[1]
     except OSError as exc:
         if exc.errno in _NO_FD:
             raise
