@@ -1,13 +1,14 @@
-"""``FileBody``: Quart's, holding the file it will send; for ``send_from_directory`` (and so the
-static folders) opened beneath the folder."""
+"""``FileBody``: Quart's, whose file the connection can hand to the server; for
+``send_from_directory`` (and so the static folders) opened beneath the folder."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
 import sys
-import weakref
+from collections.abc import Iterator
 from os import PathLike
 from types import FrameType, TracebackType
 
@@ -18,6 +19,7 @@ from quart.wrappers.response import FileBody as QuartFileBody
 from werkzeug.exceptions import NotFound
 
 import zcio
+import zcio.asgi
 
 __all__ = ["FileBody", "folder_request"]
 
@@ -56,30 +58,33 @@ class FileBody(QuartFileBody):
     ``zcio_quart``'s connection can hand to the server, and that opens the files of
     ``send_from_directory`` (and of the static folders, served by it) beneath the folder.
 
-    **Under send_from_directory**, the file is opened when the body is built, inside Quart's
-    ``send_file``, beneath a descriptor of the folder (:class:`zcio.Folder`, following symlinks
-    that stay inside it): a name that leads out of the folder when it is opened (a symlink
-    swapped in after Quart's ``safe_join`` and ``is_file`` checks, a symlink pointing outside,
-    ``..`` through a symlink), that is no longer a regular file, or that vanished, raises
-    ``NotFound`` (404, through the app's error handlers, as Quart answers a missing file). Other
-    ``OSError`` (a permission error) propagates: a 500. The open is made on the event loop,
-    where Quart's ``send_file`` has just made four ``stat`` of the same path; it never waits for
-    a FIFO or a device. Every path the body takes afterwards sends from that file: the server's
-    ``zerocopysend``, or Quart's own 8 KiB reads (through aiofiles, as Quart reads). ``size``
-    is that file's.
+    **Under send_from_directory**, every open of the file is made beneath a descriptor of the
+    folder (:class:`zcio.Folder`, following the symlinks that stay inside it), so that a name
+    leading out of the folder when it is opened (a symlink swapped in after Quart's ``safe_join``
+    and ``is_file`` checks, a symlink pointing outside, a FIFO or a device) is never opened:
 
-    **Any other path** (``send_file`` of a path) is opened when it is sent, by name, as Quart
-    opens it.
+    - when the body is built, inside Quart's ``send_file``: the file is opened (and closed at
+      once) to answer ``NotFound`` (a 404, through the app's error handlers, as Quart answers a
+      missing file) for a name that cannot be served from beneath the folder; another
+      ``OSError`` (a permission error) propagates, a 500. This open is made on the event loop,
+      where Quart's ``send_file`` has just made four ``stat`` calls of the same path, and never
+      waits for a FIFO or a device. ``size`` is that file's;
+    - when it is sent (:meth:`open`), by ``zerocopysend`` or by Quart's own 8 KiB reads: if the
+      name no longer leads to a file beneath the folder by then, the error propagates (before
+      the response starts on the ``zerocopysend`` path: the server answers 500; after it on
+      Quart's path: the connection is aborted). Never a byte from outside the folder.
 
-    The file held is closed when the body has been sent (by either path), and, if the body is
-    never sent (a 304, an ``after_request`` that replaced it, an error), when the body is
-    dropped.
+    **Any other path** (``send_file`` of a path) is opened by name, as Quart opens it.
     """
+
+    folder: zcio.Folder | None = None
+    """The folder of ``send_from_directory``, beneath which the file is opened."""
+    relative: str = ""
+    """The file's path relative to :attr:`folder`."""
+    _file: io.FileIO | None = None
 
     def __init__(self, file_path: str | PathLike[str], *, buffer_size: int | None = None) -> None:
         request = folder_request(sys._getframe(1))
-        self.folder = request[0] if request is not None else None
-        self._file: io.FileIO | None = None
         if request is None:
             super().__init__(file_path, buffer_size=buffer_size)
             return
@@ -88,54 +93,101 @@ class FileBody(QuartFileBody):
             self.buffer_size = buffer_size
         self.file = None
         self.file_manager = None
-        file, st = _open_beneath(request[0], self.file_path)
-        self._file = file
-        # Dropped unsent: closed with the body, quietly (a FileIO left to the collector warns).
-        weakref.finalize(self, file.close)
+        self.relative = _relative(request[0], self.file_path)
+        with _not_found():
+            self.folder = folder = _folder(request[0])
+            file, st = folder.open_cached(self.relative) or folder.open(self.relative)
+        file.close()
         self.size = st.st_size
         self.begin = 0
         self.end = self.size
 
-    def take_file(self) -> io.FileIO | None:
-        """The file opened beneath the folder, handed over to the caller (who closes it);
-        ``None`` for a body of ``send_file`` of a path, or if it was taken already."""
-        file, self._file = self._file, None
-        return file
+    async def open(self) -> io.FileIO:
+        """The file, opened for reading: beneath :attr:`folder` for ``send_from_directory``
+        (on the event loop when the kernel has the path cached, else in a worker thread), else
+        by path as :func:`zcio.asgi.open_file` opens it. The caller closes it.
+
+        Raises ``OSError`` (for a name that no longer leads to a regular file beneath the
+        folder: ``FileNotFoundError``, :class:`zcio.OutsideFolder`). A cancellation while a
+        worker thread opens it is taken after the open, with the file closed."""
+        folder = self.folder
+        if folder is None:
+            return (await zcio.asgi.open_file(self.file_path)).file
+        cached = folder.open_cached(self.relative)
+        if cached is not None:
+            return cached[0]
+        return (await zcio.asgi.open_in_thread(_open_beneath, folder, self.relative)).file
 
     async def __aenter__(self) -> FileBody:
-        """Quart's: the file open for reading at ``begin``; the one opened beneath the folder
-        if there is one (read through aiofiles in worker threads, as Quart reads)."""
-        if self._file is None:
+        """Quart's: the file open for reading at ``begin``, opened by :meth:`open` beneath the
+        folder for ``send_from_directory`` (then read through aiofiles in worker threads, as
+        Quart reads)."""
+        if self.folder is None:
             await super().__aenter__()
             return self
-        self.file_manager = async_open(self._file.fileno(), mode="rb", closefd=False)
-        self.file = await self.file_manager.__aenter__()
-        await self.file.seek(self.begin)
+        self._file = await self.open()
+        try:
+            self.file_manager = async_open(self._file.fileno(), mode="rb", closefd=False)
+            self.file = await self.file_manager.__aenter__()
+            await self.file.seek(self.begin)
+        except BaseException:
+            self._close()
+            raise
         return self
 
     async def __aexit__(self, exc_type: type, exc_value: BaseException, tb: TracebackType) -> None:
         try:
-            if self.file_manager is not None:
-                await super().__aexit__(exc_type, exc_value, tb)
+            await super().__aexit__(exc_type, exc_value, tb)
         finally:
-            self.close()
+            self._close()
 
-    def close(self) -> None:
-        """Close the file opened beneath the folder, if any (again is harmless)."""
-        file = self.take_file()
+    def _close(self) -> None:
+        file, self._file = self._file, None
         if file is not None:
             file.close()
 
 
-def _open_beneath(directory: str, path: PathLike[str]) -> tuple[io.FileIO, os.stat_result]:
-    """The regular file at ``path``, opened beneath ``directory`` (which Quart joined it to),
-    and its fstat. ``NotFound`` for a name that cannot be served from beneath the folder."""
+# Folders by the directory send_from_directory was given, so that files are opened on the
+# event loop once the kernel has their paths cached (zcio.Folder.open_cached). Bounded; a
+# folder dropped from here is closed when the last body using it is.
+_FOLDERS: dict[str, tuple[zcio.Folder, tuple[int, int]]] = {}
+_MAX_FOLDERS = 64
+
+
+def _folder(directory: str) -> zcio.Folder:
+    """The :class:`zcio.Folder` of ``directory``: the one kept, if ``directory`` still names the
+    folder it opened (one ``stat``: a folder replaced, or a symlink to it repointed, gets a new
+    one), else a new one. ``OSError`` if it is not a folder."""
+    st = os.stat(directory)
+    kept = _FOLDERS.get(directory)
+    if kept is not None and kept[1] == (st.st_dev, st.st_ino):
+        return kept[0]
+    folder = zcio.Folder(directory, follow_symlinks=True)
+    held = os.fstat(folder.fd)
+    if len(_FOLDERS) >= _MAX_FOLDERS:
+        _FOLDERS.pop(next(iter(_FOLDERS)))
+    _FOLDERS[directory] = (folder, (held.st_dev, held.st_ino))
+    return folder
+
+
+def _open_beneath(folder: zcio.Folder, relative: str) -> zcio.asgi.Opened:
+    """:meth:`zcio.Folder.open`, as :class:`zcio.asgi.Opened` (for a worker thread)."""
+    return zcio.asgi.Opened(*folder.open(relative))
+
+
+def _relative(directory: str, path: PathLike[str]) -> str:
+    """``path`` (which Quart joined to ``directory``) relative to ``directory``; no I/O."""
     relative = os.path.relpath(os.path.abspath(path), os.path.abspath(directory))
     if relative == os.curdir or relative.startswith(os.pardir):
         raise NotFound()
+    return relative
+
+
+@contextlib.contextmanager
+def _not_found() -> Iterator[None]:
+    """The errors of a name that cannot be served from beneath the folder, as ``NotFound``."""
     try:
-        with zcio.Folder(directory, follow_symlinks=True) as folder:
-            return folder.open(relative)
+        yield
     except (zcio.OutsideFolder, IsADirectoryError, NotADirectoryError) as exc:
         raise NotFound() from exc
     except OSError as exc:

@@ -10,7 +10,6 @@ from quart.asgi import ASGIHTTPConnection
 from quart.utils import encode_headers
 from quart.wrappers.response import Response
 
-import zcio.asgi
 from zcio.asgi import PATHSEND, ZEROCOPYSEND
 
 from ._body import FileBody
@@ -67,10 +66,10 @@ class HTTPConnection(ASGIHTTPConnection):
             await super()._send_response(send, response)
             return
         assert isinstance(body, FileBody)
-        file = body.take_file()
+        file = None
         try:
-            if how == ZEROCOPYSEND and file is None:
-                file = await _open(body.file_path)
+            if how == ZEROCOPYSEND:
+                file = await _open(body)
                 if file is None:
                     await super()._send_response(send, response)
                     return
@@ -128,12 +127,14 @@ def _absolute(path: os.PathLike[str]) -> str:
     return os.path.abspath(path)
 
 
-async def _open(path: os.PathLike[str]) -> io.FileIO | None:
-    """The regular file at ``path`` (on the event loop when the kernel has it cached, else in
-    a worker thread), or ``None`` when it cannot be opened: Quart's path then fails as Quart
-    does. A cancellation meanwhile is taken after the open, with the file closed."""
+async def _open(body: FileBody) -> io.FileIO | None:
+    """The body's file (:meth:`zcio_quart.FileBody.open`), or ``None`` when a path given to
+    ``send_file`` cannot be opened: Quart's own path then fails as Quart does. For
+    ``send_from_directory`` the error propagates: a name that no longer leads beneath the folder
+    is never opened by Quart's path either."""
     try:
-        opened = await zcio.asgi.open_file(os.fspath(path))
+        return await body.open()
     except OSError:
+        if body.folder is not None:
+            raise
         return None
-    return opened.file

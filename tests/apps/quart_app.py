@@ -28,20 +28,21 @@ SENT: Counter[str] = Counter()
 BYTESIO = b"".join(b"%d bytes in memory\n" % i for i in range(2000))
 
 
-def make_app(name: str) -> Quart:
-    app = Quart(name, static_folder=str(ROOT / "www"), static_url_path="/static")
+def make_app(name: str, root: Path = ROOT) -> Quart:
+    """The app: its files under ``root``, its static folder ``root/www``."""
+    app = Quart(name, static_folder=str(root / "www"), static_url_path="/static")
 
     @app.route("/file", methods=["GET", "HEAD"])
     async def file() -> Response:
         return await send_file(
-            ROOT / request.args["name"],
+            root / request.args["name"],
             conditional="conditional" in request.args,
             as_attachment="attachment" in request.args,
         )
 
     @app.route("/dir/<path:name>", methods=["GET", "HEAD"])
     async def directory(name: str) -> Response:
-        return await send_from_directory(ROOT / "www", name)
+        return await send_from_directory(root / "www", name)
 
     @app.route("/bytesio", methods=["GET", "HEAD"])
     async def bytesio() -> Response:
@@ -49,7 +50,7 @@ def make_app(name: str) -> Quart:
 
     @app.route("/replaced")
     async def replaced() -> Response:
-        return await send_file(ROOT / request.args["name"])
+        return await send_file(root / request.args["name"])
 
     @app.after_request
     async def replace(response: Response) -> Response:
@@ -59,7 +60,7 @@ def make_app(name: str) -> Quart:
 
     @app.route("/shrink")
     async def shrink() -> Response:
-        path = ROOT / request.args["name"]
+        path = root / request.args["name"]
         response = await send_file(path)
         os.truncate(path, os.stat(path).st_size // 2)
         return response
@@ -102,7 +103,8 @@ async def app(scope: Any, receive: Any, send: Any) -> None:
             SENT[f"{side} {kind}"] += 1
         await send(message)
 
-    await target(dict(scope, path="/" + rest, raw_path=("/" + rest).encode()), receive, counted)
+    inner: Any = dict(scope, path="/" + rest, raw_path=("/" + rest).encode())
+    await target(inner, receive, counted)
 
 
 async def _stats(send: Any) -> None:
