@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from os import PathLike
 from types import FrameType, TracebackType
+from typing import NamedTuple
 
 import quart.helpers
 import quart.utils
@@ -21,7 +22,7 @@ from werkzeug.exceptions import NotFound
 import zcio
 import zcio.asgi
 
-__all__ = ["FileBody", "folder_request"]
+__all__ = ["FileBody", "FolderRequest", "folder_request"]
 
 # The code of the two Quart functions a FileBody is built under by send_from_directory:
 # send_from_directory -> send_file -> response_class.file_body_class(path).
@@ -33,24 +34,32 @@ _SEND_FROM_DIRECTORY_CODE = quart.helpers.send_from_directory.__code__
 _NOT_FOUND_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG})
 
 
-def folder_request(frame: FrameType | None) -> tuple[str, str] | None:
-    """The folder and the name a ``send_from_directory`` call is serving, when ``frame`` is
-    Quart's ``send_file`` called by Quart's ``send_from_directory``; ``None`` otherwise.
+class FolderRequest(NamedTuple):
+    """What a running ``send_from_directory`` call serves: its folder, and the size Quart's
+    ``send_file`` took for the Content-Length (``None`` if unknown)."""
+
+    directory: str
+    size: int | None
+
+
+def folder_request(frame: FrameType | None) -> FolderRequest | None:
+    """What a ``send_from_directory`` call is serving, when ``frame`` is Quart's ``send_file``
+    called by Quart's ``send_from_directory``; ``None`` otherwise.
 
     Quart passes ``file_body_class`` the joined path only, so the folder is read from the
-    arguments of the ``send_from_directory`` call that is running (its frame's ``directory``
-    and ``file_name``). Matched by code object, so nothing else is ever taken for it. No I/O,
-    never raises."""
+    arguments of the ``send_from_directory`` call that is running (its frame's ``directory``),
+    and the size from ``send_file``'s (``file_size``, the ``stat`` made for the Content-Length).
+    Matched by code object, so nothing else is ever taken for it. No I/O, never raises."""
     if frame is None or frame.f_code is not _SEND_FILE_CODE:
         return None
     outer = frame.f_back
     if outer is None or outer.f_code is not _SEND_FROM_DIRECTORY_CODE:
         return None
     directory = outer.f_locals.get("directory")
-    file_name = outer.f_locals.get("file_name")
-    if not isinstance(file_name, str) or directory is None:
+    if directory is None:
         return None
-    return str(directory), file_name
+    size = frame.f_locals.get("file_size")
+    return FolderRequest(str(directory), size if isinstance(size, int) else None)
 
 
 class FileBody(QuartFileBody):
@@ -68,11 +77,15 @@ class FileBody(QuartFileBody):
       missing file) for a name that cannot be served from beneath the folder; another
       ``OSError`` (a permission error) propagates, a 500. This open is made on the event loop,
       where Quart's ``send_file`` has just made four ``stat`` calls of the same path, and never
-      waits for a FIFO or a device. ``size`` is that file's;
-    - when it is sent (:meth:`open`), by ``zerocopysend`` or by Quart's own 8 KiB reads: if the
-      name no longer leads to a file beneath the folder by then, the error propagates (before
-      the response starts on the ``zerocopysend`` path: the server answers 500; after it on
-      Quart's path: the connection is aborted). Never a byte from outside the folder.
+      waits for a FIFO or a device. ``size`` is that file's; if it is not the size Quart's
+      ``send_file`` measured for the Content-Length (the name changed in between), ``NotFound``
+      too: no response could promise the right length;
+    - when it is sent (:meth:`open`, which :class:`zcio_quart.HTTPConnection` calls before the
+      response starts, whichever path sends it): if the name no longer leads to a regular file
+      beneath the folder by then, ``NotFound``, which the connection answers with a 404 before
+      anything else is sent (a body entered without :meth:`open`, by another connection class,
+      opens it then, after the start: the response is cut). Never a byte from outside the
+      folder.
 
     **Any other path** (``send_file`` of a path) is opened by name, as Quart opens it.
     """
@@ -93,45 +106,65 @@ class FileBody(QuartFileBody):
             self.buffer_size = buffer_size
         self.file = None
         self.file_manager = None
-        self.relative = _relative(request[0], self.file_path)
+        self.relative = _relative(request.directory, self.file_path)
         with _not_found():
-            self.folder = folder = _folder(request[0])
+            self.folder = folder = _folder(request.directory)
             file, st = folder.open_cached(self.relative) or folder.open(self.relative)
         file.close()
+        if request.size is not None and request.size != st.st_size:
+            # Not the file Quart just measured for the Content-Length: the name changed
+            # meanwhile (a swap). No response can promise the right length: as if missing.
+            raise NotFound()
         self.size = st.st_size
         self.begin = 0
         self.end = self.size
 
-    async def open(self) -> io.FileIO:
-        """The file, opened for reading: beneath :attr:`folder` for ``send_from_directory``
-        (on the event loop when the kernel has the path cached, else in a worker thread), else
-        by path as :func:`zcio.asgi.open_file` opens it. The caller closes it.
+    async def open(self) -> io.FileIO | None:
+        """Open the file for sending, now, and keep it (for the server's message, or for
+        Quart's reads when the body is entered); the file, or ``None`` when a path given to
+        ``send_file`` cannot be opened (Quart's path then fails as Quart does). Once opened,
+        again returns the same file. :meth:`close` closes it.
 
-        Raises ``OSError`` (for a name that no longer leads to a regular file beneath the
-        folder: ``FileNotFoundError``, :class:`zcio.OutsideFolder`). A cancellation while a
-        worker thread opens it is taken after the open, with the file closed."""
+        Beneath :attr:`folder` for ``send_from_directory`` (on the event loop when the kernel
+        has the path cached, else in a worker thread), where errors propagate: ``NotFound``
+        for a name that no longer leads to a regular file beneath the folder, another
+        ``OSError`` as it is. Else by path, as
+        :func:`zcio.asgi.open_file` opens it. A cancellation while a worker thread opens it is
+        taken after the open, with the file closed."""
+        if self._file is not None:
+            return self._file
         folder = self.folder
         if folder is None:
-            return (await zcio.asgi.open_file(self.file_path)).file
+            try:
+                opened = await zcio.asgi.open_file(self.file_path)
+            except OSError:
+                return None
+            self._file = opened.file
+            return self._file
         cached = folder.open_cached(self.relative)
         if cached is not None:
-            return cached[0]
-        return (await zcio.asgi.open_in_thread(_open_beneath, folder, self.relative)).file
+            self._file = cached[0]
+            return self._file
+        with _not_found():
+            opened = await zcio.asgi.open_in_thread(_open_beneath, folder, self.relative)
+        self._file = opened.file
+        return self._file
 
     async def __aenter__(self) -> FileBody:
-        """Quart's: the file open for reading at ``begin``, opened by :meth:`open` beneath the
-        folder for ``send_from_directory`` (then read through aiofiles in worker threads, as
-        Quart reads)."""
-        if self.folder is None:
+        """Quart's: the file open for reading at ``begin``; the file :meth:`open` opened, or
+        opens now beneath the folder for ``send_from_directory`` (then read through aiofiles in
+        worker threads, as Quart reads)."""
+        if self._file is None and self.folder is None:
             await super().__aenter__()
             return self
-        self._file = await self.open()
         try:
-            self.file_manager = async_open(self._file.fileno(), mode="rb", closefd=False)
+            file = await self.open()
+            assert file is not None
+            self.file_manager = async_open(file.fileno(), mode="rb", closefd=False)
             self.file = await self.file_manager.__aenter__()
             await self.file.seek(self.begin)
         except BaseException:
-            self._close()
+            self.close()
             raise
         return self
 
@@ -139,9 +172,12 @@ class FileBody(QuartFileBody):
         try:
             await super().__aexit__(exc_type, exc_value, tb)
         finally:
-            self._close()
+            self.close()
 
-    def _close(self) -> None:
+    def close(self) -> None:
+        """Close the file :meth:`open` opened, if any (again is harmless). Closing a read-only
+        regular file does not wait for the disk: done inline, where no cancellation can
+        interrupt it."""
         file, self._file = self._file, None
         if file is not None:
             file.close()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import os
 from typing import Any
 
 from quart.asgi import ASGIHTTPConnection
 from quart.utils import encode_headers
 from quart.wrappers.response import Response
+from werkzeug.exceptions import NotFound
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from zcio.asgi import PATHSEND, ZEROCOPYSEND
 
@@ -41,17 +42,24 @@ class HTTPConnection(ASGIHTTPConnection):
     - when the server advertises ``http.response.zerocopysend`` and no middleware that needs the
       body wraps ``send`` (:func:`zcio_quart.why_not_zerocopy`): Quart's own
       ``http.response.start``, then one ``zerocopysend`` of the file (``offset`` = the range's
-      start, ``count`` = its length, ``more_body=False``). The file is the one opened beneath
-      the folder for ``send_from_directory``, else the path opened now (on the event loop when
-      the kernel has it cached, else in a worker thread); if that open fails, Quart's own path
-      runs, and fails as Quart does;
+      start, ``count`` = its length, ``more_body=False``), opened before the start by
+      :meth:`zcio_quart.FileBody.open` (on the event loop when the kernel has it cached, else in
+      a worker thread; beneath the folder for ``send_from_directory``). If a path given to
+      ``send_file`` cannot be opened, Quart's own path runs, and fails as Quart does;
     - else, for a whole file of ``send_file`` of a path, when the server advertises
       ``http.response.pathsend`` under the same conditions: the start, then one ``pathsend`` of
       the absolute path. Never for ``send_from_directory``: the server would open the path again,
       after the check (a symlink swapped in meanwhile would be followed);
     - a HEAD request, under either condition: the start and one empty body (Quart reads the
       whole file for a body every server drops);
-    - else Quart's path: 8 KiB reads through aiofiles, one body message each.
+    - else Quart's path: 8 KiB reads through aiofiles, one body message each; for
+      ``send_from_directory`` from the file opened beneath the folder before the start.
+
+    For ``send_from_directory``, a name that no longer leads to a regular file beneath the
+    folder when the file is opened for sending (a swap since the check when the body was built)
+    is answered, before anything else is sent and whichever path, with werkzeug's own 404 (the
+    app's error handlers and ``after_request`` functions have run already); another
+    ``OSError`` of that open propagates before the start: the server answers 500.
 
     Errors and cancellation: the file is closed after the message that carried it, whatever
     happens (the end, an error from ``send``, Quart's response timeout, the client leaving,
@@ -61,18 +69,22 @@ class HTTPConnection(ASGIHTTPConnection):
 
     async def _send_response(self, send: Any, response: Any) -> None:
         body = response.response if isinstance(response, Response) else None
-        how = self._file_message(send, response, body) if type(body) is FileBody else None
-        if how is None:
+        if type(body) is not FileBody:
             await super()._send_response(send, response)
             return
-        assert isinstance(body, FileBody)
-        file = None
+        how = self._file_message(send, response, body)
         try:
-            if how == ZEROCOPYSEND:
-                file = await _open(body)
-                if file is None:
-                    await super()._send_response(send, response)
-                    return
+            # Opened before the start, so that a name no longer beneath the folder is a 500,
+            # never a response cut after its headers: on Quart's path too.
+            try:
+                wanted = how == ZEROCOPYSEND or body.folder is not None
+                file = await body.open() if wanted else None
+            except NotFound as exc:
+                await _send_whole(send, exc.get_response())
+                return
+            if how is None or (how == ZEROCOPYSEND and file is None):
+                await super()._send_response(send, response)
+                return
             await send(
                 {
                     "type": "http.response.start",
@@ -81,7 +93,6 @@ class HTTPConnection(ASGIHTTPConnection):
                 }
             )
             if how == ZEROCOPYSEND:
-                assert file is not None
                 message: Any = {
                     "type": ZEROCOPYSEND,
                     "file": file,
@@ -95,10 +106,7 @@ class HTTPConnection(ASGIHTTPConnection):
                 message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
         finally:
-            if file is not None:
-                # Closing a read-only regular file does not wait for the disk: done inline,
-                # where no cancellation can interrupt it.
-                file.close()
+            body.close()
 
     def _file_message(self, send: Any, response: Response, body: FileBody) -> str | None:
         """The message that carries ``body``, ``HEAD``, or ``None`` for Quart's own path."""
@@ -122,19 +130,18 @@ class HTTPConnection(ASGIHTTPConnection):
         return None
 
 
+async def _send_whole(send: Any, response: WerkzeugResponse) -> None:
+    """A small response Quart's error handling would have made, in two messages."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status_code,
+            "headers": encode_headers(response.headers),
+        }
+    )
+    await send({"type": "http.response.body", "body": response.get_data(), "more_body": False})
+
+
 def _absolute(path: os.PathLike[str]) -> str:
     """The absolute path ``pathsend`` needs (relative to the working directory, as ``open``)."""
     return os.path.abspath(path)
-
-
-async def _open(body: FileBody) -> io.FileIO | None:
-    """The body's file (:meth:`zcio_quart.FileBody.open`), or ``None`` when a path given to
-    ``send_file`` cannot be opened: Quart's own path then fails as Quart does. For
-    ``send_from_directory`` the error propagates: a name that no longer leads beneath the folder
-    is never opened by Quart's path either."""
-    try:
-        return await body.open()
-    except OSError:
-        if body.folder is not None:
-            raise
-        return None
