@@ -47,6 +47,7 @@ SCRIPTS = (
     "aiohttp_files",
     "django_files",
     "http_litestar",
+    "http_quart",
 )
 #: Scripts with no rows in the table (their own summary follows it), run only when asked for:
 #: ``soak`` takes minutes by design and measures stability over time, not speed.
@@ -60,6 +61,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "aiohttp": ("aiohttp_files",),
     "django": ("django_files",),
     "litestar": ("http_litestar",),
+    "quart": ("http_quart",),
     "all": SCRIPTS,
 }
 
