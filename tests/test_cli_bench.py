@@ -250,7 +250,7 @@ def test_report_names_the_anchors_and_the_lag(raw: dict[str, Any]) -> None:
 
 
 def test_groups_cover_every_script() -> None:
-    groups = ("primitives", "relay", "http", "aiohttp", "django", "litestar", "quart")
+    groups = ("primitives", "relay", "http", "aiohttp", "django", "litestar", "hypercorn", "quart")
     assert {s for g in groups for s in GROUPS[g]} == set(SCRIPTS)
     assert GROUPS["all"] == SCRIPTS
     assert _bench._scripts(["http", "primitives"]) == ["send_file", "streams", "http_files"]

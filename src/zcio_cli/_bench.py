@@ -100,6 +100,7 @@ SMOKE: dict[str, tuple[str, ...]] = {
     "soak": ("--smoke",),
 }
 SMOKE["http_litestar"] = SMOKE["http_files"]
+SMOKE["http_hypercorn"] = SMOKE["http_files"]
 SMOKE["http_quart"] = SMOKE["http_files"]
 #: Rough minutes per script and mode on the 2-core development VM, for the announcement.
 MINUTES = {
@@ -111,6 +112,7 @@ MINUTES = {
         "aiohttp_files": 5.0,
         "django_files": 11.0,
         "http_litestar": 7.0,
+        "http_hypercorn": 9.0,
         "http_quart": 8.0,
         "soak": 3.3,
     },
@@ -122,6 +124,7 @@ MINUTES = {
         "aiohttp_files": 1.0,
         "django_files": 1.0,
         "http_litestar": 1.5,
+        "http_hypercorn": 2.0,
         "http_quart": 2.0,
         "soak": 0.7,
     },
@@ -133,6 +136,7 @@ MINUTES = {
         "aiohttp_files": 0.7,
         "django_files": 0.5,
         "http_litestar": 0.6,
+        "http_hypercorn": 0.8,
         "http_quart": 0.8,
         "soak": 0.3,
     },
@@ -156,8 +160,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "and ratios against the anchors installed here (nginx, HAProxy, granian, anycorn) "
         "and the baselines the scripts measure. Groups: primitives (send_file.py, "
         "streams.py), relay (relay.py), http (http_files.py), aiohttp (aiohttp_files.py), "
-        "django (django_files.py), litestar (http_litestar.py), quart (http_quart.py), all "
-        "(default: these eight). "
+        "django (django_files.py), litestar (http_litestar.py), hypercorn (http_hypercorn.py), "
+        "quart (http_quart.py), all (default: these nine). "
         "A full run takes about 40 minutes; --quick about 8, --smoke about 4. soak (soak.py, "
         "not part of all): 3 minutes of mixed load against zcio serve and zcio proxy "
         "--mirror, printing requests/s, errors, fds and RSS over time (--quick 30 s, --smoke "
@@ -169,7 +173,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "groups",
         nargs="*",
         metavar="GROUP",
-        help="primitives, relay, http, aiohttp, django, litestar, quart, all (default) or soak",
+        help="primitives, relay, http, aiohttp, django, litestar, hypercorn, quart, all (default) "
+        "or soak",
     )
     size = parser.add_mutually_exclusive_group()
     size.add_argument(
@@ -226,7 +231,11 @@ def _mode(args: argparse.Namespace) -> str:
 
 
 #: The scripts that wait for a quiet machine before each run (``--quiet-timeout``).
-WAITING = ("streams", "http_files", "aiohttp_files", "django_files", "http_litestar", "http_quart")
+WAITING = (
+    *("streams", "http_files", "aiohttp_files", "django_files", "http_litestar"),
+    "http_hypercorn",
+    "http_quart",
+)
 
 
 def script_argv(

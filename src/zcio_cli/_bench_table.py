@@ -47,6 +47,7 @@ SCRIPTS = (
     "aiohttp_files",
     "django_files",
     "http_litestar",
+    "http_hypercorn",
     "http_quart",
 )
 #: Scripts with no rows in the table (their own summary follows it), run only when asked for:
@@ -61,6 +62,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "aiohttp": ("aiohttp_files",),
     "django": ("django_files",),
     "litestar": ("http_litestar",),
+    "hypercorn": ("http_hypercorn",),
     "quart": ("http_quart",),
     "all": SCRIPTS,
 }
