@@ -23,7 +23,7 @@ from typing import Any
 
 import anyio
 import pytest
-from quart import Quart, Response, send_file
+from quart import Quart, Response, send_file, send_from_directory
 from quart.asgi import ASGIHTTPConnection
 from quart.wrappers.response import FileBody as QuartFileBody
 from starlette.middleware.gzip import GZipMiddleware
@@ -42,7 +42,6 @@ DATA = make_data(300_007, seed=220)
 TEXT = b"".join(b"line %d of a text file\n" % i for i in range(2000))
 SECRET = b"outside the folder\n"
 SETS = [(), (ZC,), (PS,), (ZC, PS)]
-SET_IDS = ["none", "zerocopysend", "pathsend", "both"]
 Message = Any
 
 
@@ -308,14 +307,17 @@ CASES: list[tuple[str, str, dict[str, str]]] = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("extensions", SETS, ids=SET_IDS)
-async def test_every_case_same_as_stock(apps: Apps, extensions: tuple[str, ...]) -> None:
-    for method, path, headers in CASES:
-        stock, ours = await both(apps, path, method=method, headers=headers, extensions=extensions)
-        assert ours.same() == stock.same(), (method, path, headers)
-        assert ours.complete
-        for file in ours.files:
-            assert file.closed  # closed once the message that carried it was sent
+async def test_every_case_same_as_stock(apps: Apps) -> None:
+    """Under every set of extensions a server may advertise (both, either, none)."""
+    for extensions in SETS:
+        for method, path, headers in CASES:
+            stock, ours = await both(
+                apps, path, method=method, headers=headers, extensions=extensions
+            )
+            assert ours.same() == stock.same(), (extensions, method, path, headers)
+            assert ours.complete
+            for file in ours.files:
+                assert file.closed  # closed once the message that carried it was sent
 
 
 async def test_a_suffix_range_fails_as_in_quart(
@@ -341,52 +343,50 @@ async def test_etags_and_304(apps: Apps) -> None:
             assert ours.status in (304, 412)
 
 
-@pytest.mark.parametrize(
-    ("path", "headers", "offset", "count"),
-    [
-        ("/file?name=data.bin", {}, 0, len(DATA)),
-        ("/file?name=data.bin&conditional=1", {"Range": "bytes=10-99"}, 10, 90),
-        ("/dir/data.bin", {}, 0, len(DATA)),
-        ("/dir/data.bin", {"Range": "bytes=1000-"}, 1000, len(DATA) - 1000),
-        ("/static/data.bin", {"Range": "bytes=0-0"}, 0, 1),
-    ],
-)
-async def test_zerocopysend_carries_the_file_or_the_range(
-    apps: Apps, path: str, headers: dict[str, str], offset: int, count: int
-) -> None:
-    seen: list[Message] = []
-
-    async def hook(message: Message) -> None:
-        if message["type"] == ZC:
-            seen.append(dict(message))
-
-    reply = await call(apps.zcio, path, headers=headers, send_hook=hook)
-    assert reply.kinds == [START, ZC]
-    assert [(m["offset"], m["count"], m["more_body"]) for m in seen] == [(offset, count, False)]
-    assert bytes(reply.body) == DATA[offset : offset + count]
+SLICES: list[tuple[str, dict[str, str], int, int]] = [
+    ("/file?name=data.bin", {}, 0, len(DATA)),
+    ("/file?name=data.bin&conditional=1", {"Range": "bytes=10-99"}, 10, 90),
+    ("/dir/data.bin", {}, 0, len(DATA)),
+    ("/dir/data.bin", {"Range": "bytes=1000-"}, 1000, len(DATA) - 1000),
+    ("/static/data.bin", {"Range": "bytes=0-0"}, 0, 1),
+]
 
 
-@pytest.mark.parametrize(
-    ("extensions", "path", "kinds"),
-    [
-        ((PS,), "/file?name=data.bin", [START, PS]),
-        ((PS,), "/file?name=data.bin&conditional=1&r=1", [START, PS]),
-        ((PS,), "/dir/data.bin", None),  # never pathsend beneath a folder: Quart's reads
-        ((PS,), "/static/data.bin", None),
-        ((), "/file?name=data.bin", None),
-        ((ZC, PS), "/replaced?name=data.bin", None),
-        ((ZC, PS), "/bytesio", None),
-        ((ZC, PS), "/file?name=empty.bin", None),
-    ],
-)
-async def test_which_message(
-    apps: Apps, extensions: tuple[str, ...], path: str, kinds: list[str] | None
-) -> None:
-    reply = await call(apps.zcio, path, extensions=extensions)
-    if kinds is None:
-        assert reply.kinds[0] == START and set(reply.kinds[1:]) == {BODY}
-    else:
-        assert reply.kinds == kinds
+async def test_zerocopysend_carries_the_file_or_the_range(apps: Apps) -> None:
+    for path, headers, offset, count in SLICES:
+        seen: list[Message] = []
+
+        async def hook(message: Message, seen: list[Message] = seen) -> None:
+            if message["type"] == ZC:
+                seen.append(dict(message))
+
+        reply = await call(apps.zcio, path, headers=headers, send_hook=hook)
+        assert reply.kinds == [START, ZC], path
+        got = [(m["offset"], m["count"], m["more_body"]) for m in seen]
+        assert got == [(offset, count, False)], path
+        assert bytes(reply.body) == DATA[offset : offset + count]
+
+
+#: (extensions, path, the messages; None: Quart's body messages).
+MESSAGES: list[tuple[tuple[str, ...], str, list[str] | None]] = [
+    ((PS,), "/file?name=data.bin", [START, PS]),
+    ((PS,), "/file?name=data.bin&conditional=1", [START, PS]),
+    ((PS,), "/dir/data.bin", None),  # never pathsend beneath a folder: Quart's reads
+    ((PS,), "/static/data.bin", None),
+    ((), "/file?name=data.bin", None),
+    ((ZC, PS), "/replaced?name=data.bin", None),
+    ((ZC, PS), "/bytesio", None),
+    ((ZC, PS), "/file?name=empty.bin", None),
+]
+
+
+async def test_which_message(apps: Apps) -> None:
+    for extensions, path, kinds in MESSAGES:
+        reply = await call(apps.zcio, path, extensions=extensions)
+        if kinds is None:
+            assert reply.kinds[0] == START and set(reply.kinds[1:]) == {BODY}, path
+        else:
+            assert reply.kinds == kinds, path
 
 
 async def test_range_with_pathsend_only_is_quarts_path(apps: Apps) -> None:
@@ -394,11 +394,11 @@ async def test_range_with_pathsend_only_is_quarts_path(apps: Apps) -> None:
     assert reply.status == 206 and set(reply.kinds[1:]) == {BODY}
 
 
-@pytest.mark.parametrize("extensions", [(ZC,), (PS,)], ids=["zerocopysend", "pathsend"])
-async def test_head_sends_an_empty_body(apps: Apps, extensions: tuple[str, ...]) -> None:
-    reply = await call(apps.zcio, "/file?name=data.bin", method="HEAD", extensions=extensions)
-    assert reply.kinds == [START, BODY]
-    assert reply.header(b"content-length") == str(len(DATA)).encode()
+async def test_head_sends_an_empty_body(apps: Apps) -> None:
+    for extensions in [(ZC,), (PS,)]:
+        reply = await call(apps.zcio, "/file?name=data.bin", method="HEAD", extensions=extensions)
+        assert reply.kinds == [START, BODY], extensions  # werkzeug's, not the app's
+        assert reply.header(b"content-length") == str(len(DATA)).encode()
 
 
 async def test_behind_gzip_middleware_quarts_path(root: Path) -> None:
@@ -418,15 +418,45 @@ async def test_behind_gzip_middleware_quarts_path(root: Path) -> None:
 # --- beneath the folder --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/dir/out.txt", "/dir/outdir/secret.txt", "/static/out.txt"])
-async def test_symlinks_leading_out_are_404s(apps: Apps, path: str) -> None:
+async def test_symlinks_leading_out_are_404s(apps: Apps) -> None:
     """Stock Quart follows them; zcio_quart opens beneath the folder, whatever the server."""
-    stock = await call(apps.stock, path, extensions=())
-    assert stock.status == 200 and bytes(stock.body) == SECRET
+    for path in ("/dir/out.txt", "/dir/outdir/secret.txt", "/static/out.txt"):
+        stock = await call(apps.stock, path, extensions=())
+        assert stock.status == 200 and bytes(stock.body) == SECRET
+        for extensions in SETS:
+            reply = await call(apps.zcio, path, extensions=extensions)
+            assert reply.status == 404, (path, extensions)
+            assert SECRET not in reply.body
+
+
+async def test_a_name_swapped_out_after_the_check_is_a_404(root: Path) -> None:
+    """The name leads out of the folder by the time the body is sent (a symlink swapped in
+    after the response was built): werkzeug's 404, before anything else is sent, whatever the
+    server offers; stock Quart sends the outside file."""
+    www = root / "www"
+
+    def build(name: str) -> Quart:
+        app = Quart(name)
+
+        @app.route("/")
+        async def swapped() -> Response:
+            (www / "swapped").unlink(missing_ok=True)
+            (www / "swapped").write_bytes(SECRET[::-1])  # the same size as the secret
+            response = await send_from_directory(www, "swapped")
+            (www / "swapped.new").symlink_to(root.parent / "secret.txt")
+            os.replace(www / "swapped.new", www / "swapped")
+            return response
+
+        return app
+
+    stock = await call(build("stock-swap"), "/", extensions=())
+    assert bytes(stock.body) == SECRET
+    app = zcio_quart.install(build("zcio-swap"))
     for extensions in SETS:
-        reply = await call(apps.zcio, path, extensions=extensions)
-        assert reply.status == 404, extensions
-        assert SECRET not in reply.body
+        reply = await call(app, "/", extensions=extensions)
+        assert reply.status == 404 and SECRET not in reply.body, extensions
+        assert reply.kinds == [START, BODY], extensions  # werkzeug's, not the app's
+    (www / "swapped").unlink()
 
 
 async def test_a_fifo_is_a_404_never_a_wait(apps: Apps, root: Path) -> None:
@@ -440,9 +470,9 @@ async def test_a_fifo_is_a_404_never_a_wait(apps: Apps, root: Path) -> None:
         fifo.unlink()
 
 
-async def test_a_body_never_sent_closes_its_file(apps: Apps, root: Path) -> None:
-    """A 304 replaces the body send_from_directory opened: the file is closed with it (the
-    fd check after every test would fail otherwise)."""
+async def test_a_304_opens_no_file_for_sending(apps: Apps, root: Path) -> None:
+    """A 304 replaces the body send_from_directory made: nothing is left open (the fd check
+    after every test)."""
     etag = (await call(apps.zcio, "/dir/data.bin")).header(b"etag")
     assert etag is not None
     reply = await call(apps.zcio, "/dir/data.bin", headers={"If-None-Match": etag.decode()})
@@ -452,35 +482,35 @@ async def test_a_body_never_sent_closes_its_file(apps: Apps, root: Path) -> None
 # --- errors and cancellation ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/file?name=data.bin", "/dir/data.bin"])
-async def test_send_that_fails_closes_the_file(apps: Apps, path: str) -> None:
-    files: list[Any] = []
+async def test_send_that_fails_closes_the_file(apps: Apps) -> None:
+    for path in ("/file?name=data.bin", "/dir/data.bin"):
+        files: list[Any] = []
 
-    async def hook(message: Message) -> None:
-        if message["type"] == ZC:
-            files.append(message["file"])
-            raise OSError("the client went away")
+        async def hook(message: Message, files: list[Any] = files) -> None:
+            if message["type"] == ZC:
+                files.append(message["file"])
+                raise OSError("the client went away")
 
-    with pytest.raises(OSError, match="went away"):
-        await call(apps.zcio, path, send_hook=hook)
-    assert files and files[0].closed
+        with pytest.raises(OSError, match="went away"):
+            await call(apps.zcio, path, send_hook=hook)
+        assert files and files[0].closed
 
 
-@pytest.mark.parametrize("path", ["/file?name=data.bin", "/dir/data.bin"])
-async def test_a_client_leaving_mid_send_closes_the_file(apps: Apps, path: str) -> None:
+async def test_a_client_leaving_mid_send_closes_the_file(apps: Apps) -> None:
     """The server's send is still moving the file when the client goes: Quart cancels the
     task sending the response, and the file is closed."""
-    files: list[Any] = []
-    gone = anyio.Event()
+    for path in ("/file?name=data.bin", "/dir/data.bin"):
+        files: list[Any] = []
+        gone = anyio.Event()
 
-    async def hook(message: Message) -> None:
-        if message["type"] == ZC:
-            files.append(message["file"])
-            gone.set()
-            await anyio.sleep_forever()
+        async def hook(message: Message, files: list[Any] = files, gone: Any = gone) -> None:
+            if message["type"] == ZC:
+                files.append(message["file"])
+                gone.set()
+                await anyio.sleep_forever()
 
-    await call(apps.zcio, path, send_hook=hook, disconnect=gone)
-    assert files and files[0].closed
+        await call(apps.zcio, path, send_hook=hook, disconnect=gone)
+        assert files and files[0].closed
 
 
 async def test_a_file_gone_before_it_is_sent_fails_as_quarts(root: Path) -> None:

@@ -1,7 +1,8 @@
 """zcio_quart on real servers over loopback, against stock Quart in the same process: stock
-hypercorn (advertises nothing: Quart's own path runs, asyncio and uvloop workers), zcio_uvicorn
-(zerocopysend: sendfile moves the bytes; asyncio and uvloop; and with ZCIO_DISABLE=all, the
-forced fallback) and granian (pathsend only).
+hypercorn (advertises nothing: Quart's own path runs), zcio_uvicorn (httptools, asyncio) and
+zcio_hypercorn (asyncio and uvloop workers) where sendfile moves the bytes, both with
+ZCIO_DISABLE=all (the forced fallback: zerocopysend still, copied in user space; uvicorn on
+uvloop) and granian (pathsend only). Quart's path on uvloop is tests/test_zcio_quart.py's.
 
 Each server runs tests/apps/quart_app.py, which serves the same files with stock Quart
 (``/stock/...``) and with ``zcio_quart.install`` (``/zcio/...``); its /stats endpoint reports
@@ -11,6 +12,7 @@ which path moved the bytes and that nothing leaked in the server.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import importlib.util
 import os
@@ -48,7 +50,8 @@ TEXT = b"".join(b"line %d of a text file\n" % i for i in range(3000))
 ZC = "http.response.zerocopysend"
 PS = "http.response.pathsend"
 BODY = "http.response.body"
-RACE_SECONDS = 2.0
+RACE_SECONDS = 1.5
+RACE_DIR_SERVERS = ("hypercorn-asyncio", "zcio_hypercorn-uvloop")
 # What a server may log: the shrunk file's aborts.
 EXPECTED_ERRORS = ("promised bytes",)
 
@@ -67,13 +70,17 @@ UVICORN = ("-m", "uvicorn", "quart_app:app", "--port", "{port}", "--log-level", 
 HTTPTOOLS = ("--http", "zcio_uvicorn:HttpToolsProtocol")
 SERVERS = [
     ServerKind("hypercorn-asyncio", (*HYPERCORN, "-k", "asyncio"), None, None),
-    ServerKind("hypercorn-uvloop", (*HYPERCORN, "-k", "uvloop"), None, None),
     ServerKind("zcio_uvicorn-httptools-asyncio", (*UVICORN, *HTTPTOOLS, "--loop", "asyncio"),
                ZC, "sendfile"),
-    ServerKind("zcio_uvicorn-h11-uvloop",
-               (*UVICORN, "--http", "zcio_uvicorn:H11Protocol", "--loop", "uvloop"),
-               ZC, "sendfile"),
     ServerKind("zcio_uvicorn-fallback", (*UVICORN, *HTTPTOOLS, "--loop", "uvloop"),
+               ZC, "userspace", {"ZCIO_DISABLE": "all"}),
+    *(
+        ServerKind(f"zcio_hypercorn-{worker}",
+                   ("-m", "zcio_hypercorn", *HYPERCORN[2:], "-k", worker), ZC, "sendfile")
+        for worker in ("asyncio", "uvloop")
+    ),
+    ServerKind("zcio_hypercorn-fallback",
+               ("-m", "zcio_hypercorn", *HYPERCORN[2:], "-k", "asyncio"),
                ZC, "userspace", {"ZCIO_DISABLE": "all"}),
     ServerKind("granian", ("-m", "granian", "--interface", "asgi", "--port", "{port}",
                            "--workers", "1", "quart_app:app"), PS, None),
@@ -89,6 +96,8 @@ class Server:
     root: Path
 
     def stats(self) -> dict[str, Any]:
+        """The app's /stats, which closes its connection (hypercorn would hold a connection the
+        client closed until its keep-alive timeout: one more open fd per call)."""
         return dict(httpx.get(self.url + "/stats", timeout=TIMEOUT).json())
 
     def moved(self) -> tuple[dict[str, int], dict[str, int]]:
@@ -97,9 +106,11 @@ class Server:
         return dict(stats["bytes"]), dict(stats["sent"])
 
     def fds_back_to(self, baseline: int) -> int:
-        deadline = time.monotonic() + 10
+        """The server's open fds, once back to ``baseline`` or 20 s later (hypercorn closes a
+        connection the client left when its 5 s keep-alive timeout expires)."""
+        deadline = time.monotonic() + 20
         while (fds := self.stats()["fds"]) > baseline and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.2)
         return int(fds)
 
 
@@ -260,6 +271,8 @@ def test_a_symlink_race_never_serves_a_byte_from_outside(
     ``send_from_directory`` (or the static folder, which uses it): every answer is the file
     inside or a 404, on Quart's path as on the server's; never a byte from outside. (Stock
     Quart serves the outside file, and cuts responses whose file changed size.)"""
+    if intruder == "symlink-dir" and server.kind.name not in RACE_DIR_SERVERS:
+        pytest.skip("a folder swapped: on Quart's path and on one zcio server")
     www = server.root / "www"
     name = "swapdir" if intruder == "symlink-dir" else "swap"
     path = f"/zcio/{route}/{name}" + ("/secret.txt" if intruder == "symlink-dir" else "")
@@ -304,10 +317,12 @@ def test_file_that_shrinks_aborts_the_connection(server: Server) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as c:
         c.sendall(b"GET /zcio/shrink?name=shrinking.bin HTTP/1.1\r\nHost: x\r\n\r\n")
         raw = bytearray()
-        while chunk := c.recv(1 << 20):  # ends: the server closes, it does not hang
-            raw += chunk
+        with contextlib.suppress(ConnectionResetError):  # a reset is an abort too
+            while chunk := c.recv(1 << 20):  # ends: the server closes, it does not hang
+                raw += chunk
     head, _, body = bytes(raw).partition(b"\r\n\r\n")
-    assert f"content-length: {len(DATA)}".encode() in head.lower()
+    if head:  # a reset may also discard what the client had not read yet
+        assert f"content-length: {len(DATA)}".encode() in head.lower()
     assert len(body) < len(DATA)
     assert body == DATA[: len(body)]
     assert httpx.get(server.url + "/stats", timeout=TIMEOUT).status_code == 200
@@ -315,16 +330,16 @@ def test_file_that_shrinks_aborts_the_connection(server: Server) -> None:
 
 def test_two_hundred_concurrent_downloads(server: Server) -> None:
     sendfile_only(server)
-    if server.kind is not SERVERS[2]:
-        pytest.skip("once, on the first zcio_uvicorn server")
+    if server.kind.name != "zcio_hypercorn-uvloop":
+        pytest.skip("once, on zcio_hypercorn's uvloop worker")
     httpx.get(server.url + "/zcio/dir/small.bin", timeout=TIMEOUT)
     baseline = server.stats()["fds"]
     before, _ = server.moved()
-    # A mix: every tenth the 5 MiB file by send_file, the rest 4 KiB from the folder or text
-    # from the static folder, a third of them ranges.
+    # A mix: every twentieth the 5 MiB file by send_file, the rest 4 KiB from the folder or
+    # text from the static folder, a third of them ranges.
     cases: list[tuple[str, dict[str, str], bytes]] = []
     for i in range(200):
-        if i % 10 == 0:
+        if i % 20 == 0:
             cases.append(("/zcio/file?name=data.bin", {}, DATA))
         elif i % 3 == 0:
             cases.append(("/zcio/static/page.txt", {"Range": "bytes=100-5099"}, TEXT[100:5100]))

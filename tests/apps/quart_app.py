@@ -114,6 +114,8 @@ async def _stats(send: Any) -> None:
     body = json.dumps(
         {"bytes": methods, "sent": dict(SENT), "fds": len(os.listdir("/proc/self/fd"))}
     ).encode()
-    headers = [(b"content-type", b"application/json")]
+    # Connection: close, so that no server keeps the connection open after it (hypercorn holds
+    # one the client closed until its keep-alive timeout): the fd count is the app's own.
+    headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
