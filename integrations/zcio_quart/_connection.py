@@ -74,8 +74,8 @@ class HTTPConnection(ASGIHTTPConnection):
             return
         how = self._file_message(send, response, body)
         try:
-            # Opened before the start, so that a name no longer beneath the folder is a 500,
-            # never a response cut after its headers: on Quart's path too.
+            # Opened before the start, on Quart's path too: a name no longer beneath the folder
+            # is then a 404, never a response cut after its headers.
             try:
                 wanted = how == ZEROCOPYSEND or body.folder is not None
                 file = await body.open() if wanted else None
