@@ -176,6 +176,7 @@ def pycon_examples(text: str) -> list[Example]:
 _LISTEN = [
     re.compile(r"--listen\s+(?:127\.0\.0\.1|localhost|\[::1\]):(\d{2,5})\b"),
     re.compile(r"--port\s+(\d{2,5})\b"),
+    re.compile(r"--bind\s+(?:127\.0\.0\.1|localhost):(\d{2,5})\b"),  # hypercorn's
     re.compile(r"serve_tcp\b[^)\n]*?,\s*(\d{2,5})\b"),
     re.compile(r"start_server\([^)]*?\"127\.0\.0\.1\",\s*(\d{2,5})\b"),
 ]

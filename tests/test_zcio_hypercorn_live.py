@@ -12,6 +12,7 @@ what arrived.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import os
 import re
@@ -49,15 +50,26 @@ class Server:
     url: str
     port: int
     proc: subprocess.Popen[str]
-    # One kept-alive connection for /stats: hypercorn holds a connection the client closed
-    # until its keep-alive timeout, so one-off connections would be counted among the fds.
-    client: httpx.Client
+    pid: int = 0  # the process that serves (hypercorn's spawned worker, or itself)
 
     def stats(self) -> dict[str, Any]:
-        return dict(self.client.get(self.url + "/stats").json())
+        return dict(httpx.get(self.url + "/stats", timeout=20).json())
 
     def moved(self) -> dict[str, int]:
         return dict(self.stats()["bytes"])
+
+    def fds(self) -> int:
+        """The serving process's open fds, read from /proc: no connection of ours among them
+        (hypercorn holds a connection its client closed until the keep-alive timeout)."""
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def fd_list(self) -> list[str]:
+        folder = f"/proc/{self.pid}/fd"
+        names = []
+        for name in os.listdir(folder):
+            with contextlib.suppress(OSError):
+                names.append(os.readlink(f"{folder}/{name}"))
+        return sorted(names)
 
     @property
     def native(self) -> bool:
@@ -80,7 +92,8 @@ def start(
     """A zcio_hypercorn server on a free port, answering; its process and port."""
     port = free_port()
     launcher = [str(SCRIPT)] if script else [sys.executable, "-m", "zcio_hypercorn"]
-    command = [*launcher, "hypercorn_app:app", "-k", worker, "--bind", f"127.0.0.1:{port}", *args]
+    command = [*launcher, "hypercorn_app:app", "-k", worker, "--bind", f"127.0.0.1:{port}"]
+    command += ["--keep-alive", "2", *args]
     environ = {k: v for k, v in os.environ.items() if k != "ZCIO_DISABLE"}
     environ.update(ZCIO_TEST_ROOT=str(root), PYTHONPATH=str(APPS), **(env or {}))
     proc = subprocess.Popen(command, cwd=APPS, env=environ, stderr=subprocess.PIPE, text=True)
@@ -109,10 +122,9 @@ def server(request: pytest.FixtureRequest, root: Path) -> Iterator[Server]:
         proc, port = start(root, worker)
     else:  # --workers 0: served in hypercorn's own process (no spawn: quicker to start)
         proc, port = start(root, worker, "--workers", "0", env={"ZCIO_DISABLE": "all"})
-    with httpx.Client(timeout=20) as client:
-        running = Server(worker, mode, f"http://127.0.0.1:{port}", port, proc, client)
-        running.stats()  # the connection opens here, not in the first test that uses it
-        yield running
+    running = Server(worker, mode, f"http://127.0.0.1:{port}", port, proc)
+    running.pid = int(running.stats()["pid"])
+    yield running
     err = interrupt(proc)
     # The startup line says what is offered and how; the closing line, what moved the bytes.
     verdict = "zero-copy: sendfile" if mode == "native" else "zero-copy: none, every byte"
@@ -187,18 +199,20 @@ def test_keep_alive_after_file_bodies(server: Server) -> None:
 
 
 def wait_for_fds(server: Server, baseline: int) -> int:
-    deadline = time.monotonic() + 20
-    fds = int(server.stats()["fds"])
+    """The server's fds once they are back to ``baseline`` (at most 60 s: closed connections
+    linger for hypercorn's keep-alive timeout, 2 s here)."""
+    deadline = time.monotonic() + 60
+    fds = server.fds()
     while fds > baseline and time.monotonic() < deadline:
-        time.sleep(0.05)
-        fds = int(server.stats()["fds"])
+        time.sleep(0.1)
+        fds = server.fds()
     return fds
 
 
 def test_client_reset_mid_body_gives_the_fds_back(server: Server) -> None:
     if not server.native:
         pytest.skip("native only: the copy's faults are zcio's own tests'")
-    baseline = int(server.stats()["fds"])
+    baseline = server.fds()
     for route in ["/zc/sparse.bin", "/download/sparse.bin"] * 2:
         with socket.create_connection(("127.0.0.1", server.port), timeout=30) as c:
             c.sendall(f"GET {route} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
@@ -206,7 +220,7 @@ def test_client_reset_mid_body_gives_the_fds_back(server: Server) -> None:
             while got < 2 << 20:
                 got += len(c.recv(1 << 20))
             c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    assert wait_for_fds(server, baseline) <= baseline
+    assert wait_for_fds(server, baseline) <= baseline, server.fd_list()
     assert httpx.get(server.url + "/path/small.bin", timeout=20).content == SMALL
 
 
@@ -235,7 +249,7 @@ def test_file_that_shrinks_aborts_the_connection(server: Server, root: Path) -> 
 def test_two_hundred_concurrent_downloads(server: Server) -> None:
     if not server.native:
         pytest.skip("native only: the load is the same on the copy")
-    baseline = int(server.stats()["fds"])
+    baseline = server.fds()
     before = server.moved()
     cases = [
         ("/download/data.bin", DATA)
@@ -262,7 +276,7 @@ def test_two_hundred_concurrent_downloads(server: Server) -> None:
     total = sum(moved.values()) - sum(before.values())
     assert total == sum(len(data) for _, data in cases)
     assert moved.get("sendfile", 0) - before.get("sendfile", 0) >= 5 * len(DATA)
-    assert wait_for_fds(server, baseline) <= baseline
+    assert wait_for_fds(server, baseline) <= baseline, server.fd_list()
 
 
 def test_workers_2_through_the_console_script(root: Path) -> None:

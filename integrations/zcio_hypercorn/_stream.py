@@ -41,7 +41,8 @@ class ZeroCopyHTTPStream(HTTPStream):
     bodiless status (1xx, 204, 304) sends no body, and the file is not even opened. Once the
     client has gone (the stream is closed), file messages are ignored.
 
-    Errors: those of :func:`zcio.send_file` on the server's side are handled by the TCP
+    Errors: a negative offset or count is a ``ValueError`` before anything is sent. Those of
+    :func:`zcio.send_file` on the server's side are handled by the TCP
     server (a vanished client closes the stream; a file that ends before the promised count
     aborts the connection and raises ``RuntimeError`` here). For ``pathsend``, the open's
     ``OSError`` (and :class:`zcio.asgi.NotARegularFileError`) is raised before any body byte.
@@ -84,6 +85,8 @@ class ZeroCopyHTTPStream(HTTPStream):
                 if count is None:
                     fd = file if isinstance(file, int) else file.fileno()
                     count = max(os.fstat(fd).st_size - offset, 0)
+                if offset < 0 or count < 0:  # before h11 counts a byte: the response can go on
+                    raise ValueError(f"offset and count must be >= 0, not {offset}, {count}")
                 if count > 0:
                     await self.send(FileBody(self.stream_id, file, offset, count))
             await self._body_done(message.get("more_body", False))
