@@ -32,6 +32,9 @@ SMALL = {name: (FOLDER / name).read_bytes() for name in ("4k.bin", "64k.bin")}
 MEDIA_TYPE = "application/octet-stream"
 
 app = Quart(__name__)
+# Quart ends a response that takes longer than RESPONSE_TIMEOUT (60 s by default): stock Quart
+# moves a large file slower than that on a busy machine.
+app.config["RESPONSE_TIMEOUT"] = None
 
 
 @app.route("/f/<name>")
