@@ -46,6 +46,15 @@ def app_for(path: Path) -> Any:
             body = ",".join(extensions).encode()
             await send({"type": "http.response.start", "status": 200, "headers": []})
             await send({"type": "http.response.body", "body": body})
+        elif scope["path"] == "/bad":
+            with open(path, "rb") as file:
+                five = [(b"content-length", b"5")]
+                await send({"type": "http.response.start", "status": 200, "headers": five})
+                try:
+                    message = {"file": file, "offset": -1, "count": 5}
+                    await send({"type": "http.response.zerocopysend", **message})
+                except ValueError:  # refused before a byte: the body can still be sent
+                    await send({"type": "http.response.body", "body": b"fine."})
         elif scope["path"] == "/zc":
             with open(path, "rb") as file:
                 await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -113,6 +122,9 @@ async def test_install_serves_both_messages_in_process(
         assert zc.headers["transfer-encoding"] == "chunked"
         whole = await c.get("/path")
         assert sha(whole.content) == sha(DATA)
+        assert (await c.get("/bad")).content == b"fine."
+        head = await c.head("/path")
+        assert head.content == b"" and head.headers["content-length"] == str(len(DATA))
     moved = zcio.stats() - before
     method = "sendfile" if mode == "native" else "userspace"
     assert moved.bytes(method) == 2_000_000 + len(DATA)
