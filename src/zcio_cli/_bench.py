@@ -62,6 +62,7 @@ NEEDED = (
     "http_litestar_app.py",
     "tornado_bench_app.py",
     "sanic_app.py",
+    "http_quart_app.py",
 )
 
 #: The scripts' sizing options per mode (no options: the scripts' full defaults).
@@ -105,6 +106,7 @@ SMOKE["http_litestar"] = SMOKE["http_files"]
 SMOKE["http_hypercorn"] = SMOKE["http_files"]
 SMOKE["tornado_files"] = SMOKE["aiohttp_files"]
 SMOKE["sanic_files"] = ("--smoke",)
+SMOKE["http_quart"] = SMOKE["http_files"]
 #: Rough minutes per script and mode on the 2-core development VM, for the announcement.
 MINUTES = {
     "full": {
@@ -118,6 +120,7 @@ MINUTES = {
         "http_hypercorn": 9.0,
         "tornado_files": 5.0,
         "sanic_files": 6.0,
+        "http_quart": 8.0,
         "soak": 3.3,
         "small_files": 6.0,
     },
@@ -132,6 +135,7 @@ MINUTES = {
         "http_hypercorn": 2.0,
         "tornado_files": 1.0,
         "sanic_files": 2.0,
+        "http_quart": 2.0,
         "soak": 0.7,
         "small_files": 2.5,
     },
@@ -146,6 +150,7 @@ MINUTES = {
         "http_hypercorn": 0.8,
         "tornado_files": 0.7,
         "sanic_files": 1.0,
+        "http_quart": 0.8,
         "soak": 0.3,
         "small_files": 1.5,
     },
@@ -255,6 +260,7 @@ WAITING = (
     "django_files",
     "http_litestar",
     "tornado_files",
+    "http_quart",
 )
 
 

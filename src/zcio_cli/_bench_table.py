@@ -50,6 +50,7 @@ SCRIPTS = (
     "http_hypercorn",
     "tornado_files",
     "sanic_files",
+    "http_quart",
 )
 #: Scripts with no rows in the table (their own summary follows it), run only when asked for:
 #: ``soak`` takes minutes by design and measures stability over time, not speed.
@@ -67,6 +68,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "hypercorn": ("http_hypercorn",),
     "tornado": ("tornado_files",),
     "sanic": ("sanic_files",),
+    "quart": ("http_quart",),
     "all": SCRIPTS,
 }
 
