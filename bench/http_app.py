@@ -11,6 +11,10 @@ Routes:
   else is a 404, so no path from a request reaches the file system);
 - ``GET /m/{name}``: an in-memory ``Response`` with the same bytes as the file ``name``, for
   the small files: the reference a file response is compared with;
+- ``GET /s/{name}``: ``StaticFiles`` over the folder (Starlette's, or ``zcio_starlette``'s
+  with its open-file cache; ``ZCIO_BENCH_CACHE=off`` turns the cache off for both routes);
+- ``GET /ss/{name}``: servestatic's ``ServeStaticASGI`` in front of the app, when
+  ``ZCIO_BENCH_SERVESTATIC`` is set (``bench/small_files.py``);
 - ``GET /zcio-stats``: ``zcio.stats()`` as JSON in the zcio flavour (``{}`` in the stock one),
   so the benchmark can see which method moved the bytes.
 
@@ -32,7 +36,8 @@ from starlette.responses import (
     PlainTextResponse,
     Response,
 )
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles as StarletteStaticFiles
 
 __all__ = ["FILES", "FLAVOUR", "SMALL", "app"]
 
@@ -45,13 +50,19 @@ SMALL = {name: (FOLDER / name).read_bytes() for name in ("4k.bin", "64k.bin")}
 MEDIA_TYPE = "application/octet-stream"
 
 file_response: type[StarletteFileResponse]
+static_files: type[StarletteStaticFiles]
 if FLAVOUR == "zcio":
     import zcio
     import zcio_starlette
 
     file_response = zcio_starlette.FileResponse
+    static_files = zcio_starlette.StaticFiles
+    if os.environ.get("ZCIO_BENCH_CACHE") == "off":  # the open-file cache (on by default)
+        zcio_starlette.FileResponse.cache = False
+        zcio_starlette.StaticFiles.cache = False
 elif FLAVOUR == "stock":
     file_response = StarletteFileResponse
+    static_files = StarletteStaticFiles
 else:
     raise RuntimeError(f"ZCIO_BENCH_FLAVOUR must be 'stock' or 'zcio', not {FLAVOUR!r}")
 
@@ -82,10 +93,15 @@ async def zcio_stats(request: Request) -> Response:
     return JSONResponse(out)
 
 
-app = Starlette(
+app: Any = Starlette(
     routes=[
         Route("/f/{name}", serve_file),
         Route("/m/{name}", serve_memory),
         Route("/zcio-stats", zcio_stats),
+        Mount("/s", app=static_files(directory=FOLDER)),
     ]
 )
+if os.environ.get("ZCIO_BENCH_SERVESTATIC"):  # servestatic in front: /ss/NAME is its
+    from servestatic import ServeStaticASGI
+
+    app = ServeStaticASGI(app, root=str(FOLDER), prefix="ss")

@@ -35,7 +35,10 @@ def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Command, Path, int]]:
     root = make_root(tmp_path_factory.mktemp("hostile"))
-    command = Command(["serve", str(root), "--port", "0", "--http", request.param])
+    # --cache-ttl 0: the open-file cache on, re-resolving the name at every request, so that
+    # every request races the swapper (with a longer ttl most would be answered from the cache).
+    args = ["serve", str(root), "--port", "0", "--http", request.param, "--cache-ttl", "0"]
+    command = Command(args)
     try:
         port = command.port()
         command.wait_for("Application startup complete")

@@ -37,6 +37,7 @@ from litestar.params import FromPath
 from litestar.response.file import File as StockFile
 from litestar.static_files import create_static_files_router as stock_router
 
+import zcio.asgi
 import zcio_litestar
 from _support import make_data, sha
 from zcio_litestar import File, NoZeroCopyMiddleware, create_static_files_router, why_not_zerocopy
@@ -46,6 +47,18 @@ ASGIApp = Any
 Send = Callable[[Message], Awaitable[None]]
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(autouse=True)
+def _uncached(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This file checks the uncached responses (each opens and closes its file); the static
+    files router's open-file cache is tested in tests/test_file_cache_litestar.py."""
+
+    async def never(*args: object, **kwargs: object) -> None:
+        return None
+
+    monkeypatch.setattr(zcio.asgi.FileCache, "get", never)
+
 
 ZC = "http.response.zerocopysend"
 PS = "http.response.pathsend"

@@ -51,6 +51,15 @@ BODY = "http.response.body"
 # Every set of extensions a server may advertise; stock and ours are compared under each.
 EXTENSION_SETS: list[tuple[str, ...]] = [(ZC, PS), (ZC,), (PS,), ()]
 
+
+@pytest.fixture(autouse=True)
+def _uncached(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This file checks the uncached responses (each opens and closes its file); the open-file
+    cache has its own differential and staleness tests (tests/test_file_cache*.py)."""
+    monkeypatch.setattr(FileResponse, "cache", False)
+    monkeypatch.setattr(StaticFiles, "cache", False)
+
+
 SIZE = 3 * 64 * 1024 + 7  # a few of Starlette's 64 KiB chunks, and a short last one
 DATA = make_data(SIZE, seed=77)
 

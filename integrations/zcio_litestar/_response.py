@@ -103,6 +103,17 @@ class ASGIFileResponse(LitestarASGIFileResponse):
     #: send and close (:class:`zcio_litestar.StaticFiles`): sent by ``zerocopysend`` or
     #: Litestar's reads, never by ``pathsend``, never opened again by its name.
     opened: io.FileIO | None = None
+    #: The open-file cache's entry :attr:`opened` belongs to, held by the router for this
+    #: response: released after the last message, never closed (the cache closes it).
+    cached: zcio.asgi.CachedFile | None = None
+
+    def _done_with(self, file: io.FileIO) -> None:
+        cached = self.cached
+        if cached is not None and file is cached.file:
+            self.cached = None
+            cached.release()
+        else:
+            file.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         opened = self.opened
@@ -112,7 +123,7 @@ class ASGIFileResponse(LitestarASGIFileResponse):
                 await super().__call__(scope, receive, send)  # send_body reads ``opened``
             finally:
                 if opened is not None:
-                    opened.close()
+                    self._done_with(opened)
             return
         head = scope.get("method") == "HEAD"
         if opened is not None:
@@ -134,7 +145,7 @@ class ASGIFileResponse(LitestarASGIFileResponse):
             if file is not None:
                 # Closing a read-only regular file does not wait for the disk: done inline,
                 # where no cancellation can interrupt it.
-                file.close()
+                self._done_with(file)
         await self.after_response()
 
     def _open_early(self) -> io.FileIO | None:

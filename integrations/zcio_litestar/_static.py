@@ -76,7 +76,7 @@ class StaticFiles(LitestarStaticFiles):
     cancelled while a worker thread opens waits for the open, then closes the file.
     """
 
-    __slots__ = ("_folders", "follow_symlink")
+    __slots__ = ("_folders", "cache", "follow_symlink")
 
     def __init__(
         self,
@@ -88,6 +88,7 @@ class StaticFiles(LitestarStaticFiles):
         headers: dict[str, str] | None = None,
         *,
         follow_symlink: bool = False,
+        cache: zcio.asgi.FileCache | bool = True,
     ) -> None:
         super().__init__(
             is_html_mode=is_html_mode,
@@ -98,6 +99,14 @@ class StaticFiles(LitestarStaticFiles):
             headers=headers,
         )
         self.follow_symlink = follow_symlink
+        #: The open-file cache (:class:`zcio.asgi.FileCache`) of files found beneath a
+        #: directory: ``True`` (the default) for one of the router's own that keeps fds, no
+        #: bodies (``max_body=0``: the response sends from the fd), ``False`` for none.
+        self.cache: zcio.asgi.FileCache | None = (
+            zcio.asgi.FileCache(max_body=0)
+            if cache is True
+            else (cache if isinstance(cache, zcio.asgi.FileCache) else None)
+        )
         #: A :class:`zcio.Folder` per directory: opened here, or at the first lookup there (in
         #: a worker thread) for a directory that does not exist yet. Kept for the app's life.
         self._folders: dict[str, zcio.Folder] = {}
@@ -123,13 +132,20 @@ class StaticFiles(LitestarStaticFiles):
             filename = "index.html"
             found = await self.find(found.path / filename)
         if found is not None and found.opened is not None:
-            return self._response(found.path, found.opened, filename, is_head_response)
+            return self._response(
+                found.path, found.opened, filename, is_head_response, cached=found.cached
+            )
         if self.is_html_mode:
             filename = "404.html"
             not_found = await self.find(Path(filename))
             if not_found is not None and not_found.opened is not None:
                 return self._response(
-                    not_found.path, not_found.opened, filename, is_head_response, 404
+                    not_found.path,
+                    not_found.opened,
+                    filename,
+                    is_head_response,
+                    404,
+                    cached=not_found.cached,
                 )
             found = not_found  # Litestar names what its last lookup found
         raise NotFoundException(
@@ -163,6 +179,11 @@ class StaticFiles(LitestarStaticFiles):
             cached = zcio.open_cached_stat(joined_path)
         else:
             folder = self._folders.get(directory)
+            if folder is not None and self.cache is not None:
+                entry = await self.cache.get(relative, folder=folder)
+                if entry is not None and entry.file is not None:
+                    entry.acquire()  # released by the response, or Found.close()
+                    return Found(joined_path, Opened(entry.file, entry.stat), entry)
             cached = folder.open_cached(relative) if folder is not None else None
         if cached is not None:
             return Found(joined_path, Opened(*cached))
@@ -204,9 +225,13 @@ class StaticFiles(LitestarStaticFiles):
         filename: str,
         is_head_response: bool,
         status_code: int | None = None,
+        *,
+        cached: zcio.asgi.CachedFile | None = None,
     ) -> ASGIFileResponse:
         """Litestar's response for the file found, with the open file's ``fstat`` for its
-        info: the response sends that file (HEAD: none, so it is closed now)."""
+        info: the response sends that file (HEAD: none, so it is closed now). A file from
+        the cache (``cached``, held) is released instead of closed."""
+        found = Found(path, opened, cached)
         try:
             response = ASGIFileResponse(
                 file_path=path,
@@ -219,13 +244,14 @@ class StaticFiles(LitestarStaticFiles):
                 headers=self.headers,
             )
         except BaseException:
-            opened.close()
+            found.close()
             raise
         response._zcio_pathsend = False
         if is_head_response:
-            opened.close()
+            found.close()
         else:
             response.opened = opened.file
+            response.cached = cached
         return response
 
 
@@ -236,9 +262,13 @@ class Found(NamedTuple):
 
     path: Path
     opened: Opened | None
+    #: The open-file cache's entry ``opened`` comes from (held): released, never closed.
+    cached: zcio.asgi.CachedFile | None = None
 
     def close(self) -> None:
-        if self.opened is not None:
+        if self.cached is not None:
+            self.cached.release()
+        elif self.opened is not None:
             self.opened.close()
 
 
@@ -280,6 +310,7 @@ def create_static_files_router(
     resolve_symlinks: bool = True,
     *,
     follow_symlink: bool = False,
+    cache: zcio.asgi.FileCache | bool = True,
 ) -> Router:
     """Litestar's ``create_static_files_router`` (the same arguments, routes, names, handlers
     and errors) serving its files with :class:`zcio_litestar.StaticFiles`.
@@ -288,6 +319,7 @@ def create_static_files_router(
     its ``GET``/``HEAD`` (and, in HTML mode, index) handlers and their names are the same.
     ``follow_symlink``: see :class:`zcio_litestar.StaticFiles` (``False``, the default, keeps
     every file beneath its directory; ``True`` follows symlinks out of it, as Litestar does).
+    ``cache``: the open-file cache of :class:`zcio_litestar.StaticFiles` (``False``: none).
     """
     if file_system is None:
         file_system = BaseLocalFileSystem()
@@ -307,6 +339,7 @@ def create_static_files_router(
         resolve_symlinks=resolve_symlinks,
         headers=headers,
         follow_symlink=follow_symlink,
+        cache=cache,
     )
 
     @get("{file_path:path}", name=name)

@@ -112,6 +112,12 @@ class FileResponse(StarletteFileResponse):
                 await super().__call__(scope, receive, send)
             return
 
+        if self.beneath is None and self.cache is not False:
+            handled = await self._call_cached(scope, receive, send)
+            if handled is not None:
+                if handled and self.background is not None:
+                    await self.background()
+                return
         opened = self._open_cached()
         if opened is None:
             opened = await self._open_in_thread()
@@ -135,6 +141,63 @@ class FileResponse(StarletteFileResponse):
             opened.file.close()
         if self.background is not None:
             await self.background()
+
+    #: The open-file cache responses by path use (:class:`zcio.asgi.FileCache`): ``True`` (the
+    #: default) for the thread's :func:`zcio.asgi.default_file_cache`, ``False`` for none, or
+    #: a cache of your own. Set it on the class, a subclass or one response.
+    cache: zcio.asgi.FileCache | bool = True
+
+    async def _call_cached(self, scope: Scope, receive: Receive, send: Send) -> bool | None:
+        """The response from the open-file cache: ``True`` when sent, ``False`` when a 400 or
+        416 was sent instead (no background task then), ``None`` when the cache cannot serve
+        it (not a regular file, a given ``stat_result`` of another file, a range of a file
+        kept in memory): then the uncached way follows, with its errors. Called only where
+        ``zerocopysend`` reaches the server (elsewhere the response is Starlette's own path);
+        a file kept in memory goes out as one ``http.response.body``.
+
+        A hit awaits nothing but ``send``. The cached fd is held (reference counted) until the
+        last message carrying it has been sent, raised or been cancelled."""
+        cache = zcio.asgi.default_file_cache() if self.cache is True else self.cache
+        assert cache is not False
+        entry = await cache.get(self.path)
+        if entry is None:
+            return None
+        if entry.file is None and any(name == b"range" for name, _ in scope["headers"]):
+            return None  # kept in memory: ranges are Starlette's (rare for files this small)
+        cached, given = entry.stat, self.stat_result
+        if given is None:
+            self.set_stat_headers(cached)
+        elif (given.st_dev, given.st_ino, given.st_size, given.st_mtime) != (
+            cached.st_dev,
+            cached.st_ino,
+            cached.st_size,
+            cached.st_mtime,
+        ):
+            return None  # the headers describe another file (or another state of it)
+        size = cached.st_size
+        ranges = self._ranges(scope, size)
+        if isinstance(ranges, Response):
+            await ranges(scope, receive, send)
+            return False
+        if entry.body is not None and ranges is None:
+            start: Message = {
+                "type": "http.response.start",
+                "status": self.status_code,
+                "headers": self.raw_headers,
+            }
+            await send(start)
+            await send({"type": "http.response.body", "body": entry.body, "more_body": False})
+            return True
+        assert entry.file is not None
+        opened = _Opened(entry.file, size, size)
+        with entry:
+            if ranges is None:
+                await self._send_whole(send, opened)
+            elif len(ranges) == 1:
+                await self._send_range(send, opened, *ranges[0])
+            else:
+                await self._send_ranges(send, opened, ranges)
+        return True
 
     async def _call_starlette_beneath(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Starlette's own reads, of the file opened beneath its folder (as
@@ -212,20 +275,24 @@ class FileResponse(StarletteFileResponse):
         swapped between the two, perhaps for a symlink to a file outside the folder) gets
         the stat headers of the file actually opened: no size, date or ETag of another file
         goes out."""
-        if self.beneath is not None and self.stat_result is not None:
-            looked_up = self.stat_result
-            if (looked_up.st_dev, looked_up.st_ino) != (opened_stat.st_dev, opened_stat.st_ino):
-                self.raw_headers[:] = [  # in place: ``self.headers`` shares the list
-                    (name, value)
-                    for name, value in self.raw_headers
-                    if name not in (b"content-length", b"last-modified", b"etag")
-                ]
-                try:
-                    self.set_stat_headers(opened_stat)
-                except BaseException:
-                    file.close()
-                    raise
-                self.stat_result = opened_stat
+        # The full identity: a name replaced by rename can get a new file under the inode
+        # number its old file just freed (tmpfs and ext4 reuse them at once).
+        if (
+            self.beneath is not None
+            and self.stat_result is not None
+            and zcio.asgi.identity(self.stat_result) != zcio.asgi.identity(opened_stat)
+        ):
+            self.raw_headers[:] = [  # in place: ``self.headers`` shares the list
+                (name, value)
+                for name, value in self.raw_headers
+                if name not in (b"content-length", b"last-modified", b"etag")
+            ]
+            try:
+                self.set_stat_headers(opened_stat)
+            except BaseException:
+                file.close()
+                raise
+            self.stat_result = opened_stat
         if self.stat_result is None:
             try:
                 self.set_stat_headers(opened_stat)

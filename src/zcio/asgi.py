@@ -21,6 +21,9 @@ do. Three pieces:
   a bound ``send`` of a server's request cycle (:data:`SERVER_MODULES`): nothing past it is a
   middleware. Wrappers that are not in its table of :class:`Offender` are trusted to pass
   unknown messages on, as Starlette trusts them with ``pathsend``.
+- :class:`FileCache`: the open-file cache every integration shares (open fds, identities,
+  prebuilt headers and small bodies, revalidated every ``ttl`` seconds), with
+  :func:`default_file_cache` (one per thread) and :func:`clear_file_caches`.
 """
 
 from __future__ import annotations
@@ -43,6 +46,14 @@ import anyio.to_thread
 
 import zcio
 
+from ._file_cache import (
+    CachedFile as CachedFile,
+    FileCache as FileCache,
+    clear_file_caches as clear_file_caches,
+    default_file_cache as default_file_cache,
+    identity as identity,
+)
+
 _libc = ctypes.CDLL(None, use_errno=True)
 
 __all__ = [
@@ -50,17 +61,26 @@ __all__ = [
     "PATHSEND",
     "SERVER_MODULES",
     "ZEROCOPYSEND",
+    "CachedFile",
+    "FileCache",
     "PSEUDO_FILESYSTEMS",
     "NotARegularFileError",
     "Offender",
     "Opened",
     "SendChainChecker",
+    "clear_file_caches",
+    "default_file_cache",
+    "identity",
     "open_file",
     "open_in_thread",
     "open_regular",
     "open_static",
     "without_extensions",
 ]
+
+for _public in (CachedFile, FileCache, clear_file_caches, default_file_cache, identity):
+    _public.__module__ = __name__  # shown (docs, reprs, tracebacks) where users import it
+del _public
 
 ZEROCOPYSEND: Final = "http.response.zerocopysend"
 """The message that hands the server an open file, an offset and a count (and ``more_body``)."""

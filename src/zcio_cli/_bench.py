@@ -62,6 +62,7 @@ NEEDED = (
     "http_litestar_app.py",
     "tornado_bench_app.py",
     "sanic_app.py",
+    "http_quart_app.py",
 )
 
 #: The scripts' sizing options per mode (no options: the scripts' full defaults).
@@ -99,11 +100,13 @@ SMOKE: dict[str, tuple[str, ...]] = {
         *("--quiet-timeout", "0"),
     ),
     "soak": ("--smoke",),
+    "small_files": ("--seconds", "1"),
 }
 SMOKE["http_litestar"] = SMOKE["http_files"]
 SMOKE["http_hypercorn"] = SMOKE["http_files"]
 SMOKE["tornado_files"] = SMOKE["aiohttp_files"]
 SMOKE["sanic_files"] = ("--smoke",)
+SMOKE["http_quart"] = SMOKE["http_files"]
 #: Rough minutes per script and mode on the 2-core development VM, for the announcement.
 MINUTES = {
     "full": {
@@ -117,7 +120,9 @@ MINUTES = {
         "http_hypercorn": 9.0,
         "tornado_files": 5.0,
         "sanic_files": 6.0,
+        "http_quart": 8.0,
         "soak": 3.3,
+        "small_files": 6.0,
     },
     "quick": {
         "send_file": 0.3,
@@ -130,7 +135,9 @@ MINUTES = {
         "http_hypercorn": 2.0,
         "tornado_files": 1.0,
         "sanic_files": 2.0,
+        "http_quart": 2.0,
         "soak": 0.7,
+        "small_files": 2.5,
     },
     "smoke": {
         "send_file": 0.1,
@@ -143,7 +150,9 @@ MINUTES = {
         "http_hypercorn": 0.8,
         "tornado_files": 0.7,
         "sanic_files": 1.0,
+        "http_quart": 0.8,
         "soak": 0.3,
+        "small_files": 1.5,
     },
 }
 #: Without a terminal, a line every this many seconds says the benchmark is still running.
@@ -156,8 +165,10 @@ STOP_S = 15.0
 TAIL_LINES = 20
 
 
-#: The groups whose scripts give rows of the table, in GROUPS' order.
-_ROW_GROUPS = [g for g in GROUPS if g not in ("all", *EXTRA_SCRIPTS)]
+#: The groups whose scripts give rows of the table (``all`` runs them), in GROUPS' order, and
+#: those run only when asked for (``soak``, ``small``).
+_ROW_GROUPS = [g for g in GROUPS if g != "all" and set(GROUPS[g]) <= set(SCRIPTS)]
+_EXTRA_GROUPS = [g for g in GROUPS if set(GROUPS[g]) <= set(EXTRA_SCRIPTS)]
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -173,7 +184,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "A full run takes about 40 minutes; --quick about 8, --smoke about 4. soak (soak.py, "
         "not part of all): 3 minutes of mixed load against zcio serve and zcio proxy "
         "--mirror, printing requests/s, errors, fds and RSS over time (--quick 30 s, --smoke "
-        "5 s); with --out, soak.png charts them.",
+        "5 s); with --out, soak.png charts them. small (small_files.py, not part of all): 4 "
+        "and 64 KiB files through zcio_starlette with the open-file cache off and on, against "
+        "the same server's in-memory response, servestatic and nginx (about 6 minutes).",
     )
     # No ``choices=`` here: on Python 3.11 argparse checks an empty ``nargs="*"`` list
     # against the choices and rejects ``zcio bench`` with no group; run() checks the names.
@@ -181,7 +194,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "groups",
         nargs="*",
         metavar="GROUP",
-        help=f"{', '.join(_ROW_GROUPS)}, all (default) or soak",
+        help=f"{', '.join(_ROW_GROUPS)}, all (default), {' or '.join(_EXTRA_GROUPS)}",
     )
     size = parser.add_mutually_exclusive_group()
     size.add_argument(
@@ -247,6 +260,7 @@ WAITING = (
     "django_files",
     "http_litestar",
     "tornado_files",
+    "http_quart",
 )
 
 
@@ -452,6 +466,9 @@ def report(
         parts += ["", notes]
     if "soak" in raw:
         parts += ["", soak_section(raw["soak"])]
+    if "small_files" in raw:
+        small = raw["small_files"] or {}
+        parts += ["", "## Small files", "", small.get("table") or "small_files.py: no results"]
     return "\n".join(parts) + "\n", [r.as_json() for r in rows]
 
 

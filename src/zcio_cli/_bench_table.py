@@ -50,22 +50,25 @@ SCRIPTS = (
     "http_hypercorn",
     "tornado_files",
     "sanic_files",
+    "http_quart",
 )
 #: Scripts with no rows in the table (their own summary follows it), run only when asked for:
 #: ``soak`` takes minutes by design and measures stability over time, not speed.
-EXTRA_SCRIPTS = ("soak",)
+EXTRA_SCRIPTS = ("soak", "small_files")
 #: ``zcio bench GROUP``: which scripts each group runs.
 GROUPS: dict[str, tuple[str, ...]] = {
     "primitives": ("send_file", "streams"),
     "relay": ("relay",),
     "http": ("http_files",),
     "soak": ("soak",),
+    "small": ("small_files",),
     "aiohttp": ("aiohttp_files",),
     "django": ("django_files",),
     "litestar": ("http_litestar",),
     "hypercorn": ("http_hypercorn",),
     "tornado": ("tornado_files",),
     "sanic": ("sanic_files",),
+    "quart": ("http_quart",),
     "all": SCRIPTS,
 }
 

@@ -58,6 +58,26 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--demo", action="store_true", help="serve a folder of sample files (ignores DIR)"
     )
+    cache = parser.add_argument_group(
+        "the open-file cache (zcio.asgi.FileCache; per worker process; see docs/cli.md)"
+    )
+    cache.add_argument(
+        "--cache-ttl",
+        type=_cache_number(float),
+        default=1.0,
+        metavar="S",
+        help="seconds a cached file is trusted before its name is checked again; a file "
+        "replaced by rename may be served whole as it was for this long (default: 1; 0: check "
+        "every request)",
+    )
+    cache.add_argument(
+        "--cache-files",
+        type=_cache_number(int),
+        default=None,
+        metavar="N",
+        help="most files (and fds) cached; 0 turns the cache off (default: a quarter of the "
+        "open-file limit, at most 4096)",
+    )
     limits = parser.add_argument_group(
         "limits on what one client may send (0 turns one off; see docs/security.md)"
     )
@@ -122,6 +142,19 @@ def _limit(kind: type) -> Any:
     return parse
 
 
+def _cache_number(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+        return value
+
+    return parse
+
+
 def run(args: argparse.Namespace) -> int:
     root = demo_folder() if args.demo else args.dir
     if not os.path.isdir(root):
@@ -152,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"zcio serve: {root} on {url} ({loop}, {args.http}, {workers})", flush=True)
     print(f"zcio serve: {active_methods(('sendfile',))} (Ctrl-C stops)", flush=True)
     print(f"zcio serve: limits: {limits.describe()}", flush=True)
+    print(f"zcio serve: file cache: {_describe_cache(args)}", flush=True)
     with sock:
         try:
             if args.workers > 1:
@@ -168,6 +202,13 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down for
             pass
     return 0
+
+
+def _describe_cache(args: argparse.Namespace) -> str:
+    if args.cache_files == 0:
+        return "off"
+    files = "default size" if args.cache_files is None else f"at most {args.cache_files} files"
+    return f"{files}, names checked every {args.cache_ttl:g} s"
 
 
 def _limits(zcio_uvicorn: Any, args: argparse.Namespace) -> Any:
@@ -206,13 +247,16 @@ def _config(
         "server_header": False,
     }
     if args.workers > 1:  # the workers import the app themselves: the root goes by environment
-        from ._site import ROOT_ENV
+        from ._site import CACHE_ENV, ROOT_ENV
 
         os.environ[ROOT_ENV] = root
+        os.environ[CACHE_ENV] = (
+            f"{args.cache_ttl},{'' if args.cache_files is None else args.cache_files}"
+        )
         return uvicorn.Config("zcio_cli._site:app_from_environment", factory=True, **common)
     from ._site import Site
 
-    return uvicorn.Config(Site(root), **common)
+    return uvicorn.Config(Site(root, cache=(args.cache_ttl, args.cache_files)), **common)
 
 
 def _bind(host: str, port: int) -> socket.socket:

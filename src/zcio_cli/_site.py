@@ -26,6 +26,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.types import Receive, Scope, Send
 
 import zcio
+import zcio.asgi
 from zcio_starlette import StaticFiles
 
 from ._report import human
@@ -33,6 +34,7 @@ from ._report import human
 __all__ = ["ROOT_ENV", "Site", "app_from_environment"]
 
 ROOT_ENV = "ZCIO_SERVE_ROOT"  # how --workers N hands the folder to its worker processes
+CACHE_ENV = "ZCIO_SERVE_CACHE"  # and the cache's options: "TTL,FILES" (FILES empty: default)
 log = logging.getLogger("uvicorn.error")  # uvicorn's own log: its format, its level
 
 
@@ -40,9 +42,12 @@ class Site(StaticFiles):
     """``root`` as a website. Also answers the ASGI lifespan: at shutdown it logs how many
     bytes each method moved in this process."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, *, cache: tuple[float, int | None] = (1.0, None)) -> None:
         super().__init__(directory=root, html=False, follow_symlink=False, check_dir=True)
         self.root = os.path.realpath(root)
+        ttl, files = cache
+        # Its own cache, not the thread's default: the options are this site's.
+        self.cache = False if files == 0 else zcio.asgi.FileCache(ttl=ttl, max_files=files)
         self._start = zcio.stats()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -163,5 +168,7 @@ def _inside(root: str, path: str) -> bool:
 
 
 def app_from_environment() -> Site:
-    """The app factory for ``--workers N``: the root comes from ``ZCIO_SERVE_ROOT``."""
-    return Site(os.environ[ROOT_ENV])
+    """The app factory for ``--workers N``: the root comes from ``ZCIO_SERVE_ROOT``, the
+    cache's options from ``ZCIO_SERVE_CACHE``."""
+    ttl, _, files = os.environ.get(CACHE_ENV, "1,").partition(",")
+    return Site(os.environ[ROOT_ENV], cache=(float(ttl), int(files) if files else None))

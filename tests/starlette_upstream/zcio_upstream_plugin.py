@@ -32,9 +32,13 @@ import starlette.staticfiles
 import starlette.testclient
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+import zcio._file_cache
 import zcio_starlette
 
 MODE = os.environ.get("ZCIO_UPSTREAM_MODE", "stock")
+if MODE == "zerocopysend":
+    # Every file byte through zerocopysend: the open-file cache keeps no small file in memory.
+    zcio._file_cache.DEFAULT_OPTIONS["max_body"] = 0
 ZEROCOPYSEND = "http.response.zerocopysend"
 _used = [0]  # zerocopysend messages served during the current test
 
