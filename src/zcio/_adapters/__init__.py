@@ -48,7 +48,8 @@ class Adapter(Protocol):
 
 
 class SmallSendAdapter(Protocol):
-    """The asyncio adapter's extra: where the small-send path may write synchronously."""
+    """The extra of the adapters whose objects the small-send path may write to
+    synchronously (``_fd``, ``_trio``, ``_asyncio``)."""
 
     def small_send_destination(self, obj: object) -> tuple[int, FdInfo] | None: ...
 
@@ -144,8 +145,14 @@ def open_tap(obj: object) -> Tap:
 
 def small_send_destination(obj: object) -> tuple[int, FdInfo] | None:
     """Where the small-send path (``_small_send``) may write ``obj``'s bytes synchronously:
-    only asyncio transports and ``StreamWriter`` qualify; None for everything else."""
-    adapter = _running("_asyncio")
-    if adapter is None:
-        return None
-    return cast(SmallSendAdapter, adapter).small_send_destination(obj)
+    plain stream sockets and their fds, trio ``SocketStream`` and asyncio transports and
+    ``StreamWriter`` qualify, each as its own adapter says; None for everything else."""
+    found = _fd.small_send_destination(obj)
+    for name in _SMALL_SEND:
+        if found is None and (adapter := _running(name)) is not None:
+            found = cast(SmallSendAdapter, adapter).small_send_destination(obj)
+    return found
+
+
+#: The lazy adapters that answer ``small_send_destination``, in the order they are asked.
+_SMALL_SEND = ("_trio", "_asyncio")
