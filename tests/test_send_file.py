@@ -416,7 +416,7 @@ async def test_concurrent_transfers_to_different_sockets(mode: str, tmp_path: Pa
         assert sha(rx.result()) == sha(DATA)
 
 
-SMALL_FLAVOURS = ["socket", "fd", "trio", "writer", "transport"]
+SMALL_FLAVOURS = ["socket", "fd", "anyio", "trio", "writer", "transport"]
 
 
 @pytest.fixture
@@ -476,15 +476,17 @@ async def test_small_send_into_idle_destination(
         assert delta.methods["sendfile"].transfers == 1, delta
 
 
-async def test_small_send_declines_a_trio_stream_mid_send_all(
-    mode: str, tmp_path: Path, small_sends: list[Any]
+@pytest.mark.parametrize("flavour", ["trio", "anyio"])
+async def test_small_send_declines_a_stream_mid_send(
+    flavour: str, mode: str, tmp_path: Path, small_sends: list[Any]
 ) -> None:
-    # Another task is inside send_all (its bytes do not fit the buffers yet): the shortcut must
-    # not write between them; the general path refuses the stream as busy, and nothing of the
-    # file reaches the peer.
-    skip_unsupported("trio")
+    # Another task is inside send_all/send (its bytes do not fit the buffers yet): the
+    # shortcut must not write between them; the general path refuses the stream as busy, as a
+    # second send would be, and nothing of the file reaches the peer.
+    skip_unsupported(flavour)
     import trio
 
+    busy = trio.BusyResourceError if flavour == "trio" else anyio.BusyResourceError
     path = file_of(tmp_path, DATA[:4096])
     Path(path).read_bytes()
     big = make_data(4 * 1024 * 1024, seed=3)
@@ -492,11 +494,11 @@ async def test_small_send_declines_a_trio_stream_mid_send_all(
     lsock, port = tcp_listener(rcvbuf=64 * 1024)
     rx = Receiver(lsock, start_gate=gate).start()
     try:
-        async with destination("trio", port) as stream, anyio.create_task_group() as tg:
-            small_send_buffer(stream.socket)
-            tg.start_soon(stream.send_all, big)
-            await anyio.wait_all_tasks_blocked()  # send_all waits for room, holding the stream
-            with pytest.raises(trio.BusyResourceError):  # as a second send_all would
+        async with destination(flavour, port) as stream, anyio.create_task_group() as tg:
+            small_send_buffer(stream.socket if flavour == "trio" else stream)
+            tg.start_soon(stream.send_all if flavour == "trio" else stream.send, big)
+            await anyio.wait_all_tasks_blocked()  # the send waits for room, holding the stream
+            with pytest.raises(busy):
                 await zcio.send_file(stream, path)
             gate.set()
     finally:
@@ -505,7 +507,7 @@ async def test_small_send_declines_a_trio_stream_mid_send_all(
     assert sha(rx.result()) == sha(big)
 
 
-@pytest.mark.parametrize("flavour", ["socket", "fd", "trio"])
+@pytest.mark.parametrize("flavour", ["socket", "fd", "anyio", "trio"])
 @pytest.mark.parametrize("cancel", [False, True], ids=["whole", "cancelled"])
 async def test_small_send_into_a_full_socket(
     flavour: str, cancel: bool, mode: str, tmp_path: Path, small_sends: list[Any]
@@ -523,14 +525,7 @@ async def test_small_send_into_a_full_socket(
     queued = bytearray()
     try:
         async with small_destination(flavour, port) as dst:
-            fd = (
-                dst
-                if isinstance(dst, int)
-                else dst.fileno()
-                if flavour == "socket"
-                else (dst.socket.fileno())
-            )
-            os.set_blocking(fd, False)
+            fd = zcio.probe(dst).fd
             sock = socket.socket(fileno=fd)
             try:
                 small_send_buffer(sock)
@@ -553,7 +548,7 @@ async def test_small_send_into_a_full_socket(
     assert sha(rx.result()) == sha(bytes(queued) + DATA[: progress.sent])
 
 
-@pytest.mark.parametrize("flavour", ["socket", "trio", "writer"])
+@pytest.mark.parametrize("flavour", ["socket", "anyio", "trio", "writer"])
 async def test_small_send_in_a_cancelled_scope_is_exact(
     flavour: str, mode: str, tmp_path: Path, small_sends: list[Any]
 ) -> None:

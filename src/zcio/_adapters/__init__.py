@@ -49,7 +49,7 @@ class Adapter(Protocol):
 
 class SmallSendAdapter(Protocol):
     """The extra of the adapters whose objects the small-send path may write to
-    synchronously (``_fd``, ``_trio``, ``_asyncio``)."""
+    synchronously (``_fd``, ``_anyio``, ``_trio``, ``_asyncio``)."""
 
     def small_send_destination(self, obj: object) -> tuple[int, FdInfo] | None: ...
 
@@ -145,9 +145,9 @@ def open_tap(obj: object) -> Tap:
 
 def small_send_destination(obj: object) -> tuple[int, FdInfo] | None:
     """Where the small-send path (``_small_send``) may write ``obj``'s bytes synchronously:
-    plain stream sockets and their fds, trio ``SocketStream`` and asyncio transports and
-    ``StreamWriter`` qualify, each as its own adapter says; None for everything else."""
-    found = _fd.small_send_destination(obj)
+    plain stream sockets and their fds, anyio and trio ``SocketStream``, asyncio transports
+    and ``StreamWriter`` qualify, each as its own adapter says; None for everything else."""
+    found = _fd.small_send_destination(obj) or _anyio.small_send_destination(obj)
     for name in _SMALL_SEND:
         if found is None and (adapter := _running(name)) is not None:
             found = cast(SmallSendAdapter, adapter).small_send_destination(obj)
