@@ -14,7 +14,7 @@ adapter        objects                                         loaded
 =============  ==============================================  ===========================
 
 (``_transport`` holds what the asyncio and anyio adapters share: sockets owned by an asyncio
-transport.) Loop-specific adapters are imported here, lazily, as anyio's
+transport; ``_small`` what the adapters' ``small_send_destination`` share.) Loop-specific adapters are imported here, lazily, as anyio's
 ``get_async_backend`` imports its backends: the only import inside a function in zcio.
 """
 
@@ -69,6 +69,8 @@ _FAMILY: dict[Owner, str] = {
 }
 #: The lazy adapters and the library each needs imported before it is worth loading.
 _LAZY = {"_trio": "trio", "_asyncio": "asyncio"}
+#: The lazy adapters that answer ``small_send_destination``, in the order they are asked.
+_SMALL_SEND = ("_trio", "_asyncio")
 _loaded: dict[str, Adapter] = {}
 
 
@@ -152,7 +154,3 @@ def small_send_destination(obj: object) -> tuple[int, FdInfo] | None:
         if found is None and (adapter := _running(name)) is not None:
             found = cast(SmallSendAdapter, adapter).small_send_destination(obj)
     return found
-
-
-#: The lazy adapters that answer ``small_send_destination``, in the order they are asked.
-_SMALL_SEND = ("_trio", "_asyncio")
