@@ -14,8 +14,9 @@ adapter        objects                                         loaded
 =============  ==============================================  ===========================
 
 (``_transport`` holds what the asyncio and anyio adapters share: sockets owned by an asyncio
-transport; ``_small`` what the adapters' ``small_send_destination`` share.) Loop-specific adapters are imported here, lazily, as anyio's
-``get_async_backend`` imports its backends: the only import inside a function in zcio.
+transport; ``_small`` what the adapters' ``small_send_destination`` share.) Loop-specific
+adapters are imported here, lazily, as anyio's ``get_async_backend`` imports its backends:
+the only import inside a function in zcio.
 """
 
 from __future__ import annotations
