@@ -541,9 +541,11 @@ async def test_small_send_into_a_full_socket(
             gate.set()
     finally:
         gate.set()
-    [(early, done)] = results(small_sends)  # nothing, or what room the kernel made meanwhile
-    assert early < 4096 and not done
-    assert scope.cancelled_caught == cancel
+    # Nothing, as a rule; but on a loaded machine the kernel may process the loopback's ACKs
+    # late and make room between the fill and the call: then some or all went at once.
+    [(early, done)] = results(small_sends)
+    assert done == (early == 4096)
+    assert scope.cancelled_caught == (cancel and not done)
     assert progress.sent == (early if cancel else 4096)
     assert sha(rx.result()) == sha(bytes(queued) + DATA[: progress.sent])
 
