@@ -25,6 +25,7 @@ from _support import (
     make_data,
     sha,
     skip_unsupported,
+    small_send_buffer,
     tcp_listener,
     tls_contexts,
     write_header,
@@ -415,29 +416,160 @@ async def test_concurrent_transfers_to_different_sockets(mode: str, tmp_path: Pa
         assert sha(rx.result()) == sha(DATA)
 
 
-@pytest.mark.parametrize("flavour", ["writer", "transport"])
+SMALL_FLAVOURS = ["socket", "fd", "anyio", "trio", "writer", "transport"]
+
+
+@pytest.fixture
+def small_sends(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, bool]]:
+    """What each ``send_small`` call of ``send_file`` returned: proof of which path ran. A test
+    may append a callable to the list to run right after each call."""
+    from zcio import _small_send, _transfer
+
+    seen: list[Any] = []
+
+    def spy(*args: Any, **kwargs: Any) -> tuple[int, bool]:
+        result = _small_send.send_small(*args, **kwargs)
+        for hook in [item for item in seen if callable(item)]:
+            hook()
+        seen.append(result)
+        return result
+
+    monkeypatch.setattr(_transfer, "send_small", spy)
+    return seen
+
+
+def results(seen: list[Any]) -> list[tuple[int, bool]]:
+    return [item for item in seen if not callable(item)]
+
+
+@contextlib.asynccontextmanager
+async def small_destination(flavour: str, port: int) -> Any:
+    """:func:`destination`, plus ``fd``: a plain socket's fd."""
+    async with destination("socket" if flavour == "fd" else flavour, port) as dst:
+        yield dst.fileno() if flavour == "fd" else dst
+
+
+@pytest.mark.parametrize("flavour", SMALL_FLAVOURS)
 @pytest.mark.parametrize("size", [1, 4096, 64 * 1024 + 3])
-async def test_small_send_into_idle_transport(
-    flavour: str, size: int, mode: str, tmp_path: Path
+async def test_small_send_into_idle_destination(
+    flavour: str, size: int, mode: str, tmp_path: Path, small_sends: list[Any]
 ) -> None:
-    # The shortcut for small sends into an idle asyncio transport: same bytes, same file
-    # position, counted as what moved them (one sendfile transfer natively).
-    skip_unsupported(flavour)
+    # The shortcut for small sends into an idle plaintext stream socket (bare, as an fd, under
+    # a trio stream or an asyncio transport): same bytes, same file position, counted as what
+    # moved them (one sendfile natively, made by the shortcut).
+    skip_unsupported("socket" if flavour == "fd" else flavour)
     path = file_of(tmp_path, DATA[: size + 10])
     Path(path).read_bytes()  # cached: the shortcut only sends from the page cache
     lsock, port = tcp_listener()
     rx = Receiver(lsock).start()
     with open(path, "rb", buffering=0) as f:
-        async with destination(flavour, port) as dst:
+        async with small_destination(flavour, port) as dst:
             before = zcio.stats()
             n = await zcio.send_file(dst, f, offset=7, count=size)
             delta = zcio.stats() - before
         assert f.tell() == 7 + size
     assert n == size
-    assert rx.result() == DATA[7 : 7 + size]
+    assert sha(rx.result()) == sha(DATA[7 : 7 + size])
     assert_moved_by(delta, mode, n)
+    assert results(small_sends) == [(size, True) if mode == "native" else (0, False)]
     if mode == "native":
         assert delta.methods["sendfile"].transfers == 1, delta
+
+
+@pytest.mark.parametrize("flavour", ["trio", "anyio"])
+async def test_small_send_declines_a_stream_mid_send(
+    flavour: str, mode: str, tmp_path: Path, small_sends: list[Any]
+) -> None:
+    # Another task is inside send_all/send (its bytes do not fit the buffers yet): the
+    # shortcut must not write between them; the general path refuses the stream as busy, as a
+    # second send would be, and nothing of the file reaches the peer.
+    skip_unsupported(flavour)
+    import trio
+
+    busy = trio.BusyResourceError if flavour == "trio" else anyio.BusyResourceError
+    path = file_of(tmp_path, DATA[:4096])
+    Path(path).read_bytes()
+    big = make_data(4 * 1024 * 1024, seed=3)
+    gate = threading.Event()
+    lsock, port = tcp_listener(rcvbuf=64 * 1024)
+    rx = Receiver(lsock, start_gate=gate).start()
+    try:
+        async with destination(flavour, port) as stream, anyio.create_task_group() as tg:
+            small_send_buffer(stream.socket if flavour == "trio" else stream)
+            tg.start_soon(stream.send_all if flavour == "trio" else stream.send, big)
+            await anyio.wait_all_tasks_blocked()  # the send waits for room, holding the stream
+            with pytest.raises(busy):
+                await zcio.send_file(stream, path)
+            gate.set()
+    finally:
+        gate.set()
+    assert results(small_sends) == [(0, False)]
+    assert sha(rx.result()) == sha(big)
+
+
+@pytest.mark.parametrize("flavour", ["socket", "fd", "anyio", "trio"])
+@pytest.mark.parametrize("cancel", [False, True], ids=["whole", "cancelled"])
+async def test_small_send_into_a_full_socket(
+    flavour: str, cancel: bool, mode: str, tmp_path: Path, small_sends: list[Any]
+) -> None:
+    # The socket's buffer is full (sendfile says EAGAIN): the shortcut sends nothing and the
+    # general path waits, then sends everything after what was queued; or, cancelled right
+    # after the shortcut, exactly nothing of the file was sent.
+    skip_unsupported("socket" if flavour == "fd" else flavour)
+    path = file_of(tmp_path, DATA[:4096])
+    Path(path).read_bytes()
+    gate = threading.Event()
+    lsock, port = tcp_listener(rcvbuf=64 * 1024)
+    rx = Receiver(lsock, start_gate=gate).start()
+    progress = zcio.Progress()
+    queued = bytearray()
+    try:
+        async with small_destination(flavour, port) as dst:
+            fd = zcio.probe(dst).fd
+            sock = socket.socket(fileno=fd)
+            try:
+                small_send_buffer(sock)
+            finally:
+                sock.detach()
+            chunk = make_data(64 * 1024, seed=4)
+            with contextlib.suppress(BlockingIOError):
+                while len(queued) < 64 * 1024 * 1024:  # bounded: buffers are far smaller
+                    queued += chunk[: os.write(fd, chunk)]
+            with anyio.CancelScope() as scope:
+                small_sends.append(scope.cancel if cancel else gate.set)
+                await zcio.send_file(dst, path, progress=progress)
+            gate.set()
+    finally:
+        gate.set()
+    # Nothing, as a rule; but on a loaded machine the kernel may process the loopback's ACKs
+    # late and make room between the fill and the call: then some or all went at once.
+    [(early, done)] = results(small_sends)
+    assert done == (early == 4096)
+    assert scope.cancelled_caught == (cancel and not done)
+    assert progress.sent == (early if cancel else 4096)
+    assert sha(rx.result()) == sha(bytes(queued) + DATA[: progress.sent])
+
+
+@pytest.mark.parametrize("flavour", ["socket", "anyio", "trio", "writer"])
+async def test_small_send_in_a_cancelled_scope_is_exact(
+    flavour: str, mode: str, tmp_path: Path, small_sends: list[Any]
+) -> None:
+    # A send the shortcut completes never waits, so it finishes before noticing the
+    # cancellation; otherwise the general path raises before sending. Either way the count
+    # is exact: the peer received exactly progress.sent bytes.
+    skip_unsupported(flavour)
+    path = file_of(tmp_path, DATA[:4096])
+    Path(path).read_bytes()
+    lsock, port = tcp_listener()
+    rx = Receiver(lsock).start()
+    progress = zcio.Progress()
+    async with destination(flavour, port) as dst:
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await zcio.send_file(dst, path, progress=progress)
+    assert scope.cancelled_caught == (mode != "native")
+    assert progress.sent == (4096 if mode == "native" else 0)
+    assert rx.result() == DATA[: progress.sent]
 
 
 @pytest.mark.parametrize("flavour", ["writer", "transport"])

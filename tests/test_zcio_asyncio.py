@@ -221,7 +221,7 @@ async def test_quick_path_forgets_transports_that_die(tmp_path: Path) -> None:
     import gc
     import weakref
 
-    from zcio._adapters import _asyncio as backend_asyncio
+    from zcio._adapters import _small
 
     path = file_of(tmp_path, DATA[:4096])
     loop = asyncio.get_running_loop()
@@ -240,7 +240,7 @@ async def test_quick_path_forgets_transports_that_die(tmp_path: Path) -> None:
             client.settimeout(5)
             assert client.recv(8192, socket.MSG_WAITALL) == DATA[:4096]
             ids.append(id(transport))
-            assert id(transport) in backend_asyncio._small_send_cache
+            assert id(transport) in _small._cache
             alive = weakref.ref(transport)
             transport.close()
             del transport, _protocol
@@ -250,4 +250,4 @@ async def test_quick_path_forgets_transports_that_die(tmp_path: Path) -> None:
                 break
             await asyncio.sleep(0.01)
         assert alive() is None
-        assert ids[-1] not in backend_asyncio._small_send_cache
+        assert ids[-1] not in _small._cache

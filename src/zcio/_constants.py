@@ -50,7 +50,7 @@ USER_CHUNK = 256 << 10
 DATAGRAM_CHUNK = 32 << 10
 #: Slice of one direct splice (when the source or the destination is a pipe).
 DIRECT_CHUNK = 1 << 20
-#: Sends of up to this many bytes into an asyncio transport first try the small-send path
+#: Sends of up to this many bytes into an idle plaintext socket first try the small-send path
 #: (``_small_send``): one ``sendfile(2)``, synchronously.
 SMALL_SEND_MAX = 256 << 10
 

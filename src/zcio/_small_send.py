@@ -1,5 +1,5 @@
-"""The small-send path: one synchronous ``sendfile(2)`` for a small body into an idle asyncio
-transport (an HTTP response body, say), made before the general path's machinery.
+"""The small-send path: one synchronous ``sendfile(2)`` for a small body into an idle plaintext
+stream socket (an HTTP response body, say), made before the general path's machinery.
 
 It is tried by ``send_file`` only; everything it declines, and the rest of what it started,
 goes the general way as if it had not been tried.
@@ -36,16 +36,18 @@ def send_small(
     ``zcio.stats()`` as sendfile) and whether that was the whole transfer; ``(0, False)`` when
     it sent nothing, and the general path then does everything.
 
-    It goes ahead only if: ``dst`` is an asyncio transport or ``StreamWriter`` over a plaintext
-    stream socket with nothing buffered (``_adapters.small_send_destination``), no other zcio
-    transfer holds that socket, ``file`` is an fd or an unbuffered or buffered reader of a
-    regular file, sendfile is neither disabled nor refused for the pair, the range (``count``,
-    or with ``count=None`` the file's size from ``offset``) is at most :data:`SMALL_SEND_MAX`
-    and in the page cache (``_syscalls.cached``). With ``count=None`` the transfer is whole
-    once a read at its end returns nothing (``_syscalls.at_end``); a file that grew meanwhile
-    is followed by the general path. Any error, ``EAGAIN`` included, is left to the general
-    path, which repeats the call and reports it. Nothing here awaits, so it cannot be
-    cancelled, and no other task can write to the socket in between: no fence is needed.
+    It goes ahead only if: ``dst`` is a plaintext stream socket nothing else is writing to now
+    (``_adapters.small_send_destination``: a non-blocking socket or its fd, an anyio or trio
+    ``SocketStream`` whose send guard is free, an asyncio transport or ``StreamWriter`` with
+    nothing buffered), no other zcio transfer holds that socket, ``file`` is an fd or an
+    unbuffered or buffered reader of a regular file, sendfile is neither disabled nor refused
+    for the pair, the range (``count``, or with ``count=None`` the file's size from
+    ``offset``) is at most :data:`SMALL_SEND_MAX` and in the page cache
+    (``_syscalls.cached``). With ``count=None`` the transfer is whole once a read at its end
+    returns nothing (``_syscalls.at_end``); a file that grew meanwhile is followed by the
+    general path. Any error, ``EAGAIN`` included, is left to the general path, which repeats
+    the call and reports it. Nothing here awaits, so it cannot be cancelled, and no other task
+    can write to the socket in between: no fence is needed.
     ``known``: ``file``'s stat, made a moment ago by the caller.
     """
     dest = small_send_destination(dst)

@@ -14,8 +14,9 @@ adapter        objects                                         loaded
 =============  ==============================================  ===========================
 
 (``_transport`` holds what the asyncio and anyio adapters share: sockets owned by an asyncio
-transport.) Loop-specific adapters are imported here, lazily, as anyio's
-``get_async_backend`` imports its backends: the only import inside a function in zcio.
+transport; ``_small`` what the adapters' ``small_send_destination`` share.) Loop-specific
+adapters are imported here, lazily, as anyio's ``get_async_backend`` imports its backends:
+the only import inside a function in zcio.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ class Adapter(Protocol):
 
 
 class SmallSendAdapter(Protocol):
-    """The asyncio adapter's extra: where the small-send path may write synchronously."""
+    """The extra of the adapters whose objects the small-send path may write to
+    synchronously (``_fd``, ``_anyio``, ``_trio``, ``_asyncio``)."""
 
     def small_send_destination(self, obj: object) -> tuple[int, FdInfo] | None: ...
 
@@ -68,6 +70,8 @@ _FAMILY: dict[Owner, str] = {
 }
 #: The lazy adapters and the library each needs imported before it is worth loading.
 _LAZY = {"_trio": "trio", "_asyncio": "asyncio"}
+#: The lazy adapters that answer ``small_send_destination``, in the order they are asked.
+_SMALL_SEND = ("_trio", "_asyncio")
 _loaded: dict[str, Adapter] = {}
 
 
@@ -144,8 +148,10 @@ def open_tap(obj: object) -> Tap:
 
 def small_send_destination(obj: object) -> tuple[int, FdInfo] | None:
     """Where the small-send path (``_small_send``) may write ``obj``'s bytes synchronously:
-    only asyncio transports and ``StreamWriter`` qualify; None for everything else."""
-    adapter = _running("_asyncio")
-    if adapter is None:
-        return None
-    return cast(SmallSendAdapter, adapter).small_send_destination(obj)
+    plain stream sockets and their fds, anyio and trio ``SocketStream``, asyncio transports
+    and ``StreamWriter`` qualify, each as its own adapter says; None for everything else."""
+    found = _fd.small_send_destination(obj) or _anyio.small_send_destination(obj)
+    for name in _SMALL_SEND:
+        if found is None and (adapter := _running(name)) is not None:
+            found = cast(SmallSendAdapter, adapter).small_send_destination(obj)
+    return found

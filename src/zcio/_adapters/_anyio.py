@@ -9,7 +9,10 @@ its ``send``/``receive``.
 The private state read here, each read guarded: ``_transport`` (the asyncio backend's
 transport), ``_closed`` (set by ``aclose()`` before it shuts the socket down, so an ``EPIPE``
 then is our side's doing), ``_send_guard``/``_receive_guard`` (so a concurrent
-``send()``/``receive()`` is refused as two concurrent sends would be), and ``_protocol``
+``send()``/``receive()`` is refused as two concurrent sends would be; the small-send path reads
+the send guard's ``_guarded`` flag, set while another task is inside ``send()``),
+``_trio_socket`` (the trio backend's socket, whose fd the small-send path checks), and
+``_protocol``
 with its ``read_queue``, ``read_event`` and ``is_at_eof`` (the asyncio backend's read-ahead,
 handed over first).
 """
@@ -20,13 +23,14 @@ from contextlib import ExitStack
 from typing import Any
 
 import anyio
-from anyio.abc import SocketAttribute
+from anyio.abc import SocketAttribute, SocketStream
 from anyio.streams.tls import TLSAttribute
 
 from .._endpoint import describe
 from .._sinks import Sink
 from .._taps import Tap
 from .._target import Owner, Target, fileno
+from ._small import SmallDestination, remembered, stream_socket
 from ._transport import TransportSink, TransportTap
 
 __all__ = [
@@ -36,6 +40,7 @@ __all__ = [
     "AnyioTap",
     "open_sink",
     "open_tap",
+    "small_send_destination",
     "unwrap",
 ]
 
@@ -151,3 +156,34 @@ def open_tap(target: Target) -> Tap:
     if target.transport is not None:
         return AnyioTransportTap.create(target)
     return AnyioTap(target, describe(target))
+
+
+def small_send_destination(obj: object) -> SmallDestination | None:
+    """The fd and description of ``obj`` if it is an anyio ``SocketStream`` (either backend;
+    never TLS) over an open plaintext TCP or Unix stream socket that nothing is sending to:
+    its send guard is provably free (no task is inside ``send()``), ``aclose()`` was not
+    called, and on asyncio its transport is open with nothing buffered. None otherwise, and
+    for every other object. The socket's description is remembered while the stream lives."""
+    if not isinstance(obj, SocketStream):
+        return None
+    guard = getattr(obj, "_send_guard", None)
+    if getattr(guard, "_guarded", None) is not False or getattr(obj, "_closed", False) is True:
+        return None  # busy, closed, or an anyio that keeps them otherwise: decline
+    entry = remembered(obj, _small_send_entry)
+    if entry is None:
+        return None
+    transport: Any = getattr(obj, "_transport", None)
+    if transport is not None:
+        if transport.is_closing() or transport.get_write_buffer_size():
+            return None
+    elif fileno(getattr(obj, "_trio_socket", None)) != entry[0]:
+        return None
+    return entry
+
+
+def _small_send_entry(obj: object) -> SmallDestination | None:
+    target = unwrap(obj)
+    if target is None or target.tls or target.closed:
+        return None
+    entry = stream_socket(target.fd, target.description)
+    return entry if entry is not None and entry[1].nonblocking else None

@@ -10,15 +10,13 @@ public reference to it), ``StreamReader._buffer`` (its read-ahead, handed over f
 from __future__ import annotations
 
 import asyncio
-import functools
-import weakref
 from typing import Any
 
 from .._kinds import Method
-from .._probe import FdInfo
 from .._sinks import Sink
 from .._taps import Tap
 from .._target import Owner, Target, fileno
+from ._small import SmallDestination, remembered
 from ._transport import TransportSink, TransportTap, describe_transport
 
 __all__ = [
@@ -117,32 +115,19 @@ def open_tap(target: Target) -> Tap:
 
 # -- the small-send path ----------------------------------------------------------------------
 
-#: id(transport or writer) -> (a weak reference to it, its small_send_destination entry). A
-#: plain dict, not a WeakKeyDictionary: this lookup runs for every small response, and each of
-#: those makes a new weak reference per lookup. The reference's callback drops the key when the
-#: object dies, before its id can be given to another object.
-_small_send_cache: dict[int, tuple[weakref.ref[Any], tuple[int, FdInfo] | None]] = {}
 
-
-def small_send_destination(obj: object) -> tuple[int, FdInfo] | None:
+def small_send_destination(obj: object) -> SmallDestination | None:
     """The socket fd and description of ``obj``, an asyncio transport or ``StreamWriter``, if
     zcio may write to that socket right now, synchronously, keeping the order of bytes: a
     plaintext stream socket, its transport open, nothing in its write buffer. ``None``
     otherwise, and for every other kind of object (they take the general path).
 
     What does not change while a transport lives (kind, TLS, the fd) is worked out once per
-    object; the transport's state is checked on every call.
+    object (``_small.remembered``); the transport's state is checked on every call.
     """
-    known = _small_send_cache.get(id(obj))
-    if known is not None and known[0]() is obj:
-        entry = known[1]
-    else:
-        try:
-            ref = weakref.ref(obj, functools.partial(_forget, id(obj)))
-        except TypeError:  # not weakly referenceable: never a transport we know
-            return None
-        entry = _small_send_entry(obj)
-        _small_send_cache[id(obj)] = (ref, entry)
+    if not isinstance(obj, asyncio.StreamWriter) and not _is_transport(obj):
+        return None
+    entry = remembered(obj, _small_send_entry)
     if entry is None:
         return None
     transport: Any = obj.transport if isinstance(obj, asyncio.StreamWriter) else obj
@@ -151,17 +136,7 @@ def small_send_destination(obj: object) -> tuple[int, FdInfo] | None:
     return entry
 
 
-def _forget(key: int, ref: weakref.ref[Any]) -> None:
-    known = _small_send_cache.get(key)
-    if known is not None and known[0] is ref:
-        del _small_send_cache[key]
-
-
-def _small_send_entry(obj: object) -> tuple[int, FdInfo] | None:
-    # Only the asyncio objects with no send guard of their own: a StreamWriter or a transport.
-    # (anyio's SocketStream holds a guard that another task may hold between two awaits.)
-    if not isinstance(obj, asyncio.StreamWriter) and not _is_transport(obj):
-        return None
+def _small_send_entry(obj: object) -> SmallDestination | None:
     target = unwrap(obj)
     if target is None or target.closed or target.tls:
         return None

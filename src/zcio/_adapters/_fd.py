@@ -10,13 +10,23 @@ from __future__ import annotations
 import io
 import os
 import socket
+import ssl
 
 from .._endpoint import describe, require_nonblocking
 from .._sinks import Sink
 from .._taps import Tap
 from .._target import Owner, Target, fileno
+from ._small import SmallDestination, nonblocking, remembered, stream_socket
 
-__all__ = ["BROKEN_ERRORS", "CLOSED_ERRORS", "open_sink", "open_tap", "unwrap", "unwrap_file"]
+__all__ = [
+    "BROKEN_ERRORS",
+    "CLOSED_ERRORS",
+    "open_sink",
+    "open_tap",
+    "small_send_destination",
+    "unwrap",
+    "unwrap_file",
+]
 
 CLOSED_ERRORS: tuple[type[BaseException], ...] = ()
 BROKEN_ERRORS: tuple[type[BaseException], ...] = ()
@@ -69,3 +79,27 @@ def open_tap(target: Target) -> Tap:
     tap = Tap(target, info)
     require_nonblocking(info, target)
     return tap
+
+
+def small_send_destination(obj: object) -> SmallDestination | None:
+    """The fd and description of ``obj`` if it is a ``socket.socket`` (never an
+    ``ssl.SSLSocket``) or an fd of a plaintext TCP or Unix stream socket, open and non-blocking
+    now: what the plain sink would write to with nothing to flush and no guard to take (another
+    zcio transfer's claim is checked by the caller). None for everything else.
+
+    A socket object's description is remembered while it lives, its fd and ``O_NONBLOCK``
+    checked on every call; a bare fd is probed every time (its number may be reused).
+    """
+    if isinstance(obj, int) and not isinstance(obj, bool):
+        entry = stream_socket(obj, Owner.FD.value)
+        return entry if entry is not None and entry[1].nonblocking else None
+    if not isinstance(obj, socket.socket) or isinstance(obj, ssl.SSLSocket):
+        return None
+    entry = remembered(obj, _socket_entry)
+    if entry is None or fileno(obj) != entry[0] or not nonblocking(entry[0]):
+        return None
+    return entry
+
+
+def _socket_entry(obj: object) -> SmallDestination | None:
+    return stream_socket(fileno(obj), Owner.SOCKET.value)

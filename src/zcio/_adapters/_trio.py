@@ -4,7 +4,9 @@ cannot exist otherwise).
 
 The private state read here, each read guarded: ``_send_conflict_detector`` and
 ``_receive_conflict_detector``, held while zcio writes or reads, so a concurrent
-``send_all``/``receive_some`` on the same stream raises ``trio.BusyResourceError``.
+``send_all``/``receive_some`` on the same stream raises ``trio.BusyResourceError``; and the
+send detector's ``_held`` flag, read by the small-send path (another task is mid-``send_all``
+while it is set).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from .._endpoint import describe
 from .._sinks import Sink
 from .._taps import Tap
 from .._target import Owner, Target, fileno
+from ._small import SmallDestination, remembered, stream_socket
 
 __all__ = [
     "BROKEN_ERRORS",
@@ -25,6 +28,7 @@ __all__ = [
     "TrioTap",
     "open_sink",
     "open_tap",
+    "small_send_destination",
     "unwrap",
 ]
 
@@ -82,3 +86,25 @@ def open_sink(target: Target) -> Sink:
 
 def open_tap(target: Target) -> Tap:
     return TrioTap(target, describe(target))
+
+
+def small_send_destination(obj: object) -> SmallDestination | None:
+    """The fd and description of ``obj`` if it is a trio ``SocketStream`` over an open
+    plaintext TCP or Unix stream socket that no task is sending to: its send conflict detector
+    is provably not held (so no ``send_all`` is between two of its awaits, with bytes still to
+    send). None otherwise, and for every other object. The socket's description is remembered
+    while the stream lives; the detector and the fd are checked on every call."""
+    if not isinstance(obj, trio.SocketStream):
+        return None
+    detector = getattr(obj, "_send_conflict_detector", None)
+    if getattr(detector, "_held", None) is not False:
+        return None  # busy, or a trio that keeps it otherwise: cannot tell, so decline
+    entry = remembered(obj, _small_send_entry)
+    if entry is None or fileno(obj.socket) != entry[0]:
+        return None
+    return entry
+
+
+def _small_send_entry(obj: object) -> SmallDestination | None:
+    assert isinstance(obj, trio.SocketStream)
+    return stream_socket(fileno(obj.socket), Owner.TRIO.value)
