@@ -476,6 +476,39 @@ async def test_small_send_into_idle_destination(
         assert delta.methods["sendfile"].transfers == 1, delta
 
 
+async def test_small_sends_are_schedule_points_on_trio(
+    tmp_path: Path, small_sends: list[Any]
+) -> None:
+    # On trio every call is a schedule point: a loop of small sends the shortcut completes
+    # still lets other tasks run (on asyncio the shortcut never yields, as a transport write).
+    if backend() != "trio":
+        pytest.skip("trio's rule")
+    path = file_of(tmp_path, DATA[:4096])
+    Path(path).read_bytes()
+    lsock, port = tcp_listener()
+    rx = Receiver(lsock).start()
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await anyio.lowlevel.checkpoint()
+
+    with open(path, "rb", buffering=0) as f:
+        async with destination("socket", port) as dst, anyio.create_task_group() as tg:
+            tg.start_soon(tick)
+            await anyio.lowlevel.checkpoint()
+            before = ticks
+            for _ in range(20):
+                await zcio.send_file(dst, f, offset=0, count=4096)
+            during = ticks - before
+            tg.cancel_scope.cancel()
+    assert rx.result() == DATA[:4096] * 20
+    assert results(small_sends) == [(4096, True)] * 20
+    assert during > 0
+
+
 @pytest.mark.parametrize("flavour", ["trio", "anyio"])
 async def test_small_send_declines_a_stream_mid_send(
     flavour: str, mode: str, tmp_path: Path, small_sends: list[Any]

@@ -16,7 +16,7 @@ import os
 
 from anyio.lowlevel import cancel_shielded_checkpoint, checkpoint_if_cancelled
 
-from ._adapters import open_sink, open_tap, unwrap
+from ._adapters import in_trio_run, open_sink, open_tap, unwrap
 from ._checks import check_count, check_distinct, check_range
 from ._constants import SMALL_SEND_MAX
 from ._driver import PlanRoute, run
@@ -89,6 +89,10 @@ async def send_file(
             # one that finished before noticing a cancellation, as any call that never waits.
             already, done = send_small(dst, source, offset, count, progress, known)
             if done:
+                if in_trio_run():
+                    # trio's rule: every call is a schedule point, so a loop of small sends
+                    # cannot starve other tasks. Shielded: the bytes are sent, the call is done.
+                    await cancel_shielded_checkpoint()
                 return already
         await checkpoint_if_cancelled()
         sink = open_sink(dst)

@@ -32,7 +32,7 @@ from .._taps import Tap
 from .._target import Owner, Target
 from . import _anyio, _fd, _ssl
 
-__all__ = ["open_sink", "open_tap", "small_send_destination", "unwrap"]
+__all__ = ["in_trio_run", "open_sink", "open_tap", "small_send_destination", "unwrap"]
 
 
 class Adapter(Protocol):
@@ -53,6 +53,12 @@ class SmallSendAdapter(Protocol):
     synchronously (``_fd``, ``_anyio``, ``_trio``, ``_asyncio``)."""
 
     def small_send_destination(self, obj: object) -> tuple[int, FdInfo] | None: ...
+
+
+class TrioAdapter(Protocol):
+    """The extra of the trio adapter: whether the caller runs under trio."""
+
+    def in_trio_run(self) -> bool: ...
 
 
 #: Which adapter serves each owner; the lazy ones by module name.
@@ -155,3 +161,9 @@ def small_send_destination(obj: object) -> tuple[int, FdInfo] | None:
         if found is None and (adapter := _running(name)) is not None:
             found = cast(SmallSendAdapter, adapter).small_send_destination(obj)
     return found
+
+
+def in_trio_run() -> bool:
+    """Whether the caller runs under trio (never, while trio has not been imported)."""
+    adapter = _running("_trio")
+    return adapter is not None and cast(TrioAdapter, adapter).in_trio_run()

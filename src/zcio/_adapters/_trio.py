@@ -26,6 +26,7 @@ __all__ = [
     "CLOSED_ERRORS",
     "TrioSink",
     "TrioTap",
+    "in_trio_run",
     "open_sink",
     "open_tap",
     "small_send_destination",
@@ -108,3 +109,12 @@ def small_send_destination(obj: object) -> SmallDestination | None:
 def _small_send_entry(obj: object) -> SmallDestination | None:
     assert isinstance(obj, trio.SocketStream)
     return stream_socket(fileno(obj.socket), Owner.TRIO.value)
+
+
+def in_trio_run() -> bool:
+    """Whether the calling code runs inside ``trio.run``."""
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return False
+    return True
