@@ -263,6 +263,9 @@ def test_file_that_shrinks_aborts_the_connection(server: Server, root: Path) -> 
 def test_two_hundred_concurrent_downloads(server: Server) -> None:
     if not server.native:
         pytest.skip("native only: the load is the same on the copy")
+    for path in ("/download/data.bin", "/zc/small.bin", "/files/small.bin"):
+        # Once each first: the fds the open-file cache keeps are then in the baseline.
+        assert httpx.get(server.url + path, timeout=60).status_code == 200
     baseline = server.fds()
     before = server.moved()
     cases = [
@@ -285,10 +288,12 @@ def test_two_hundred_concurrent_downloads(server: Server) -> None:
 
     assert asyncio.run(fetch_all()) == [sha(data) for _, data in cases]
     moved = server.moved()
-    # Every byte went by zcio; the big bodies by sendfile (small ones may be sent whole with
-    # the head by zcio's small-send path).
+    # Every byte went by zcio, the big bodies by sendfile (small ones may be sent whole with
+    # the head by zcio's small-send path), but for StaticFiles' small file, which the
+    # open-file cache may hold and send from memory (zcio.asgi.FileCache: max_body).
     total = sum(moved.values()) - sum(before.values())
-    assert total == sum(len(data) for _, data in cases)
+    by_zcio = sum(len(data) for path, data in cases if not path.startswith("/files/"))
+    assert by_zcio <= total <= sum(len(data) for _, data in cases)
     assert moved.get("sendfile", 0) - before.get("sendfile", 0) >= 5 * len(DATA)
     assert wait_for_fds(server, baseline) <= baseline, server.fd_list()
 

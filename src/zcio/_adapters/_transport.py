@@ -69,9 +69,10 @@ class TransportSink(Sink):
     """A destination whose socket belongs to an asyncio transport (a bare transport here;
     StreamWriters and anyio streams are subclasses in their adapters).
 
-    zcio writes to the transport's own fd; only to *wait* for it does it need a private dup,
-    since the loop refuses a second watcher on the transport's fd. So the dup is made at the
-    first wait, and a small body that goes out in one call never pays for it.
+    zcio writes to, and waits on, a private dup of the transport's fd, made when the transfer
+    takes the transport: the loop refuses a second watcher on the transport's own fd, and the
+    transport may close that fd (and the kernel reuse its number) while the transfer waits. A
+    small body that goes out in one call (``_small_send``) never takes the transport.
     """
 
     @classmethod
@@ -83,18 +84,20 @@ class TransportSink(Sink):
         return self.target.transport
 
     def _take(self, stack: ExitStack) -> None:
-        if not self.tls:  # TLS bytes go through the transport itself, in order
-            self._fence(stack)
+        if self.tls:  # TLS bytes go through the transport itself, in order
+            return
+        # The transfer's own dup, taken while the transport is open: at any of our awaits the
+        # transport may close its socket, and the kernel may give that fd number to another
+        # file or another client's socket; the dup always names this connection.
+        if self.transport.is_closing():
+            raise BrokenDestination("the transport closed before the transfer began", 0)
+        self.fd = os.dup(self.target.fd)
+        stack.callback(os.close, self.fd)
+        self._fence(stack)
 
     async def _prepare(self) -> None:
         if not self.tls:
             await self._flush()
-
-    def _waitable_fd(self) -> int:
-        if self.fd == self.target.fd:
-            self.fd = os.dup(self.target.fd)
-            self._exit.callback(os.close, self.fd)
-        return self.fd
 
     def _fence(self, stack: ExitStack) -> None:
         obj = self.target.obj
@@ -122,11 +125,11 @@ class TransportSink(Sink):
         while transport.get_write_buffer_size():
             if transport.is_closing():
                 raise BrokenDestination("the transport closed before its buffer drained", 0)
-            await wait_watching(anyio.wait_writable, self._waitable_fd(), transport)
+            await wait_watching(anyio.wait_writable, self.fd, transport)
             await checkpoint()  # the transport's own writer runs on this loop turn
 
     async def wait_writable(self) -> None:
-        await wait_watching(anyio.wait_writable, self._waitable_fd(), self.transport)
+        await wait_watching(anyio.wait_writable, self.fd, self.transport)
 
     async def write_stream(self, data: bytes) -> None:
         await write_transport(self.transport, data)
